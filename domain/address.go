@@ -1,0 +1,125 @@
+package domain
+
+import (
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on header-bound input. RFC 5321 caps a path at 256 octets; the
+// others keep a single header line well under the 998-octet limit after encoding.
+const (
+	MaxAddressLength     = 254
+	MaxDisplayNameLength = 256
+	MaxSubjectLength     = 998
+	MaxMessageIDLength   = 995
+	MaxReferencesLength  = 8000
+)
+
+// CheckHeaderText rejects values that could break out of a header line or
+// smuggle SMTP commands: CR, LF, NUL and every other control character
+// except horizontal tab, and invalid UTF-8.
+func CheckHeaderText(field, value string, maxLen int) error {
+	if len(value) > maxLen {
+		return FieldError(field, "is longer than %d bytes", maxLen)
+	}
+	if !utf8.ValidString(value) {
+		return FieldError(field, "is not valid UTF-8")
+	}
+	for _, r := range value {
+		if r == '\t' {
+			continue
+		}
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return FieldError(field, "contains a control character (CR, LF, NUL or similar)")
+		}
+	}
+	return nil
+}
+
+// NormalizeAddress validates a bare addr-spec (local@domain) and returns it with
+// the domain lower-cased. Display names, angle brackets, comments, groups and
+// control characters are refused: a name has its own field.
+func NormalizeAddress(field, raw string) (string, error) {
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return "", FieldError(field, "is required")
+	}
+	if err := CheckHeaderText(field, s, MaxAddressLength); err != nil {
+		return "", err
+	}
+	if strings.ContainsAny(s, "<>()[],;:\\\t ") && !strings.HasPrefix(s, "\"") {
+		return "", FieldError(field, "must be a bare address such as name@example.com")
+	}
+	if strings.Count(s, "@") != 1 && !strings.HasPrefix(s, "\"") {
+		return "", FieldError(field, "must contain exactly one @")
+	}
+	parsed, err := mail.ParseAddress(s)
+	if err != nil || parsed.Name != "" || parsed.Address == "" {
+		return "", FieldError(field, "is not a valid email address")
+	}
+	at := strings.LastIndexByte(parsed.Address, '@')
+	local, domain := parsed.Address[:at], parsed.Address[at+1:]
+	domain, err = NormalizeDomain(field, domain)
+	if err != nil {
+		return "", err
+	}
+	if len(local) > 64 {
+		return "", FieldError(field, "has a local part longer than 64 bytes")
+	}
+	return local + "@" + domain, nil
+}
+
+// NormalizeDomain lower-cases a domain, drops one trailing dot, and checks its labels.
+func NormalizeDomain(field, raw string) (string, error) {
+	d := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(raw), "."))
+	if d == "" || len(d) > 253 {
+		return "", FieldError(field, "has an invalid domain")
+	}
+	labels := strings.Split(d, ".")
+	if len(labels) < 2 {
+		return "", FieldError(field, "domain %q is not fully qualified", d)
+	}
+	for _, label := range labels {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return "", FieldError(field, "domain %q has an invalid label", d)
+		}
+		for _, r := range label {
+			if !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 && unicode.IsLetter(r) || r > 127 && unicode.IsDigit(r) || r > 127 && unicode.Is(unicode.Mn, r)) {
+				return "", FieldError(field, "domain %q has an invalid character", d)
+			}
+		}
+	}
+	return d, nil
+}
+
+// DomainOf returns the domain part of a normalized address.
+func DomainOf(address string) string {
+	return address[strings.LastIndexByte(address, '@')+1:]
+}
+
+// CheckMessageID validates a Message-ID: one msg-id in angle brackets, no spaces.
+func CheckMessageID(field, id string) error {
+	if err := CheckHeaderText(field, id, MaxMessageIDLength); err != nil {
+		return err
+	}
+	if len(id) < 5 || id[0] != '<' || id[len(id)-1] != '>' || strings.ContainsAny(id[1:len(id)-1], "<> \t\"\\") || !strings.Contains(id, "@") {
+		return FieldError(field, "must look like <unique@domain>")
+	}
+	return nil
+}
+
+// ParseReferences validates a References value: msg-ids separated by white space.
+func ParseReferences(field, refs string) ([]string, error) {
+	if err := CheckHeaderText(field, refs, MaxReferencesLength); err != nil {
+		return nil, err
+	}
+	ids := strings.Fields(refs)
+	for _, id := range ids {
+		if err := CheckMessageID(field, id); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}

@@ -1,0 +1,177 @@
+package domain
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// MessageState is where a message is in its life.
+type MessageState string
+
+// The message states. Final states are sent, partially_sent, failed and cancelled.
+const (
+	StateDraft         MessageState = "draft"
+	StateQueued        MessageState = "queued"
+	StateSending       MessageState = "sending"
+	StateSent          MessageState = "sent"
+	StatePartiallySent MessageState = "partially_sent"
+	StateFailed        MessageState = "failed"
+	StateCancelled     MessageState = "cancelled"
+)
+
+// allowedTransitions is the message state machine.
+var allowedTransitions = map[MessageState][]MessageState{
+	StateDraft:         {StateDraft, StateQueued},
+	StateQueued:        {StateSending, StateCancelled, StateSent, StatePartiallySent, StateFailed},
+	StateSending:       {StateQueued, StateSent, StatePartiallySent, StateFailed},
+	StatePartiallySent: {StateQueued},
+	StateFailed:        {StateQueued},
+}
+
+// CanTransition reports whether the state machine allows moving from one state to another.
+func CanTransition(from, to MessageState) bool {
+	for _, s := range allowedTransitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Final reports whether no delivery work is left for a message in state s.
+func (s MessageState) Final() bool {
+	switch s {
+	case StateSent, StatePartiallySent, StateFailed, StateCancelled:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is a known state.
+func (s MessageState) Valid() bool {
+	_, ok := allowedTransitions[s]
+	return ok || s == StateSent || s == StateCancelled
+}
+
+// CanDelete is false while delivery is queued or in flight, true otherwise.
+func (s MessageState) CanDelete() bool { return s != StateQueued && s != StateSending }
+
+// RecipientKind says which header, if any, a recipient appears in.
+type RecipientKind string
+
+// The recipient kinds; bcc recipients are in the envelope only.
+const (
+	KindTo  RecipientKind = "to"
+	KindCc  RecipientKind = "cc"
+	KindBcc RecipientKind = "bcc"
+)
+
+// RecipientStatus is one recipient's delivery status.
+type RecipientStatus string
+
+// The recipient statuses. Delivered, bounced, failed and suppressed are final.
+const (
+	RecipientPending    RecipientStatus = "pending"
+	RecipientDelivered  RecipientStatus = "delivered"
+	RecipientDeferred   RecipientStatus = "deferred"
+	RecipientBounced    RecipientStatus = "bounced"
+	RecipientFailed     RecipientStatus = "failed"
+	RecipientSuppressed RecipientStatus = "suppressed"
+)
+
+// Final reports whether the recipient needs no further attempt.
+func (s RecipientStatus) Final() bool {
+	return s != RecipientPending && s != RecipientDeferred
+}
+
+// Recipient is one addressee of a message with its own delivery state.
+type Recipient struct {
+	Kind        RecipientKind
+	Position    int
+	DisplayName string
+	Email       string
+	// AccountID is the addressee's account in the gateway, uuid.Nil when none.
+	AccountID uuid.UUID
+	Status    RecipientStatus
+	Attempts  int
+	// LastCode and LastReply are the last SMTP reply for this recipient.
+	LastCode  int
+	LastReply string
+	UpdatedAt time.Time
+}
+
+// Message is an email owned by one tenant (subscription).
+type Message struct {
+	ID                uuid.UUID
+	SubscriptionID    uuid.UUID
+	SenderAccountID   uuid.UUID
+	SenderEmail       string
+	SenderDisplayName string
+	Recipients        []Recipient
+	Importance        Importance
+	MessageID         string
+	InReplyTo         string
+	References        string
+	Subject           string
+	Body              string
+	Attachments       []uuid.UUID
+	ParentID          uuid.UUID
+	ConversationID    uuid.UUID
+	CreatedDate       time.Time
+	UpdatedAt         time.Time
+	State             MessageState
+	Version           Version
+	// LastError explains a failed state.
+	LastError string
+}
+
+// CanDelete is the computed can_delete of the wire model.
+func (m *Message) CanDelete() bool { return m.State.CanDelete() }
+
+// RecipientsOf returns the recipients of one kind, in order.
+func (m *Message) RecipientsOf(kind RecipientKind) []Recipient {
+	var out []Recipient
+	for _, r := range m.Recipients {
+		if r.Kind == kind {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Pending returns the recipients still waiting for a successful or final attempt.
+func (m *Message) Pending() []Recipient {
+	var out []Recipient
+	for _, r := range m.Recipients {
+		if !r.Status.Final() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// SettledState derives the message state from its recipients once no attempt
+// is left to make: sent when everyone got it, failed when nobody did,
+// partially_sent otherwise. It returns StateQueued while any recipient awaits a retry.
+func SettledState(recipients []Recipient) MessageState {
+	delivered, undelivered := 0, 0
+	for _, r := range recipients {
+		switch {
+		case !r.Status.Final():
+			return StateQueued
+		case r.Status == RecipientDelivered:
+			delivered++
+		default:
+			undelivered++
+		}
+	}
+	switch {
+	case undelivered == 0:
+		return StateSent
+	case delivered == 0:
+		return StateFailed
+	default:
+		return StatePartiallySent
+	}
+}
