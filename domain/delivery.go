@@ -1,5 +1,7 @@
 package domain
 
+import "github.com/google/uuid"
+
 // ReplyOutcome is what one SMTP reply means for a recipient.
 type ReplyOutcome int
 
@@ -62,4 +64,16 @@ func (m *Message) ApplyReplies(replies []RecipientReply, lastAttempt bool) []Rec
 		changed = append(changed, *rcpt)
 	}
 	return changed
+}
+
+// AttemptRecord is what one delivery attempt changed, written atomically with
+// the job's completion when State is final.
+type AttemptRecord struct {
+	MessageID uuid.UUID
+	// Changed holds the recipients whose status this attempt changed.
+	Changed []Recipient
+	// State is the message's state after the attempt.
+	State MessageState
+	// LastError explains a failed or partially sent message.
+	LastError string
 }

@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Code is the gateway's stable error code.
+	Code string `json:"code"`
+	// Field names the request field at fault, in the wire model's spelling.
+	Field string `json:"field,omitempty"`
+	// TS is the current version on a version mismatch, so the client can refetch and retry.
+	TS        string `json:"ts,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// statusFor is the one place error codes become HTTP statuses.
+func statusFor(code domain.ErrorCode) int {
+	switch code {
+	case domain.CodeInvalid:
+		return http.StatusBadRequest
+	case domain.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case domain.CodeForbidden:
+		return http.StatusForbidden
+	case domain.CodeNotFound:
+		return http.StatusNotFound
+	case domain.CodeConflict, domain.CodeVersionMismatch:
+		return http.StatusConflict
+	case domain.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case domain.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case "unsupported_media_type":
+		return http.StatusUnsupportedMediaType
+	case "not_acceptable":
+		return http.StatusNotAcceptable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// Error codes that exist only at the HTTP layer.
+const (
+	codeUnsupportedMediaType domain.ErrorCode = "unsupported_media_type"
+	codeNotAcceptable        domain.ErrorCode = "not_acceptable"
+)
+
+// writeError answers with the problem for err. Internal causes are logged,
+// never returned.
+func (s *Server) writeError(c *gin.Context, err error) {
+	de := domain.AsError(err)
+	var maxBytes *http.MaxBytesError
+	if errors.As(err, &maxBytes) {
+		de = &domain.Error{Code: domain.CodeTooLarge, Message: "the request body is larger than the gateway accepts"}
+	}
+	status := statusFor(de.Code)
+	p := Problem{
+		Type:      "https://mailgate.dev/problems/" + string(de.Code),
+		Title:     http.StatusText(status),
+		Status:    status,
+		Detail:    de.Message,
+		Instance:  c.Request.URL.Path,
+		Code:      string(de.Code),
+		Field:     de.Field,
+		RequestID: c.GetString(ctxRequestID),
+	}
+	if de.Code == domain.CodeVersionMismatch || de.CurrentVersion != 0 {
+		p.TS = de.CurrentVersion.String()
+		if de.CurrentVersion != 0 {
+			c.Header("ETag", etag(de.CurrentVersion))
+		}
+	}
+	if status >= 500 {
+		p.Detail = "an internal error occurred; quote the request id when reporting it"
+		s.logger.ErrorContext(c.Request.Context(), "request failed", "error", err, "request_id", p.RequestID, "path", c.Request.URL.Path)
+	}
+	c.Header("Content-Type", "application/problem+json")
+	c.AbortWithStatusJSON(status, p)
+}
+
+func etag(v domain.Version) string { return `"` + v.String() + `"` }

@@ -1,0 +1,157 @@
+// Package httpapi is Mailgate's public HTTP API on gin: the seed's
+// sendmessage endpoint, the message resources, health checks, bearer-token
+// authentication, and the single mapping from domain errors to problem details.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// MaxRequestBytes caps a request body before it is read; the body and its
+// encoding overhead fit comfortably.
+const MaxRequestBytes = 12 << 20
+
+// MessageReader loads a tenant's message.
+type MessageReader interface {
+	GetMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error)
+}
+
+// Composer creates, updates and sends messages.
+type Composer interface {
+	Compose(ctx context.Context, tenant uuid.UUID, req domain.ComposeRequest) (*domain.Message, error)
+}
+
+// RequestObserver records one finished request, for metrics.
+type RequestObserver interface {
+	ObserveRequest(method, route string, status int, elapsed time.Duration)
+}
+
+// Deps are the ports the API needs.
+type Deps struct {
+	Verifier TokenVerifier
+	Composer Composer
+	Messages MessageReader
+	// Ready reports whether the gateway can serve traffic (database, schema).
+	Ready    func(ctx context.Context) error
+	Observer RequestObserver
+	Logger   *slog.Logger
+}
+
+// Server is the public API.
+type Server struct {
+	verifier TokenVerifier
+	composer Composer
+	messages MessageReader
+	ready    func(ctx context.Context) error
+	observer RequestObserver
+	logger   *slog.Logger
+	engine   *gin.Engine
+}
+
+// New builds the API's router.
+func New(d Deps) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, ready: d.Ready, observer: d.Observer, logger: d.Logger}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(s.requestLog, s.recoverPanics)
+	e.NoRoute(func(c *gin.Context) { s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint")) })
+	e.NoMethod(func(c *gin.Context) {
+		s.writeErrorStatus(c, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not take "+c.Request.Method)
+	})
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+
+	api := e.Group("/api", s.limitBody, s.authenticate)
+	api.POST("/messages/sendmessage", s.sendMessage)
+	api.GET("/messages/:id", s.getMessage)
+	s.engine = e
+	return s
+}
+
+// Handler returns the http.Handler serving the API.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+func (s *Server) readyz(c *gin.Context) {
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			s.logger.WarnContext(ctx, "not ready", "error", err)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > MaxRequestBytes {
+		s.writeError(c, &domain.Error{Code: domain.CodeTooLarge, Message: "the request body is larger than the gateway accepts"})
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxRequestBytes)
+	c.Next()
+}
+
+// requestLog assigns the request id and writes one log line per request.
+func (s *Server) requestLog(c *gin.Context) {
+	start := time.Now()
+	id := c.GetHeader("X-Request-ID")
+	if id == "" || len(id) > 128 || domain.CheckHeaderText("X-Request-ID", id, 128) != nil {
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	elapsed := time.Since(start)
+	status := c.Writer.Status()
+	if s.observer != nil {
+		s.observer.ObserveRequest(c.Request.Method, route, status, elapsed)
+	}
+	attrs := []any{"request_id", id, "method", c.Request.Method, "route", route, "status", status, "latency_ms", float64(elapsed.Microseconds()) / 1000}
+	if p := principalOf(c); p.SubscriptionID != uuid.Nil {
+		attrs = append(attrs, "subscription_id", p.SubscriptionID)
+	}
+	s.logger.InfoContext(c.Request.Context(), "request", attrs...)
+}
+
+func (s *Server) recoverPanics(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.logger.ErrorContext(c.Request.Context(), "panic serving request", "panic", r, "request_id", c.GetString(ctxRequestID))
+			s.writeError(c, domain.Errorf(domain.CodeInternal, "internal error"))
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) writeErrorStatus(c *gin.Context, status int, code, detail string) {
+	c.Header("Content-Type", "application/problem+json")
+	c.AbortWithStatusJSON(status, Problem{
+		Type: "https://mailgate.dev/problems/" + code, Title: http.StatusText(status), Status: status,
+		Detail: detail, Instance: c.Request.URL.Path, Code: code, RequestID: c.GetString(ctxRequestID),
+	})
+}

@@ -1,0 +1,247 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+const messageColumns = `id, subscription_id, sender_account_id, sender_email, sender_display_name,
+	subject, body, importance, message_id, in_reply_to, references_header, parent_id,
+	conversation_id, state, version, last_error, created_date, updated_at`
+
+func scanMessage(row pgx.Row) (*domain.Message, error) {
+	var (
+		m                 domain.Message
+		senderAcc, parent *uuid.UUID
+		state             string
+		importance        int16
+	)
+	err := row.Scan(&m.ID, &m.SubscriptionID, &senderAcc, &m.SenderEmail, &m.SenderDisplayName,
+		&m.Subject, &m.Body, &importance, &m.MessageID, &m.InReplyTo, &m.References, &parent,
+		&m.ConversationID, &state, &m.Version, &m.LastError, &m.CreatedDate, &m.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	m.SenderAccountID, m.ParentID = fromNullUUID(senderAcc), fromNullUUID(parent)
+	m.State, m.Importance = domain.MessageState(state), domain.Importance(importance)
+	m.CreatedDate, m.UpdatedAt = m.CreatedDate.UTC(), m.UpdatedAt.UTC()
+	return &m, nil
+}
+
+// event is one timeline row written with the change it describes.
+type event struct {
+	kind      string
+	recipient string
+	code      int
+	detail    string
+}
+
+// queueEvents adds the event inserts to a batch.
+func queueEvents(b *pgx.Batch, tenant, messageID uuid.UUID, events []event) {
+	if len(events) == 0 {
+		return
+	}
+	kinds := make([]string, len(events))
+	rcpts := make([]string, len(events))
+	codes := make([]int32, len(events))
+	details := make([]string, len(events))
+	for i, e := range events {
+		kinds[i], rcpts[i], codes[i], details[i] = e.kind, e.recipient, int32(e.code), e.detail
+	}
+	b.Queue(`
+		INSERT INTO message_events (subscription_id, message_id, type, recipient, smtp_code, detail)
+		SELECT $1, $2, k, r, c, d FROM unnest($3::text[], $4::text[], $5::int[], $6::text[]) AS e(k, r, c, d)`,
+		tenant, messageID, kinds, rcpts, codes, details)
+}
+
+// queueRecipients adds the insert of all of msg's recipients to a batch, as one statement.
+func queueRecipients(b *pgx.Batch, msg *domain.Message) {
+	n := len(msg.Recipients)
+	if n == 0 {
+		return
+	}
+	positions := make([]int32, n)
+	kinds := make([]string, n)
+	names := make([]string, n)
+	emails := make([]string, n)
+	accounts := make([]*uuid.UUID, n)
+	for i, r := range msg.Recipients {
+		positions[i], kinds[i], names[i], emails[i] = int32(r.Position), string(r.Kind), r.DisplayName, r.Email
+		accounts[i] = nullUUID(r.AccountID)
+	}
+	b.Queue(`
+		INSERT INTO message_recipients (subscription_id, message_id, position, kind, display_name, email, account_id, status, updated_at)
+		SELECT $1, $2, p, k, n, e, a, 'pending', $8
+		FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::uuid[]) AS r(p, k, n, e, a)`,
+		msg.SubscriptionID, msg.ID, positions, kinds, names, emails, accounts, msg.UpdatedAt)
+}
+
+// CreateMessage implements domain.MessageStore. The message, its recipients,
+// its events and, when queued, its delivery job are written in one
+// transaction: one batch round trip plus the job insert.
+func (s *Store) CreateMessage(ctx context.Context, tenant uuid.UUID, msg *domain.Message) error {
+	if msg.SubscriptionID != tenant {
+		return fmt.Errorf("create message: tenant mismatch")
+	}
+	events := []event{{kind: "created"}}
+	if msg.State == domain.StateQueued {
+		events = append(events, event{kind: "queued"})
+	}
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`
+			INSERT INTO messages (subscription_id, id, sender_account_id, sender_email, sender_display_name,
+				subject, body, importance, message_id, in_reply_to, references_header, parent_id,
+				conversation_id, state, created_date, updated_at, queued_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15,
+				CASE WHEN $14 = 'queued' THEN $15::timestamptz END)
+			RETURNING version`,
+			tenant, msg.ID, nullUUID(msg.SenderAccountID), msg.SenderEmail, msg.SenderDisplayName,
+			msg.Subject, msg.Body, int16(msg.Importance), msg.MessageID, msg.InReplyTo, msg.References,
+			nullUUID(msg.ParentID), msg.ConversationID, string(msg.State), msg.CreatedDate).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&msg.Version) })
+		queueRecipients(b, msg)
+		queueEvents(b, tenant, msg.ID, events)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			if pgCode(err) == "23505" {
+				return &domain.Error{Code: domain.CodeConflict, Field: "id", Message: "a message with this id exists"}
+			}
+			return fmt.Errorf("insert message: %w", err)
+		}
+		return s.enqueueIfQueued(ctx, tx, msg)
+	})
+}
+
+func (s *Store) enqueueIfQueued(ctx context.Context, tx pgx.Tx, msg *domain.Message) error {
+	if msg.State != domain.StateQueued {
+		return nil
+	}
+	if s.enqueuer == nil {
+		return errors.New("enqueue delivery: this store has no job enqueuer")
+	}
+	if err := s.enqueuer.EnqueueDeliveryTx(ctx, tx, msg.SubscriptionID, msg.ID); err != nil {
+		return fmt.Errorf("enqueue delivery: %w", err)
+	}
+	return nil
+}
+
+// UpdateDraft implements domain.MessageStore with a compare-and-set on version.
+func (s *Store) UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *domain.Message, expected domain.Version) error {
+	events := []event{{kind: "updated"}}
+	if msg.State == domain.StateQueued {
+		events = append(events, event{kind: "queued"})
+	}
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			UPDATE messages SET sender_account_id = $4, sender_email = $5, sender_display_name = $6,
+				subject = $7, body = $8, importance = $9, message_id = $10, in_reply_to = $11,
+				references_header = $12, parent_id = $13, state = $14, updated_at = $15,
+				queued_at = CASE WHEN $14 = 'queued' THEN $15::timestamptz END,
+				version = version + 1
+			WHERE subscription_id = $1 AND id = $2 AND version = $3 AND state = 'draft'
+			RETURNING version`,
+			tenant, msg.ID, int64(expected), nullUUID(msg.SenderAccountID), msg.SenderEmail,
+			msg.SenderDisplayName, msg.Subject, msg.Body, int16(msg.Importance), msg.MessageID,
+			msg.InReplyTo, msg.References, nullUUID(msg.ParentID), string(msg.State), msg.UpdatedAt).
+			Scan(&msg.Version)
+		if err == pgx.ErrNoRows {
+			return s.explainMissedUpdate(ctx, tx, tenant, msg.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("update draft: %w", err)
+		}
+		b := &pgx.Batch{}
+		b.Queue(`DELETE FROM message_recipients WHERE subscription_id = $1 AND message_id = $2`, tenant, msg.ID)
+		queueRecipients(b, msg)
+		queueEvents(b, tenant, msg.ID, events)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("update draft recipients: %w", err)
+		}
+		return s.enqueueIfQueued(ctx, tx, msg)
+	})
+}
+
+// explainMissedUpdate tells why a compare-and-set matched no row.
+func (s *Store) explainMissedUpdate(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) error {
+	var (
+		state   string
+		version int64
+	)
+	err := tx.QueryRow(ctx, `SELECT state, version FROM messages WHERE subscription_id = $1 AND id = $2`, tenant, id).Scan(&state, &version)
+	if err == pgx.ErrNoRows {
+		return domain.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("read current version: %w", err)
+	}
+	if state != string(domain.StateDraft) {
+		return &domain.Error{Code: domain.CodeConflict, Message: "only drafts can be changed; this message is " + state, CurrentVersion: domain.Version(version)}
+	}
+	return &domain.Error{Code: domain.CodeVersionMismatch, Field: "ts", Message: "the draft was changed since this ts was read", CurrentVersion: domain.Version(version)}
+}
+
+// GetMessage implements domain.MessageStore: the message and its recipients in one round trip.
+func (s *Store) GetMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
+	return getMessage(ctx, s.pool, tenant, id, false)
+}
+
+// querier is what both a pool and a transaction offer.
+type querier interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate bool) (*domain.Message, error) {
+	var msg *domain.Message
+	lock := ""
+	if forUpdate {
+		lock = " FOR UPDATE"
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+messageColumns+` FROM messages WHERE subscription_id = $1 AND id = $2`+lock, tenant, id).
+		QueryRow(func(row pgx.Row) error {
+			m, err := scanMessage(row)
+			if err == pgx.ErrNoRows {
+				return domain.ErrNotFound
+			}
+			msg = m
+			return err
+		})
+	b.Queue(`
+		SELECT kind, position, display_name, email, account_id, status, attempts, last_code, last_reply, updated_at
+		FROM message_recipients WHERE subscription_id = $1 AND message_id = $2 ORDER BY position`, tenant, id).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					r             domain.Recipient
+					kind, status  string
+					account       *uuid.UUID
+					pos, attempts int32
+					code          int32
+					updated       time.Time
+				)
+				if err := rows.Scan(&kind, &pos, &r.DisplayName, &r.Email, &account, &status, &attempts, &code, &r.LastReply, &updated); err != nil {
+					return err
+				}
+				r.Kind, r.Status, r.AccountID = domain.RecipientKind(kind), domain.RecipientStatus(status), fromNullUUID(account)
+				r.Position, r.Attempts, r.LastCode, r.UpdatedAt = int(pos), int(attempts), int(code), updated.UTC()
+				if msg != nil {
+					msg.Recipients = append(msg.Recipients, r)
+				}
+			}
+			return rows.Err()
+		})
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil, domain.ErrNotFound
+		}
+		return nil, fmt.Errorf("get message: %w", err)
+	}
+	return msg, nil
+}

@@ -1,0 +1,186 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// Tenant is a subscription with its verified sender domains.
+type Tenant struct {
+	ID            uuid.UUID `json:"subscription_id"`
+	Name          string    `json:"name"`
+	Status        string    `json:"status"`
+	SenderDomains []string  `json:"sender_domains"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// Account is a tenant's user: a sender identity and a mailbox.
+type Account struct {
+	ID             uuid.UUID `json:"account_id"`
+	SubscriptionID uuid.UUID `json:"subscription_id"`
+	Email          string    `json:"email"`
+	DisplayName    string    `json:"display_name"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// CreateTenant creates a subscription whose sender domains are verified by the
+// operator who runs this.
+func (s *Store) CreateTenant(ctx context.Context, name string, domains []string) (Tenant, error) {
+	t := Tenant{ID: uuid.New(), Name: name, Status: "active"}
+	if name == "" {
+		return t, domain.FieldError("name", "is required")
+	}
+	for _, d := range domains {
+		normalized, err := domain.NormalizeDomain("sender_domain", d)
+		if err != nil {
+			return t, err
+		}
+		t.SenderDomains = append(t.SenderDomains, normalized)
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO subscriptions (id, name) VALUES ($1, $2) RETURNING created_at`, t.ID, name).Scan(&t.CreatedAt); err != nil {
+			return fmt.Errorf("insert subscription: %w", err)
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO sender_domains (subscription_id, domain, verified_at)
+			SELECT $1, d, now() FROM unnest($2::text[]) AS d
+			ON CONFLICT DO NOTHING`, t.ID, t.SenderDomains)
+		if err != nil {
+			return fmt.Errorf("insert sender domains: %w", err)
+		}
+		return nil
+	})
+	return t, err
+}
+
+// FindTenantByName returns the first tenant with that name, or ErrNotFound.
+func (s *Store) FindTenantByName(ctx context.Context, name string) (Tenant, error) {
+	var t Tenant
+	err := s.pool.QueryRow(ctx, `
+		SELECT s.id, s.name, s.status, s.created_at,
+		       coalesce(array_agg(d.domain ORDER BY d.domain) FILTER (WHERE d.domain IS NOT NULL), '{}')
+		FROM subscriptions s LEFT JOIN sender_domains d ON d.subscription_id = s.id
+		WHERE s.name = $1
+		GROUP BY s.id ORDER BY s.created_at LIMIT 1`, name).
+		Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.SenderDomains)
+	if err == pgx.ErrNoRows {
+		return t, domain.ErrNotFound
+	}
+	if err != nil {
+		return t, fmt.Errorf("find tenant: %w", err)
+	}
+	return t, nil
+}
+
+// CreateAccount adds an account to a tenant. The address must be on one of
+// the tenant's verified domains, so an account can't become a spoofing path.
+func (s *Store) CreateAccount(ctx context.Context, tenant uuid.UUID, email, displayName string) (Account, error) {
+	a := Account{ID: uuid.New(), SubscriptionID: tenant, DisplayName: displayName}
+	normalized, err := domain.NormalizeAddress("email", email)
+	if err != nil {
+		return a, err
+	}
+	if err := domain.CheckHeaderText("display_name", displayName, domain.MaxDisplayNameLength); err != nil {
+		return a, err
+	}
+	a.Email = normalized
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var verified bool
+		err := tx.QueryRow(ctx, `
+			SELECT EXISTS (SELECT 1 FROM sender_domains
+			               WHERE subscription_id = $1 AND domain = $2 AND verified_at IS NOT NULL)`,
+			tenant, domain.DomainOf(normalized)).Scan(&verified)
+		if err != nil {
+			return fmt.Errorf("check domain: %w", err)
+		}
+		if !verified {
+			return &domain.Error{Code: domain.CodeForbidden, Field: "email", Message: "the address is not on a verified domain of this subscription"}
+		}
+		err = tx.QueryRow(ctx, `
+			INSERT INTO accounts (subscription_id, id, email, display_name) VALUES ($1, $2, $3, $4)
+			RETURNING created_at`, tenant, a.ID, a.Email, displayName).Scan(&a.CreatedAt)
+		switch pgCode(err) {
+		case "":
+			return nil
+		case "23505":
+			return &domain.Error{Code: domain.CodeConflict, Field: "email", Message: "an account with this address exists"}
+		case "23503":
+			return domain.ErrNotFound
+		default:
+			return fmt.Errorf("insert account: %w", err)
+		}
+	})
+	return a, err
+}
+
+// FindAccountByEmail returns a tenant's account by address, or ErrNotFound.
+func (s *Store) FindAccountByEmail(ctx context.Context, tenant uuid.UUID, email string) (Account, error) {
+	a := Account{SubscriptionID: tenant}
+	err := s.pool.QueryRow(ctx, `
+		SELECT id, email, display_name, created_at FROM accounts
+		WHERE subscription_id = $1 AND lower(email) = lower($2)`, tenant, email).
+		Scan(&a.ID, &a.Email, &a.DisplayName, &a.CreatedAt)
+	if err == pgx.ErrNoRows {
+		return a, domain.ErrNotFound
+	}
+	if err != nil {
+		return a, fmt.Errorf("find account: %w", err)
+	}
+	return a, nil
+}
+
+// ResolveSender implements domain.MessageStore: the sender must be an account
+// of the tenant or an address on one of its verified domains.
+func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (domain.Sender, error) {
+	var (
+		sender         domain.Sender
+		accID          *uuid.UUID
+		accEmail       *string
+		accName        *string
+		domainVerified bool
+		tenantStatus   *string
+	)
+	senderDomain := ""
+	if email != "" {
+		senderDomain = domain.DomainOf(email)
+	}
+	err := s.pool.QueryRow(ctx, `
+		SELECT a.id, a.email, a.display_name,
+		       EXISTS (SELECT 1 FROM sender_domains d
+		               WHERE d.subscription_id = $1 AND d.domain = $4 AND d.verified_at IS NOT NULL),
+		       (SELECT status FROM subscriptions WHERE id = $1)
+		FROM (SELECT 1) AS one
+		LEFT JOIN accounts a ON a.subscription_id = $1
+		     AND CASE WHEN $3::uuid IS NULL THEN lower(a.email) = lower($2) ELSE a.id = $3 END`,
+		tenant, email, nullUUID(accountID), senderDomain).
+		Scan(&accID, &accEmail, &accName, &domainVerified, &tenantStatus)
+	if err != nil {
+		return sender, fmt.Errorf("resolve sender: %w", err)
+	}
+	if tenantStatus == nil || *tenantStatus != "active" {
+		return sender, &domain.Error{Code: domain.CodeForbidden, Message: "the subscription is not active"}
+	}
+	if accountID != uuid.Nil {
+		if accID == nil {
+			return sender, &domain.Error{Code: domain.CodeForbidden, Field: "sender_account_id", Message: "is not an account of this subscription"}
+		}
+		if email != "" && !strings.EqualFold(email, *accEmail) {
+			return sender, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "does not match the address of sender_account_id"}
+		}
+		return domain.Sender{AccountID: *accID, Email: *accEmail, DisplayName: *accName}, nil
+	}
+	if accID != nil {
+		return domain.Sender{AccountID: *accID, Email: *accEmail, DisplayName: *accName}, nil
+	}
+	if !domainVerified {
+		return sender, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "is not an account or an address on a verified domain of this subscription"}
+	}
+	return domain.Sender{Email: email}, nil
+}

@@ -1,0 +1,157 @@
+// Package jobs holds Mailgate's River job arguments and workers. Workers call
+// domain rules and ports; SQL and SMTP live in the adapters.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// QueueDelivery is the queue outbound mail is delivered from.
+const QueueDelivery = "delivery"
+
+// DeliveryMaxAttempts bounds retries of one message; with the default backoff
+// the last attempt comes about two days after the first.
+const DeliveryMaxAttempts = 25
+
+// DeliverMessageArgs is the delivery job: only the ids, the message itself is
+// read from its row so the job never holds a stale copy.
+type DeliverMessageArgs struct {
+	SubscriptionID uuid.UUID `json:"subscription_id"`
+	MessageID      uuid.UUID `json:"message_id"`
+}
+
+// Kind implements river.JobArgs.
+func (DeliverMessageArgs) Kind() string { return "deliver_message" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (DeliverMessageArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueDelivery, MaxAttempts: DeliveryMaxAttempts}
+}
+
+// DeliveryStore is the persistence the delivery worker needs.
+type DeliveryStore interface {
+	StartDelivery(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error)
+	RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(ctx context.Context, tx pgx.Tx) error) error
+}
+
+// Transport hands one message to the next hop in one SMTP transaction and
+// returns one reply per envelope recipient.
+type Transport interface {
+	Deliver(ctx context.Context, from string, to []string, data []byte) []domain.RecipientReply
+}
+
+// RenderFunc builds the RFC 5322 bytes of a message.
+type RenderFunc func(msg *domain.Message, date time.Time) ([]byte, error)
+
+// DeliveryWorker delivers a queued message to its pending recipients.
+type DeliveryWorker struct {
+	river.WorkerDefaults[DeliverMessageArgs]
+	store     DeliveryStore
+	transport Transport
+	render    RenderFunc
+	logger    *slog.Logger
+	now       func() time.Time
+}
+
+// NewDeliveryWorker returns a worker delivering through transport.
+func NewDeliveryWorker(store DeliveryStore, transport Transport, render RenderFunc, logger *slog.Logger) *DeliveryWorker {
+	return &DeliveryWorker{store: store, transport: transport, render: render, logger: logger, now: time.Now}
+}
+
+// Timeout gives one delivery room for a slow relay; each SMTP step has its own
+// shorter timeout in the transport.
+func (w *DeliveryWorker) Timeout(*river.Job[DeliverMessageArgs]) time.Duration { return 5 * time.Minute }
+
+// Work implements river.Worker.
+func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessageArgs]) error {
+	tenant, id := job.Args.SubscriptionID, job.Args.MessageID
+	log := w.logger.With("message_id", id, "subscription_id", tenant, "attempt", job.Attempt)
+	msg, err := w.store.StartDelivery(ctx, tenant, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		log.Warn("delivery job for a message that no longer exists; dropping it")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("start delivery: %w", err)
+	}
+	if msg.State.Final() || msg.State == domain.StateDraft {
+		return nil
+	}
+	pending := msg.Pending()
+	if len(pending) > 0 {
+		data, err := w.render(msg, w.now())
+		if err != nil {
+			// A message that can't be rendered never will be: fail it rather than retry.
+			return w.finish(ctx, job, msg, failAll(msg, "could not build the message: "+err.Error()))
+		}
+		to := make([]string, len(pending))
+		for i, r := range pending {
+			to[i] = r.Email
+		}
+		replies := w.transport.Deliver(ctx, msg.SenderEmail, to, data)
+		lastAttempt := job.Attempt >= job.MaxAttempts
+		changed := msg.ApplyReplies(replies, lastAttempt)
+		rec := domain.AttemptRecord{MessageID: id, Changed: changed, State: domain.SettledState(msg.Recipients)}
+		rec.LastError = summarizeFailures(msg.Recipients)
+		log.Info("delivery attempt", "state", rec.State, "recipients", len(to))
+		if !rec.State.Final() {
+			if err := w.store.RecordAttempt(ctx, tenant, rec, nil); err != nil {
+				return fmt.Errorf("record deferred attempt: %w", err)
+			}
+			return &DeferredError{Reason: rec.LastError}
+		}
+		return w.finish(ctx, job, msg, rec)
+	}
+	return w.finish(ctx, job, msg, domain.AttemptRecord{MessageID: id, State: domain.SettledState(msg.Recipients), LastError: summarizeFailures(msg.Recipients)})
+}
+
+// finish records a final outcome and completes the job in the same transaction.
+func (w *DeliveryWorker) finish(ctx context.Context, job *river.Job[DeliverMessageArgs], msg *domain.Message, rec domain.AttemptRecord) error {
+	return w.store.RecordAttempt(ctx, msg.SubscriptionID, rec, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+		return err
+	})
+}
+
+// DeferredError makes River retry the job with backoff; the recipients'
+// deferral is already recorded.
+type DeferredError struct{ Reason string }
+
+func (e *DeferredError) Error() string { return "delivery deferred: " + e.Reason }
+
+func failAll(msg *domain.Message, reason string) domain.AttemptRecord {
+	var changed []domain.Recipient
+	for i := range msg.Recipients {
+		r := &msg.Recipients[i]
+		if r.Status.Final() {
+			continue
+		}
+		r.Status, r.LastReply = domain.RecipientFailed, reason
+		changed = append(changed, *r)
+	}
+	return domain.AttemptRecord{MessageID: msg.ID, Changed: changed, State: domain.SettledState(msg.Recipients), LastError: reason}
+}
+
+// summarizeFailures names the recipients not (yet) delivered and their last replies.
+func summarizeFailures(recipients []domain.Recipient) string {
+	var parts []string
+	for _, r := range recipients {
+		if r.Status == domain.RecipientDelivered {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s %d %s", r.Email, r.Status, r.LastCode, r.LastReply))
+	}
+	return strings.Join(parts, "; ")
+}
