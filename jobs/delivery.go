@@ -72,7 +72,9 @@ func NewDeliveryWorker(store DeliveryStore, transport Transport, render RenderFu
 
 // Timeout gives one delivery room for a slow relay; each SMTP step has its own
 // shorter timeout in the transport.
-func (w *DeliveryWorker) Timeout(*river.Job[DeliverMessageArgs]) time.Duration { return 5 * time.Minute }
+func (w *DeliveryWorker) Timeout(*river.Job[DeliverMessageArgs]) time.Duration {
+	return 5 * time.Minute
+}
 
 // Work implements river.Worker.
 func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessageArgs]) error {

@@ -58,14 +58,41 @@ func Run(m *testing.M) int {
 func URL(t testing.TB) string {
 	t.Helper()
 	setup(t)
+	return withSearchPath(t, shared.schema)
+}
+
+func withSearchPath(t testing.TB, schema string) string {
+	t.Helper()
 	u, err := url.Parse(shared.url)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
 	q := u.Query()
-	q.Set("search_path", shared.schema)
+	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// IsolatedURL migrates a schema for this test alone and drops it when the
+// test ends. Tests that run River workers need it: workers take any job in
+// their schema, so two gateways must not share one.
+func IsolatedURL(t testing.TB) string {
+	t.Helper()
+	setup(t)
+	schema := "test_" + randomHex(6)
+	pool, err := migratedPool(shared.url, schema)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	pool.Close()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := dropSchema(ctx, shared.url, schema); err != nil {
+			t.Errorf("dbtest: %v", err)
+		}
+	})
+	return withSearchPath(t, schema)
 }
 
 // Pool returns the shared pool on the package's migrated schema.

@@ -1,0 +1,189 @@
+// Package smtprelay hands built messages to an SMTP relay (a smarthost) in
+// one transaction per call, turning every server reply into a per-recipient
+// domain.RecipientReply. CaptureTransport, with the same Send method, writes
+// messages to files instead, for development.
+package smtprelay
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// TLSMode says whether the transport upgrades a plain connection with STARTTLS.
+type TLSMode int
+
+// The STARTTLS modes. The zero value is opportunistic.
+const (
+	// TLSOpportunistic upgrades when the server offers STARTTLS and
+	// continues in plain text when it does not.
+	TLSOpportunistic TLSMode = iota
+	// TLSRequired fails the delivery unless STARTTLS succeeds.
+	TLSRequired
+	// TLSNone never upgrades, even when offered.
+	TLSNone
+)
+
+// String returns the mode as written in a relay URL's tls parameter.
+func (m TLSMode) String() string {
+	switch m {
+	case TLSOpportunistic:
+		return "opportunistic"
+	case TLSRequired:
+		return "required"
+	case TLSNone:
+		return "none"
+	}
+	return "TLSMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Default ports and timeouts.
+const (
+	DefaultPort        = "25"
+	DefaultImplicitTLS = "465"
+	DefaultTimeout     = 30 * time.Second
+	// DefaultDataTimeout is RFC 5321's recommended wait for the reply to the
+	// final dot, where servers may scan the message before answering.
+	DefaultDataTimeout = 10 * time.Minute
+)
+
+// Config describes one relay.
+type Config struct {
+	Host string
+	// Port defaults to 25, or 465 with ImplicitTLS.
+	Port     string
+	Username string
+	Password string
+	TLSMode  TLSMode
+	// ImplicitTLS speaks TLS from the first byte (smtps); TLSMode is then ignored.
+	ImplicitTLS bool
+	// HeloName is the name sent with EHLO; the default is the machine's
+	// host name when it is fully qualified, else "localhost".
+	HeloName string
+	// TLSConfig is cloned for every connection; ServerName defaults to Host.
+	TLSConfig *tls.Config
+	// Timeout bounds each step: connecting, the TLS handshake, each command
+	// and writing the message. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// DataTimeout bounds the wait for the reply after the message was sent.
+	// Zero means DefaultDataTimeout.
+	DataTimeout time.Duration
+}
+
+// Addr returns host:port with the scheme's default port filled in.
+func (c Config) Addr() string {
+	port := c.Port
+	if port == "" {
+		port = DefaultPort
+		if c.ImplicitTLS {
+			port = DefaultImplicitTLS
+		}
+	}
+	return net.JoinHostPort(c.Host, port)
+}
+
+// String describes the relay for logs, without the password.
+func (c Config) String() string {
+	u := url.URL{Scheme: "smtp", Host: c.Addr()}
+	if c.ImplicitTLS {
+		u.Scheme = "smtps"
+	} else if c.TLSMode != TLSOpportunistic {
+		u.RawQuery = "tls=" + c.TLSMode.String()
+	}
+	if c.Username != "" {
+		u.User = url.User(c.Username)
+	}
+	return u.String()
+}
+
+// ParseURL reads a relay URL: smtp://[user:pass@]host[:port][?tls=required|none]
+// or smtps://[user:pass@]host[:port]. User name and password are
+// percent-decoded, so an @ or : in them must be written %40 or %3A.
+func ParseURL(raw string) (Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error quotes the whole URL, password included.
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err
+		}
+		return Config{}, fmt.Errorf("smtprelay: relay URL is malformed: %w", err)
+	}
+	var cfg Config
+	switch u.Scheme {
+	case "smtp":
+	case "smtps":
+		cfg.ImplicitTLS = true
+	default:
+		return Config{}, fmt.Errorf("smtprelay: relay URL scheme %q is not supported; use smtp:// (STARTTLS) or smtps:// (implicit TLS)", u.Scheme)
+	}
+	if u.Opaque != "" || u.Host == "" {
+		return Config{}, errors.New("smtprelay: relay URL has no host; write it as smtp://host:port")
+	}
+	if u.Path != "" && u.Path != "/" || u.Fragment != "" {
+		return Config{}, errors.New("smtprelay: relay URL must not have a path or fragment")
+	}
+	cfg.Host = u.Hostname()
+	if cfg.Host == "" {
+		return Config{}, errors.New("smtprelay: relay URL has no host")
+	}
+	if port := u.Port(); port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return Config{}, fmt.Errorf("smtprelay: relay URL port %q is not a number from 1 to 65535", port)
+		}
+		cfg.Port = port
+	} else if strings.HasSuffix(u.Host, ":") {
+		return Config{}, errors.New("smtprelay: relay URL has an empty port")
+	}
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		cfg.Password, _ = u.User.Password()
+		if cfg.Username == "" {
+			return Config{}, errors.New("smtprelay: relay URL has a password but no user name")
+		}
+	}
+	query, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return Config{}, fmt.Errorf("smtprelay: relay URL query: %w", err)
+	}
+	for key, values := range query {
+		if len(values) != 1 {
+			return Config{}, fmt.Errorf("smtprelay: relay URL parameter %q is given %d times", key, len(values))
+		}
+		switch value := values[0]; key {
+		case "tls":
+			if cfg.TLSMode, err = parseTLSMode(value, cfg.ImplicitTLS); err != nil {
+				return Config{}, err
+			}
+		case "helo":
+			if value == "" || strings.ContainsAny(value, " \t\r\n") {
+				return Config{}, fmt.Errorf("smtprelay: relay URL helo %q must be a host name", value)
+			}
+			cfg.HeloName = value
+		default:
+			return Config{}, fmt.Errorf("smtprelay: relay URL parameter %q is unknown; supported are tls and helo", key)
+		}
+	}
+	return cfg, nil
+}
+
+func parseTLSMode(value string, implicitTLS bool) (TLSMode, error) {
+	switch strings.ToLower(value) {
+	case "required":
+		return TLSRequired, nil
+	case "opportunistic":
+		return TLSOpportunistic, nil
+	case "none":
+		if implicitTLS {
+			return 0, errors.New("smtprelay: tls=none contradicts smtps://, which always uses TLS")
+		}
+		return TLSNone, nil
+	}
+	return 0, fmt.Errorf("smtprelay: relay URL tls=%q is unknown; use required, opportunistic or none", value)
+}

@@ -1,0 +1,304 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/mailgate/mailgate/adapters/httpapi"
+	"github.com/mailgate/mailgate/adapters/jwtauth"
+	"github.com/mailgate/mailgate/adapters/mailbuild"
+	"github.com/mailgate/mailgate/adapters/metrics"
+	"github.com/mailgate/mailgate/adapters/postgres"
+	"github.com/mailgate/mailgate/adapters/smtprelay"
+	"github.com/mailgate/mailgate/db"
+	"github.com/mailgate/mailgate/domain"
+	"github.com/mailgate/mailgate/jobs"
+)
+
+// Roles a process can take.
+const (
+	RoleAll    = "all"
+	RoleAPI    = "api"
+	RoleWorker = "worker"
+)
+
+// App is a running gateway: the public API, the admin listener and the River
+// workers, as the role asks.
+type App struct {
+	cfg     Config
+	role    string
+	logger  *slog.Logger
+	pool    *pgxpool.Pool
+	store   *postgres.Store
+	metrics *metrics.Metrics
+	river   *river.Client[pgx.Tx]
+
+	httpServer, adminServer *http.Server
+	httpListener            net.Listener
+	adminListener           net.Listener
+	serveErr                chan error
+}
+
+// New connects to the database and wires the gateway for role; Start runs it.
+func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*App, error) {
+	if role != RoleAll && role != RoleAPI && role != RoleWorker {
+		return nil, fmt.Errorf("unknown role %q: use all, api or worker", role)
+	}
+	a := &App{cfg: cfg, role: role, logger: logger, metrics: metrics.New(), serveErr: make(chan error, 2)}
+	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.Workers)
+	if err != nil {
+		return nil, err
+	}
+	a.pool = pool
+	if err := a.wire(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func openPool(ctx context.Context, url string, workers int) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("MAILGATE_DATABASE_URL: %w", err)
+	}
+	if cfg.MaxConns < int32(min(workers/2+10, 100)) {
+		cfg.MaxConns = int32(min(workers/2+10, 100))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to the database at %s: %w", redactURL(url), err)
+	}
+	return pool, nil
+}
+
+func (a *App) wire(ctx context.Context) error {
+	jobsCfg := jobs.Config{
+		Workers:           a.cfg.Workers,
+		FetchCooldown:     a.cfg.FetchCooldown,
+		FetchPollInterval: a.cfg.FetchPollEvery,
+		RetryBase:         a.cfg.RetryBase,
+		Logger:            a.logger,
+	}
+	insertClient, err := jobs.NewInsertClient(a.pool, jobsCfg)
+	if err != nil {
+		return err
+	}
+	a.store = postgres.New(a.pool, jobs.NewEnqueuer(insertClient))
+	a.river = insertClient
+	if a.role != RoleAPI {
+		transport, err := a.transport()
+		if err != nil {
+			return err
+		}
+		worker := jobs.NewDeliveryWorker(a.store, transport, render, a.logger)
+		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, worker); err != nil {
+			return err
+		}
+	}
+	if a.role != RoleWorker {
+		verifier, err := newVerifier(a.cfg)
+		if err != nil {
+			return err
+		}
+		api := httpapi.New(httpapi.Deps{
+			Verifier: verifier,
+			Composer: &domain.Composer{Store: a.store},
+			Messages: a.store,
+			Ready:    a.ready,
+			Observer: a.metrics,
+			Logger:   a.logger,
+		})
+		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	}
+	a.adminServer = &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+func render(msg *domain.Message, date time.Time) ([]byte, error) {
+	return mailbuild.Build(msg, mailbuild.Options{Date: date})
+}
+
+// transport picks the relay in MAILGATE_SMTP_URL, or the capture directory in dev.
+func (a *App) transport() (jobs.Transport, error) {
+	var send func(ctx context.Context, env smtprelay.Envelope, data []byte) []domain.RecipientReply
+	switch {
+	case a.cfg.SMTPURL != "":
+		relayCfg, err := smtprelay.ParseURL(a.cfg.SMTPURL)
+		if err != nil {
+			return nil, fmt.Errorf("MAILGATE_SMTP_URL: %w", err)
+		}
+		send = smtprelay.NewTransport(relayCfg).Send
+	case a.cfg.CaptureDir != "":
+		capture, err := smtprelay.NewCapture(a.cfg.CaptureDir)
+		if err != nil {
+			return nil, err
+		}
+		send = capture.Send
+	default:
+		return nil, errors.New("MAILGATE_SMTP_URL is required for a worker (smtp://user:pass@host:port)")
+	}
+	return relayTransport{send: send, metrics: a.metrics}, nil
+}
+
+// relayTransport adapts an smtprelay sender to the jobs.Transport port and counts replies.
+type relayTransport struct {
+	send    func(ctx context.Context, env smtprelay.Envelope, data []byte) []domain.RecipientReply
+	metrics *metrics.Metrics
+}
+
+func (t relayTransport) Deliver(ctx context.Context, from string, to []string, data []byte) []domain.RecipientReply {
+	replies := t.send(ctx, smtprelay.Envelope{From: from, To: to}, data)
+	for _, r := range replies {
+		t.metrics.ObserveReply(r.Code)
+	}
+	return replies
+}
+
+// verifier adapts the JWT adapter to the API's port.
+type verifier struct{ auth *jwtauth.Authenticator }
+
+func newVerifier(cfg Config) (verifier, error) {
+	if cfg.JWTPublicKeys != "" {
+		return verifier{}, errors.New("MAILGATE_JWT_PUBLIC_KEYS is not supported by this version; use MAILGATE_JWT_SECRET")
+	}
+	if cfg.JWTSecret == "" {
+		return verifier{}, errors.New("MAILGATE_JWT_SECRET is required (an HS256 key of at least 32 bytes)")
+	}
+	auth, err := jwtauth.NewHS256([]byte(cfg.JWTSecret), jwtauth.Options{})
+	if err != nil {
+		return verifier{}, fmt.Errorf("MAILGATE_JWT_SECRET: %w", err)
+	}
+	return verifier{auth: auth}, nil
+}
+
+func (v verifier) VerifyToken(ctx context.Context, token string) (httpapi.Principal, error) {
+	claims, err := v.auth.Verify(ctx, token)
+	if err != nil {
+		return httpapi.Principal{}, err
+	}
+	return httpapi.Principal{SubscriptionID: claims.SubscriptionID, Admin: claims.Admin}, nil
+}
+
+// ready is /readyz: the database answers and its schema is this binary's.
+func (a *App) ready(ctx context.Context) error {
+	current, embedded, err := db.SchemaVersions(ctx, a.pool)
+	if err != nil {
+		return err
+	}
+	if current != embedded {
+		return fmt.Errorf("database schema is at version %d, this binary needs %d: run mailgate migrate", current, embedded)
+	}
+	return nil
+}
+
+func (a *App) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// Start listens on the configured addresses and starts the workers.
+func (a *App) Start(ctx context.Context) error {
+	var err error
+	if a.httpServer != nil {
+		if a.httpListener, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen on MAILGATE_HTTP_ADDR %s: %w", a.cfg.HTTPAddr, err)
+		}
+		go a.serve(a.httpServer, a.httpListener)
+	}
+	if a.adminListener, err = net.Listen("tcp", a.cfg.AdminAddr); err != nil {
+		return fmt.Errorf("listen on MAILGATE_ADMIN_ADDR %s: %w", a.cfg.AdminAddr, err)
+	}
+	go a.serve(a.adminServer, a.adminListener)
+	if a.role != RoleAPI {
+		if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("start workers: %w", err)
+		}
+	}
+	a.logger.Info("mailgate started", "role", a.role, "http", a.HTTPAddr(), "admin", a.AdminAddr(), "workers", a.cfg.Workers)
+	return nil
+}
+
+func (a *App) serve(srv *http.Server, l net.Listener) {
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.serveErr <- err
+	}
+}
+
+// Errors reports a listener that failed while serving.
+func (a *App) Errors() <-chan error { return a.serveErr }
+
+// HTTPAddr is the public API's address, once started.
+func (a *App) HTTPAddr() string {
+	if a.httpListener == nil {
+		return ""
+	}
+	return a.httpListener.Addr().String()
+}
+
+// AdminAddr is the admin listener's address, once started.
+func (a *App) AdminAddr() string {
+	if a.adminListener == nil {
+		return ""
+	}
+	return a.adminListener.Addr().String()
+}
+
+// Store exposes the store for the CLI and tests in this package.
+func (a *App) Store() *postgres.Store { return a.store }
+
+// Shutdown stops accepting requests, lets in-flight requests and deliveries
+// finish within the grace period, then cancels what is left (River retries it).
+func (a *App) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownGrace)
+	defer cancel()
+	var errs []error
+	if a.httpServer != nil && a.httpListener != nil {
+		errs = append(errs, a.httpServer.Shutdown(ctx))
+	}
+	if a.role != RoleAPI {
+		if err := a.river.Stop(ctx); err != nil {
+			hardCtx, hardCancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, a.river.StopAndCancel(hardCtx))
+			hardCancel()
+		}
+	}
+	if a.adminListener != nil {
+		errs = append(errs, a.adminServer.Shutdown(ctx))
+	}
+	a.pool.Close()
+	return errors.Join(errs...)
+}
+
+// Close releases the database pool of an App that was never started.
+func (a *App) Close() { a.pool.Close() }
+
+// ensureUUID parses a CLI UUID argument.
+func ensureUUID(flagName, s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil || id == uuid.Nil {
+		return uuid.Nil, fmt.Errorf("--%s must be a UUID, got %q", flagName, s)
+	}
+	return id, nil
+}

@@ -1,0 +1,78 @@
+// Package app is Mailgate's composition root: configuration, wiring of the
+// adapters and workers, and the operator CLI. Nothing imports it.
+package app
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// DefaultDatabaseURL is the database used when MAILGATE_DATABASE_URL is unset.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/mailgate?sslmode=disable"
+
+// Config is everything the gateway reads from its environment, loaded once.
+type Config struct {
+	DatabaseURL    string
+	HTTPAddr       string
+	AdminAddr      string
+	SMTPURL        string
+	JWTSecret      string
+	JWTPublicKeys  string
+	Workers        int
+	RetryBase      time.Duration
+	ShutdownGrace  time.Duration
+	FetchCooldown  time.Duration
+	FetchPollEvery time.Duration
+	// CaptureDir, when set and SMTPURL is empty, keeps outgoing mail as .eml
+	// files instead of sending it (mailgate dev).
+	CaptureDir string
+}
+
+// LoadConfig reads the MAILGATE_* variables through getenv.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	cfg := Config{
+		DatabaseURL:   or(getenv("MAILGATE_DATABASE_URL"), DefaultDatabaseURL),
+		HTTPAddr:      or(getenv("MAILGATE_HTTP_ADDR"), ":8080"),
+		AdminAddr:     or(getenv("MAILGATE_ADMIN_ADDR"), ":9090"),
+		SMTPURL:       getenv("MAILGATE_SMTP_URL"),
+		JWTSecret:     getenv("MAILGATE_JWT_SECRET"),
+		JWTPublicKeys: getenv("MAILGATE_JWT_PUBLIC_KEYS"),
+		Workers:       50,
+		RetryBase:     time.Minute,
+		ShutdownGrace: 25 * time.Second,
+	}
+	if v := getenv("MAILGATE_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return cfg, fmt.Errorf("MAILGATE_WORKERS must be a whole number from 1 to 10000, got %q", v)
+		}
+		cfg.Workers = n
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"MAILGATE_RETRY_BASE", &cfg.RetryBase},
+		{"MAILGATE_SHUTDOWN_GRACE", &cfg.ShutdownGrace},
+		{"MAILGATE_FETCH_COOLDOWN", &cfg.FetchCooldown},
+		{"MAILGATE_FETCH_POLL_INTERVAL", &cfg.FetchPollEvery},
+	}
+	for _, d := range durations {
+		if v := getenv(d.name); v != "" {
+			parsed, err := time.ParseDuration(v)
+			if err != nil || parsed <= 0 {
+				return cfg, fmt.Errorf("%s must be a positive duration such as 30s, got %q", d.name, v)
+			}
+			*d.dst = parsed
+		}
+	}
+	return cfg, nil
+}
+
+func or(v, fallback string) string {
+	if v == "" {
+		return fallback
+	}
+	return v
+}

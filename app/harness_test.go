@@ -1,0 +1,239 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mailgate/mailgate/adapters/jwtauth"
+	"github.com/mailgate/mailgate/adapters/postgres"
+	"github.com/mailgate/mailgate/adapters/smtprelay/smtptest"
+	"github.com/mailgate/mailgate/db/dbtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
+
+const testSecret = "test-secret-0123456789-abcdefghijklmnop"
+
+// gateway is the whole app booted on free ports, with a real SMTP server as its relay.
+type gateway struct {
+	app    *App
+	relay  *smtptest.Server
+	base   string
+	auth   *jwtauth.Authenticator
+	tenant postgres.Tenant
+	sender postgres.Account
+	token  string
+	domain string
+}
+
+func startGateway(t *testing.T, relayOpts smtptest.Options) *gateway {
+	t.Helper()
+	ctx := context.Background()
+	relay := smtptest.Start(t, relayOpts)
+	cfg := Config{
+		DatabaseURL:    dbtest.IsolatedURL(t),
+		HTTPAddr:       "127.0.0.1:0",
+		AdminAddr:      "127.0.0.1:0",
+		SMTPURL:        relay.URL(),
+		JWTSecret:      testSecret,
+		Workers:        4,
+		RetryBase:      20 * time.Millisecond,
+		ShutdownGrace:  5 * time.Second,
+		FetchCooldown:  5 * time.Millisecond,
+		FetchPollEvery: 20 * time.Millisecond,
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	a, err := New(ctx, cfg, RoleAll, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	g := &gateway{app: a, relay: relay, base: "http://" + a.HTTPAddr()}
+	g.auth, err = jwtauth.NewHS256([]byte(testSecret), jwtauth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.domain = "t" + uuid.NewString()[:8] + ".example"
+	g.tenant, err = a.Store().CreateTenant(ctx, "e2e "+t.Name(), []string{g.domain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.sender, err = a.Store().CreateAccount(ctx, g.tenant.ID, "sender@"+g.domain, "Sender Name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.token = g.issue(t, g.tenant.ID)
+	return g
+}
+
+func (g *gateway) issue(t *testing.T, tenant uuid.UUID) string {
+	t.Helper()
+	token, err := g.auth.Issue(tenant, time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+func (g *gateway) do(t *testing.T, method, path, contentType, token string, body []byte) response {
+	t.Helper()
+	req, err := http.NewRequest(method, g.base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func (g *gateway) postJSON(t *testing.T, body any) response {
+	t.Helper()
+	b, ok := body.([]byte)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return g.do(t, http.MethodPost, "/api/messages/sendmessage", "application/json", g.token, b)
+}
+
+// messageView mirrors the response fields the tests read.
+type messageView struct {
+	ID           string `json:"id"`
+	MessageID    string `json:"message_id"`
+	State        string `json:"state"`
+	CanDelete    bool   `json:"can_delete"`
+	TS           string `json:"ts"`
+	CreatedDate  string `json:"created_date"`
+	Subscription string `json:"subscription_id"`
+	To, Cc, Bcc  []struct {
+		EmailAddress string `json:"email_address"`
+		Status       string `json:"status"`
+		Attempts     int    `json:"attempts"`
+		LastCode     int    `json:"last_code"`
+	}
+	LastError string `json:"last_error"`
+}
+
+func (g *gateway) get(t *testing.T, id string) messageView {
+	t.Helper()
+	res := g.do(t, http.MethodGet, "/api/messages/"+id, "", g.token, nil)
+	if res.status != http.StatusOK {
+		t.Fatalf("GET message: %d %s", res.status, res.body)
+	}
+	var v messageView
+	res.decode(t, &v)
+	return v
+}
+
+// waitForState polls the message until it reaches a final state or the time runs out.
+func (g *gateway) waitForState(t *testing.T, id string, want string) messageView {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v := g.get(t, id)
+		if v.State == want {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s is %s (last error %q), want %s", id, v.State, v.LastError, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (g *gateway) countRows(t *testing.T, query string) int {
+	t.Helper()
+	var n int
+	if err := g.app.pool.QueryRow(context.Background(), query, g.tenant.ID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// seedSample is the JSON sample of the seed's help page with real addresses and ids.
+func (g *gateway) seedSample(send bool) []byte {
+	s := `{
+"sender_email": "SENDER",
+"sender_display_name": "Zoë Sender",
+"sender_account_id": "ACCOUNT",
+"to": [
+{"display_name": "Ada Lovelace", "email_address": "ada@example.net", "account_id": "00000000-0000-0000-0000-000000000000"},
+{"display_name": "Grace Hopper", "email_address": "grace@example.org", "account_id": "00000000-0000-0000-0000-000000000000"}
+],
+"cc": [
+{"display_name": "Cc One", "email_address": "cc1@example.net", "account_id": "00000000-0000-0000-0000-000000000000"},
+{"display_name": "Cc Two", "email_address": "cc2@example.net", "account_id": "00000000-0000-0000-0000-000000000000"}
+],
+"bcc": [
+{"display_name": "Hidden One", "email_address": "hidden1@example.net", "account_id": "00000000-0000-0000-0000-000000000000"},
+{"display_name": "Hidden Two", "email_address": "hidden2@example.net", "account_id": "00000000-0000-0000-0000-000000000000"}
+],
+"importance": 0,
+"message_id": "",
+"references": "",
+"body": "sample string 6",
+"attachments": [],
+"parent_id": "00000000-0000-0000-0000-000000000000",
+"created_date": "2026-06-09T14:59:25.9028316+08:00",
+"send": SEND,
+"subject": "sample string 9",
+"can_delete": true,
+"id": "ID",
+"subscription_id": "SUBSCRIPTION",
+"ts": "QEA="
+}`
+	send_ := "false"
+	if send {
+		send_ = "true"
+	}
+	return []byte(strings.NewReplacer("SENDER", g.sender.Email, "ACCOUNT", g.sender.ID.String(), "SEND", send_,
+		"ID", uuid.NewString(), "SUBSCRIPTION", g.tenant.ID.String()).Replace(s))
+}
