@@ -33,6 +33,14 @@ const (
 // migrations, a demo tenant and account, captured mail, and a ready curl.
 func devCommand(ctx context.Context, cfg Config, env Env, logger *slog.Logger) error {
 	say := func(format string, args ...any) { fmt.Fprintf(env.Stderr, "mailgate dev: "+format+"\n", args...) }
+	// The state directory must be searchable by the postgres OS user when a
+	// throwaway cluster lives in it; the secrets inside are 0600 files.
+	if err := os.MkdirAll(devStateDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", devStateDir, err)
+	}
+	if err := os.Chmod(devStateDir, 0o755); err != nil {
+		return fmt.Errorf("chmod %s: %w", devStateDir, err)
+	}
 	dbURL, stopDB, err := pgdev.Ensure(ctx, cfg.DatabaseURL, devStateDir, say)
 	if err != nil {
 		return err

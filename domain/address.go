@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"net/mail"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -39,36 +38,48 @@ func CheckHeaderText(field, value string, maxLen int) error {
 }
 
 // NormalizeAddress validates a bare addr-spec (local@domain) and returns it with
-// the domain lower-cased. Display names, angle brackets, comments, groups and
-// control characters are refused: a name has its own field.
+// the domain lower-cased. Display names, angle brackets, comments, groups,
+// quoted local parts and control characters are refused: a name has its own
+// field, and only a dot-atom local part is safe to put in an SMTP command.
 func NormalizeAddress(field, raw string) (string, error) {
+	if err := CheckHeaderText(field, raw, MaxAddressLength); err != nil {
+		return "", err
+	}
 	s := strings.TrimSpace(raw)
 	if s == "" {
 		return "", FieldError(field, "is required")
 	}
-	if err := CheckHeaderText(field, s, MaxAddressLength); err != nil {
+	if strings.Count(s, "@") != 1 {
+		return "", FieldError(field, "must be a bare address such as name@example.com, with exactly one @")
+	}
+	at := strings.IndexByte(s, '@')
+	local, domainPart := s[:at], s[at+1:]
+	if err := checkDotAtom(field, local); err != nil {
 		return "", err
 	}
-	if strings.ContainsAny(s, "<>()[],;:\\\t ") && !strings.HasPrefix(s, "\"") {
-		return "", FieldError(field, "must be a bare address such as name@example.com")
-	}
-	if strings.Count(s, "@") != 1 && !strings.HasPrefix(s, "\"") {
-		return "", FieldError(field, "must contain exactly one @")
-	}
-	parsed, err := mail.ParseAddress(s)
-	if err != nil || parsed.Name != "" || parsed.Address == "" {
-		return "", FieldError(field, "is not a valid email address")
-	}
-	at := strings.LastIndexByte(parsed.Address, '@')
-	local, domain := parsed.Address[:at], parsed.Address[at+1:]
-	domain, err = NormalizeDomain(field, domain)
+	d, err := NormalizeDomain(field, domainPart)
 	if err != nil {
 		return "", err
 	}
-	if len(local) > 64 {
-		return "", FieldError(field, "has a local part longer than 64 bytes")
+	return local + "@" + d, nil
+}
+
+// checkDotAtom accepts RFC 5322 dot-atom local parts of ASCII atext.
+func checkDotAtom(field, local string) error {
+	if local == "" || len(local) > 64 {
+		return FieldError(field, "must have a local part of 1 to 64 characters")
 	}
-	return local + "@" + domain, nil
+	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+		return FieldError(field, "has a local part with a misplaced dot")
+	}
+	for i := 0; i < len(local); i++ {
+		c := local[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0 {
+			continue
+		}
+		return FieldError(field, "must be a bare address such as name@example.com (no display name, quotes, brackets or spaces)")
+	}
+	return nil
 }
 
 // NormalizeDomain lower-cases a domain, drops one trailing dot, and checks its labels.

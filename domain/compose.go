@@ -131,9 +131,9 @@ func (c *Composer) update(ctx context.Context, tenant uuid.UUID, existing, msg *
 
 func (c *Composer) now() time.Time {
 	if c.Now != nil {
-		return c.Now().UTC()
+		return c.Now().UTC().Truncate(time.Microsecond)
 	}
-	return time.Now().UTC()
+	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
 // validate checks every field and builds the message; nothing is stored.

@@ -63,5 +63,5 @@ func (s *Server) getMessage(c *gin.Context) {
 
 func (s *Server) writeMessage(c *gin.Context, status int, msg *domain.Message) {
 	c.Header("ETag", etag(msg.Version))
-	c.JSON(status, newMessageView(msg))
+	c.PureJSON(status, newMessageView(msg))
 }
