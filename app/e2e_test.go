@@ -54,6 +54,10 @@ func TestSendSeedSampleEndToEnd(t *testing.T) {
 	if len(g.relay.Messages()) != 1 {
 		t.Fatalf("relay received %d messages, want exactly 1", len(g.relay.Messages()))
 	}
+	var jobState string
+	if err := g.app.pool.QueryRow(t.Context(), `SELECT state FROM river_job WHERE args->>'message_id' = $1`, created.ID).Scan(&jobState); err != nil || jobState != "completed" {
+		t.Fatalf("the delivery job is %q (%v), want completed with the message", jobState, err)
+	}
 
 	received := got[0]
 	if received.From != g.sender.Email {

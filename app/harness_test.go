@@ -38,6 +38,16 @@ type gateway struct {
 
 func startGateway(t *testing.T, relayOpts smtptest.Options) *gateway {
 	t.Helper()
+	return startGatewayWith(t, RoleAll, relayOpts)
+}
+
+func startGatewayRole(t *testing.T, role string) *gateway {
+	t.Helper()
+	return startGatewayWith(t, role, smtptest.Options{})
+}
+
+func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options) *gateway {
+	t.Helper()
 	ctx := context.Background()
 	relay := smtptest.Start(t, relayOpts)
 	cfg := Config{
@@ -56,7 +66,7 @@ func startGateway(t *testing.T, relayOpts smtptest.Options) *gateway {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	a, err := New(ctx, cfg, RoleAll, logger)
+	a, err := New(ctx, cfg, role, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
