@@ -125,6 +125,9 @@ func Start(t testing.TB, opts Options) *Server {
 	}()
 	t.Cleanup(func() {
 		_ = srv.Close()
+		// Close can run before Serve has registered the listener with the
+		// server, so close it directly too or Serve may block in Accept forever.
+		_ = served.Close()
 		<-serving
 		// go-smtp's Close does not wait for its connection goroutines, so
 		// wait for their connections to close before the test is over.
