@@ -38,7 +38,8 @@ func NewCapture(dir string) (*CaptureTransport, error) {
 
 // Send writes one file holding the envelope, as X-Mailgate-Envelope-From and
 // X-Mailgate-Envelope-To header lines, followed by data. Every recipient gets
-// 250 "2.0.0 captured to <path>", or code 0 when the file could not be written.
+// 250 "2.0.0 captured to <path>", or code 0 when the file could not be
+// written. With no recipients nothing is written, as no SMTP DATA would be sent.
 func (c *CaptureTransport) Send(ctx context.Context, env Envelope, data []byte) []domain.RecipientReply {
 	tx := newTransaction(env.To)
 	if len(env.To) == 0 {

@@ -68,7 +68,7 @@ type Config struct {
 	// TLSConfig is cloned for every connection; ServerName defaults to Host.
 	TLSConfig *tls.Config
 	// Timeout bounds each step: connecting, the TLS handshake, each command
-	// and writing the message. Zero means DefaultTimeout.
+	// and writing each 64 KiB of the message. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// DataTimeout bounds the wait for the reply after the message was sent.
 	// Zero means DefaultDataTimeout.

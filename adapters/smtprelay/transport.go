@@ -387,7 +387,10 @@ func (t *Transport) authenticate(client *smtp.Client, encrypted bool) error {
 		return fmt.Errorf("AUTH: the relay offers %q but neither PLAIN nor LOGIN", mechanisms)
 	}
 	if err := client.Auth(mech); err != nil {
-		return fmt.Errorf("AUTH: %w", err)
+		// A rejected login is the gateway's misconfiguration, not the
+		// recipients' fault: the relay's 5xx is kept as text only, so the
+		// attempt counts as "no reply" and is retried instead of bouncing mail.
+		return fmt.Errorf("AUTH rejected, check the relay credentials: %s", err.Error())
 	}
 	return nil
 }

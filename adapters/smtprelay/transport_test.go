@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -232,7 +233,8 @@ func TestSendAuthenticates(t *testing.T) {
 		{"PLAIN", smtptest.Options{Username: "relay", Password: "s3cret:@"}, "relay", "s3cret:@", 250, "2.0.0"},
 		{"LOGIN only", smtptest.Options{Username: "relay", Password: "pw", AuthMechanisms: []string{"LOGIN"}}, "relay", "pw", 250, "2.0.0"},
 		{"after STARTTLS", smtptest.Options{Username: "relay", Password: "pw", TLS: true}, "relay", "pw", 250, "2.0.0"},
-		{"wrong password", smtptest.Options{Username: "relay", Password: "pw"}, "relay", "nope", 535, "5.7.8 Authentication failed"},
+		// A rejected login is retried (code 0), not bounced: it is the gateway's misconfiguration.
+		{"wrong password", smtptest.Options{Username: "relay", Password: "pw"}, "relay", "nope", 0, "check the relay credentials"},
 		{"no credentials", smtptest.Options{Username: "relay", Password: "pw"}, "", "", 530, "5.7.0 Authentication required"},
 		{"no supported mechanism", smtptest.Options{Username: "relay", Password: "pw", AuthMechanisms: []string{"CRAM-MD5"}}, "relay", "pw", 0, "neither PLAIN nor LOGIN"},
 		{"server without AUTH", smtptest.Options{}, "relay", "pw", 0, "does not offer AUTH"},
@@ -521,7 +523,7 @@ func TestSendCancelledAfterData(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := fakeRelay(t, func(c *textproto.Conn) {
-		scriptedSession(c, nil, func() { cancel() })
+		scriptedSession(c, script{afterData: cancel})
 	})
 	env, data := buildMessage(t, "hi\r\n")
 
@@ -591,11 +593,11 @@ func TestSendOpportunisticContinuesAfterSTARTTLSRefusal(t *testing.T) {
 	var mu sync.Mutex
 	var commands []string
 	cfg := fakeRelay(t, func(c *textproto.Conn) {
-		scriptedSession(c, func(cmd string) {
+		scriptedSession(c, script{record: func(cmd string) {
 			mu.Lock()
+			defer mu.Unlock()
 			commands = append(commands, cmd)
-			mu.Unlock()
-		}, nil)
+		}})
 	})
 	env, data := buildMessage(t, "hi\r\n")
 
@@ -614,33 +616,47 @@ func TestSendOpportunisticContinuesAfterSTARTTLSRefusal(t *testing.T) {
 	}
 }
 
+// script configures scriptedSession.
+type script struct {
+	// record, when set, sees every command line.
+	record func(string)
+	// afterData, when set, runs instead of replying to the message.
+	afterData func()
+	// replies overrides the reply to a command verb, such as "DATA".
+	replies map[string]string
+}
+
 // scriptedSession plays a minimal server that offers STARTTLS but refuses
-// it, accepts everything else, and calls afterData (if set) instead of
-// replying to the message.
-func scriptedSession(c *textproto.Conn, record func(string), afterData func()) {
+// it and accepts everything else, unless s says otherwise.
+func scriptedSession(c *textproto.Conn, s script) {
 	_ = c.PrintfLine("220 fake ESMTP")
 	for {
 		line, err := c.ReadLine()
 		if err != nil {
 			return
 		}
-		if record != nil {
-			record(line)
+		if s.record != nil {
+			s.record(line)
 		}
-		switch cmd := strings.ToUpper(strings.SplitN(line, " ", 2)[0]); cmd {
+		cmd := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
+		if reply, ok := s.replies[cmd]; ok {
+			_ = c.PrintfLine("%s", reply)
+			continue
+		}
+		switch cmd {
 		case "EHLO":
 			_ = c.PrintfLine("250-fake\r\n250-8BITMIME\r\n250 STARTTLS")
 		case "STARTTLS":
 			_ = c.PrintfLine("454 4.7.0 TLS not available")
-		case "MAIL", "RCPT":
+		case "HELO", "MAIL", "RCPT":
 			_ = c.PrintfLine("250 2.1.0 ok")
 		case "DATA":
 			_ = c.PrintfLine("354 go ahead")
 			if _, err := c.ReadDotBytes(); err != nil {
 				return
 			}
-			if afterData != nil {
-				afterData()
+			if s.afterData != nil {
+				s.afterData()
 				silent(c)
 				return
 			}
@@ -654,8 +670,58 @@ func scriptedSession(c *textproto.Conn, record func(string), afterData func()) {
 	}
 }
 
+func TestSendDataCommandRefused(t *testing.T) {
+	cfg := fakeRelay(t, func(c *textproto.Conn) {
+		scriptedSession(c, script{replies: map[string]string{"DATA": "554 5.5.1 No valid recipients"}})
+	})
+	env, data := buildMessage(t, "hi\r\n")
+
+	assertReplies(t, smtprelay.NewTransport(cfg).Send(context.Background(), env, data), env.To, 554, "5.5.1 No valid recipients")
+}
+
+func TestSendFallsBackToHELO(t *testing.T) {
+	var mu sync.Mutex
+	var commands []string
+	cfg := fakeRelay(t, func(c *textproto.Conn) {
+		scriptedSession(c, script{
+			record: func(cmd string) {
+				mu.Lock()
+				defer mu.Unlock()
+				commands = append(commands, cmd)
+			},
+			replies: map[string]string{"EHLO": "502 5.5.1 EHLO not implemented"},
+		})
+	})
+	env, data := buildMessage(t, "hi\r\n")
+
+	assertReplies(t, smtprelay.NewTransport(cfg).Send(context.Background(), env, data), env.To, 250, "queued as 42")
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(commands, "HELO client.mailgate.test") || slices.Contains(commands, "STARTTLS") {
+		t.Errorf("commands %q, want HELO and no STARTTLS", commands)
+	}
+}
+
+func TestSendSkipsRecipientWithLineBreak(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	_, data := buildMessage(t, "hi\r\n")
+	env := smtprelay.Envelope{From: "a@example.com", To: []string{"b@example.com", "c@example.com\r\nRCPT TO:<evil@example.com>", "d@example.com"}}
+
+	replies := transportFor(t, srv).Send(context.Background(), env, data)
+
+	assertReply(t, replies[0], env.To[0], 250, "2.0.0")
+	assertReply(t, replies[1], env.To[1], 0, "line break")
+	assertReply(t, replies[2], env.To[2], 250, "2.0.0")
+	if got := srv.WaitForMessages(t, 1, waitTimeout)[0].To; strings.Join(got, ",") != "b@example.com,d@example.com" {
+		t.Errorf("RCPT TO %q", got)
+	}
+	if srv.RcptAttempts("evil@example.com") != 0 {
+		t.Error("command injected through a recipient address")
+	}
+}
+
 func TestSendReportsUnknownOutcomeWhenReplyTimesOut(t *testing.T) {
-	cfg := fakeRelay(t, func(c *textproto.Conn) { scriptedSession(c, nil, func() {}) })
+	cfg := fakeRelay(t, func(c *textproto.Conn) { scriptedSession(c, script{afterData: func() {}}) })
 	cfg.DataTimeout = 200 * time.Millisecond
 	env, data := buildMessage(t, "hi\r\n")
 

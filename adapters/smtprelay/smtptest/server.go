@@ -21,10 +21,12 @@ import (
 )
 
 // Options script the server. The zero value accepts every message without
-// TLS or authentication.
+// TLS or authentication. The hooks run on the server's goroutines, so what
+// they share with the test needs a lock.
 type Options struct {
 	// Username and Password, when Username is set, make AUTH mandatory
-	// before MAIL. Over plain text AUTH is offered only when TLS is off.
+	// before MAIL (530 otherwise). With TLS, AUTH is offered only after
+	// STARTTLS, as real servers do.
 	Username, Password string
 	// AuthMechanisms limits the SASL mechanisms offered; the default is
 	// PLAIN and LOGIN.
@@ -67,7 +69,6 @@ type Server struct {
 	opts      Options
 	addr      string
 	clientTLS *tlsPair
-	smtp      *smtp.Server
 
 	mu           sync.Mutex
 	messages     []Received
@@ -106,7 +107,6 @@ func Start(t testing.TB, opts Options) *Server {
 		// without TLS; with TLS on, AUTH waits for STARTTLS like a real server.
 		srv.AllowInsecureAuth = true
 	}
-	s.smtp = srv
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -343,8 +343,6 @@ type session struct {
 	to       []string
 }
 
-var errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
-
 func (s *session) AuthMechanisms() []string {
 	opts := s.server.opts
 	if opts.Username == "" {
@@ -385,7 +383,7 @@ func (s *session) authenticate(username, password string) error {
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if s.server.opts.Username != "" && s.authUser == "" {
-		return errAuthRequired
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	}
 	attempt := s.server.nextMailAttempt()
 	if hook := s.server.opts.Mail; hook != nil {
