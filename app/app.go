@@ -109,7 +109,8 @@ func (a *App) wire(ctx context.Context) error {
 			return err
 		}
 		worker := jobs.NewDeliveryWorker(a.store, transport, render, a.logger)
-		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, worker); err != nil {
+		purge := jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger)
+		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, worker, purge); err != nil {
 			return err
 		}
 	}
@@ -119,12 +120,13 @@ func (a *App) wire(ctx context.Context) error {
 			return err
 		}
 		api := httpapi.New(httpapi.Deps{
-			Verifier: verifier,
-			Composer: &domain.Composer{Store: a.store},
-			Messages: a.store,
-			Ready:    a.ready,
-			Observer: a.metrics,
-			Logger:   a.logger,
+			Verifier:    verifier,
+			Composer:    &domain.Composer{Store: a.store},
+			Messages:    a.store,
+			Attachments: a.store,
+			Ready:       a.ready,
+			Observer:    a.metrics,
+			Logger:      a.logger,
 		})
 		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	}
@@ -132,8 +134,8 @@ func (a *App) wire(ctx context.Context) error {
 	return nil
 }
 
-func render(msg *domain.Message, date time.Time) ([]byte, error) {
-	return mailbuild.Build(msg, mailbuild.Options{Date: date})
+func render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent) ([]byte, error) {
+	return mailbuild.Build(msg, mailbuild.Options{Date: date, Attachments: attachments})
 }
 
 // transport picks the relay in MAILGATE_SMTP_URL, or the capture directory in dev.

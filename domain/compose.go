@@ -64,6 +64,15 @@ type MessageStore interface {
 	UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *Message, expected Version) error
 	// GetMessage loads one message with its recipients.
 	GetMessage(ctx context.Context, tenant, id uuid.UUID) (*Message, error)
+	// LookupAttachments returns the tenant's attachments with these ids, in
+	// any order; ids the tenant doesn't own are simply missing.
+	LookupAttachments(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) ([]Attachment, error)
+	// LookupAccounts returns the tenant's accounts with these ids; ids the
+	// tenant doesn't own are missing from the map.
+	LookupAccounts(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]Sender, error)
+	// DeleteMessage deletes a message that is not queued or sending, when
+	// its version equals expected (any version when expected is nil).
+	DeleteMessage(ctx context.Context, tenant, id uuid.UUID, expected *Version) error
 }
 
 // Composer turns compose requests into stored, and possibly queued, messages.
@@ -95,7 +104,9 @@ func (c *Composer) Compose(ctx context.Context, tenant uuid.UUID, req ComposeReq
 	}
 	now := c.now()
 	msg.CreatedDate, msg.UpdatedAt = now, now
-	msg.ConversationID = msg.ID
+	if msg.ConversationID == uuid.Nil {
+		msg.ConversationID = msg.ID
+	}
 	if err := c.Store.CreateMessage(ctx, tenant, msg); err != nil {
 		return nil, err
 	}
@@ -116,9 +127,14 @@ func (c *Composer) update(ctx context.Context, tenant uuid.UUID, existing, msg *
 	if expected != existing.Version {
 		return nil, &Error{Code: CodeVersionMismatch, Field: "ts", Message: "the draft was changed since this ts was read", CurrentVersion: existing.Version}
 	}
+	if msg.ParentID == existing.ID {
+		return nil, FieldError("parent_id", "a message can't reply to itself")
+	}
 	msg.ID = existing.ID
 	msg.CreatedDate = existing.CreatedDate
-	msg.ConversationID = existing.ConversationID
+	if msg.ConversationID == uuid.Nil {
+		msg.ConversationID = existing.ConversationID
+	}
 	msg.UpdatedAt = c.now()
 	if req.MessageID == "" {
 		msg.MessageID = existing.MessageID
@@ -165,16 +181,17 @@ func (c *Composer) validate(ctx context.Context, tenant uuid.UUID, req ComposeRe
 	if err := CheckHeaderText("sender_display_name", req.SenderDisplayName, MaxDisplayNameLength); err != nil {
 		return nil, err
 	}
-	if len(req.Attachments) > 0 {
-		return nil, FieldError("attachments", "attachments are not supported by this gateway version")
-	}
-	if req.ParentID != uuid.Nil {
-		return nil, FieldError("parent_id", "replies are not supported by this gateway version")
-	}
 	if err := c.checkSender(ctx, tenant, req, msg); err != nil {
 		return nil, err
 	}
-	if err := buildRecipients(msg, req); err != nil {
+	accounts, err := c.recipientAccounts(ctx, tenant, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := buildRecipients(msg, req, accounts); err != nil {
+		return nil, err
+	}
+	if err := c.checkAttachments(ctx, tenant, req.Attachments); err != nil {
 		return nil, err
 	}
 	if req.MessageID != "" {
@@ -185,7 +202,13 @@ func (c *Composer) validate(ctx context.Context, tenant uuid.UUID, req ComposeRe
 	} else {
 		msg.MessageID = "<" + uuid.NewString() + "@" + DomainOf(msg.SenderEmail) + ">"
 	}
+	if req.ParentID != uuid.Nil {
+		if err := c.thread(ctx, tenant, msg); err != nil {
+			return nil, err
+		}
+	}
 	if req.References != "" {
+		// A client's own References are kept as given, once validated.
 		refs, err := ParseReferences("references", req.References)
 		if err != nil {
 			return nil, err
@@ -193,6 +216,88 @@ func (c *Composer) validate(ctx context.Context, tenant uuid.UUID, req ComposeRe
 		msg.References = strings.Join(refs, " ")
 	}
 	return msg, nil
+}
+
+// thread makes msg a reply to its parent: In-Reply-To is the parent's
+// Message-ID, References the parent's References plus that id, and the
+// reply joins the parent's conversation.
+func (c *Composer) thread(ctx context.Context, tenant uuid.UUID, msg *Message) error {
+	parent, err := c.Store.GetMessage(ctx, tenant, msg.ParentID)
+	if ErrorCodeOf(err) == CodeNotFound {
+		return &Error{Code: CodeNotFound, Field: "parent_id", Message: "no such message"}
+	}
+	if err != nil {
+		return err
+	}
+	msg.InReplyTo = parent.MessageID
+	msg.References = ThreadReferences(parent.References, parent.MessageID)
+	msg.ConversationID = parent.ConversationID
+	return nil
+}
+
+// ThreadReferences appends a parent's Message-ID to its References. When the
+// chain grows past the header limit it keeps the first id (the thread's
+// root) and drops the oldest of the rest, as RFC 5322 §3.6.4 allows.
+func ThreadReferences(parentRefs, parentMessageID string) string {
+	ids := append(strings.Fields(parentRefs), parentMessageID)
+	for len(ids) > 2 && len(strings.Join(ids, " ")) > MaxReferencesLength {
+		ids = append(ids[:1], ids[2:]...)
+	}
+	return strings.Join(ids, " ")
+}
+
+// recipientAccounts resolves the account ids named by recipients; an id that
+// is not the tenant's is invalid input.
+func (c *Composer) recipientAccounts(ctx context.Context, tenant uuid.UUID, req ComposeRequest) (map[uuid.UUID]Sender, error) {
+	var ids []uuid.UUID
+	for _, list := range [][]RecipientInput{req.To, req.Cc, req.Bcc} {
+		for _, r := range list {
+			if r.AccountID != uuid.Nil {
+				ids = append(ids, r.AccountID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return c.Store.LookupAccounts(ctx, tenant, ids)
+}
+
+// checkAttachments requires every attachment to be the tenant's, listed
+// once, and all of them together within the message cap.
+func (c *Composer) checkAttachments(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if len(ids) > MaxAttachmentsPerMessage {
+		return FieldError("attachments", "a message may carry at most %d attachments", MaxAttachmentsPerMessage)
+	}
+	seen := make(map[uuid.UUID]bool, len(ids))
+	for i, id := range ids {
+		if id == uuid.Nil || seen[id] {
+			return FieldError("attachments["+strconv.Itoa(i)+"]", "is empty or listed twice")
+		}
+		seen[id] = true
+	}
+	found, err := c.Store.LookupAttachments(ctx, tenant, ids)
+	if err != nil {
+		return err
+	}
+	sizes := make(map[uuid.UUID]int64, len(found))
+	var total int64
+	for _, a := range found {
+		sizes[a.ID] = a.Size
+		total += a.Size
+	}
+	for i, id := range ids {
+		if _, ok := sizes[id]; !ok {
+			return &Error{Code: CodeNotFound, Field: "attachments[" + strconv.Itoa(i) + "]", Message: "no such attachment"}
+		}
+	}
+	if total > MaxMessageAttachmentBytes {
+		return &Error{Code: CodeTooLarge, Field: "attachments", Message: "the attachments together exceed " + strconv.Itoa(MaxMessageAttachmentBytes>>20) + " MiB"}
+	}
+	return nil
 }
 
 func (c *Composer) checkSender(ctx context.Context, tenant uuid.UUID, req ComposeRequest, msg *Message) error {
@@ -220,7 +325,7 @@ func (c *Composer) checkSender(ctx context.Context, tenant uuid.UUID, req Compos
 	return nil
 }
 
-func buildRecipients(msg *Message, req ComposeRequest) error {
+func buildRecipients(msg *Message, req ComposeRequest, accounts map[uuid.UUID]Sender) error {
 	seen := make(map[string]bool)
 	groups := []struct {
 		kind  RecipientKind
@@ -230,9 +335,24 @@ func buildRecipients(msg *Message, req ComposeRequest) error {
 	for _, g := range groups {
 		for i, in := range g.list {
 			field := g.field + "[" + strconv.Itoa(i) + "]"
+			if in.AccountID != uuid.Nil {
+				account, ok := accounts[in.AccountID]
+				if !ok {
+					return FieldError(field+".account_id", "is not an account of this subscription")
+				}
+				if strings.TrimSpace(in.EmailAddress) == "" {
+					in.EmailAddress = account.Email
+				}
+				if in.DisplayName == "" {
+					in.DisplayName = account.DisplayName
+				}
+			}
 			addr, err := NormalizeAddress(field+".email_address", in.EmailAddress)
 			if err != nil {
 				return err
+			}
+			if in.AccountID != uuid.Nil && !strings.EqualFold(addr, accounts[in.AccountID].Email) {
+				return FieldError(field+".email_address", "does not match the address of its account_id")
 			}
 			if err := CheckHeaderText(field+".display_name", in.DisplayName, MaxDisplayNameLength); err != nil {
 				return err
@@ -259,4 +379,38 @@ func buildRecipients(msg *Message, req ComposeRequest) error {
 		return FieldError("to", "at least one recipient (to, cc or bcc) is required to send")
 	}
 	return nil
+}
+
+// Send queues an existing draft for delivery. expected, when given, must be
+// the draft's current version.
+func (c *Composer) Send(ctx context.Context, tenant, id uuid.UUID, expected *Version) (*Message, error) {
+	msg, err := c.Store.GetMessage(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if msg.State != StateDraft {
+		return nil, &Error{Code: CodeConflict, Message: "only drafts can be sent; this message is " + string(msg.State), CurrentVersion: msg.Version}
+	}
+	if expected != nil && *expected != msg.Version {
+		return nil, &Error{Code: CodeVersionMismatch, Field: "ts", Message: "the draft was changed since this ts was read", CurrentVersion: msg.Version}
+	}
+	if len(msg.Recipients) == 0 {
+		return nil, FieldError("to", "at least one recipient (to, cc or bcc) is required to send")
+	}
+	// The sender is checked again: a domain may have been removed since the draft was saved.
+	if _, err := c.Store.ResolveSender(ctx, tenant, msg.SenderEmail, msg.SenderAccountID); err != nil {
+		return nil, err
+	}
+	version := msg.Version
+	msg.State = StateQueued
+	msg.UpdatedAt = c.now()
+	if err := c.Store.UpdateDraft(ctx, tenant, msg, version); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// Delete removes a message unless its delivery is queued or in flight.
+func (c *Composer) Delete(ctx context.Context, tenant, id uuid.UUID, expected *Version) error {
+	return c.Store.DeleteMessage(ctx, tenant, id, expected)
 }

@@ -18,9 +18,10 @@ import (
 // fakeStore is an in-memory MessageStore for the compose rules. It keeps
 // messages per tenant, bumps versions like the real store, and records calls.
 type fakeStore struct {
-	mu       sync.Mutex
-	senders  map[uuid.UUID][]domain.Sender
-	messages map[[2]uuid.UUID]*domain.Message
+	mu          sync.Mutex
+	senders     map[uuid.UUID][]domain.Sender
+	messages    map[[2]uuid.UUID]*domain.Message
+	attachments map[[2]uuid.UUID]domain.Attachment
 
 	// Injected failures.
 	resolveErr error
@@ -44,8 +45,9 @@ var _ domain.MessageStore = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{
-		senders:  make(map[uuid.UUID][]domain.Sender),
-		messages: make(map[[2]uuid.UUID]*domain.Message),
+		senders:     make(map[uuid.UUID][]domain.Sender),
+		messages:    make(map[[2]uuid.UUID]*domain.Message),
+		attachments: make(map[[2]uuid.UUID]domain.Attachment),
 	}
 }
 
@@ -60,6 +62,55 @@ func (s *fakeStore) addSender(tenant uuid.UUID, sender domain.Sender) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.senders[tenant] = append(s.senders[tenant], sender)
+}
+
+func (s *fakeStore) addAttachment(tenant uuid.UUID, a domain.Attachment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attachments[[2]uuid.UUID{tenant, a.ID}] = a
+}
+
+func (s *fakeStore) LookupAttachments(_ context.Context, tenant uuid.UUID, ids []uuid.UUID) ([]domain.Attachment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []domain.Attachment
+	for _, id := range ids {
+		if a, ok := s.attachments[[2]uuid.UUID{tenant, id}]; ok {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func (s *fakeStore) LookupAccounts(_ context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]domain.Sender, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[uuid.UUID]domain.Sender)
+	for _, id := range ids {
+		for _, snd := range s.senders[tenant] {
+			if snd.AccountID == id {
+				out[id] = snd
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *fakeStore) DeleteMessage(_ context.Context, tenant, id uuid.UUID, expected *domain.Version) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := [2]uuid.UUID{tenant, id}
+	m, ok := s.messages[key]
+	switch {
+	case !ok:
+		return domain.ErrNotFound
+	case !m.CanDelete():
+		return &domain.Error{Code: domain.CodeConflict, Message: "delivery in progress", CurrentVersion: m.Version}
+	case expected != nil && *expected != m.Version:
+		return &domain.Error{Code: domain.CodeVersionMismatch, Message: "stale", CurrentVersion: m.Version}
+	}
+	delete(s.messages, key)
+	return nil
 }
 
 func (s *fakeStore) put(tenant uuid.UUID, m *domain.Message) {
@@ -154,6 +205,7 @@ func (s *fakeStore) GetMessage(_ context.Context, tenant, id uuid.UUID) (*domain
 var (
 	fixedNow        = time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.FixedZone("UTC+1", 3600)) // microsecond precision, as stored
 	senderAccountID = uuid.MustParse("11111111-1111-4111-8111-111111111111")
+	carolAccountID  = uuid.MustParse("22222222-2222-4222-8222-222222222222")
 )
 
 const senderEmail = "alice@example.com"
@@ -169,6 +221,7 @@ func newComposeFixture(t *testing.T) composeFixture {
 	store := newFakeStore()
 	tenant := uuid.New()
 	store.addSender(tenant, domain.Sender{AccountID: senderAccountID, Email: senderEmail, DisplayName: "Alice Store"})
+	store.addSender(tenant, domain.Sender{AccountID: carolAccountID, Email: "carol@example.net", DisplayName: "Carol Store"})
 	return composeFixture{
 		composer: &domain.Composer{Store: store, Now: func() time.Time { return fixedNow }},
 		store:    store,
@@ -221,7 +274,7 @@ func TestComposeCreate(t *testing.T) {
 		t.Parallel()
 		f := newComposeFixture(t)
 		req := f.request()
-		req.Cc = []domain.RecipientInput{{DisplayName: "Carol", EmailAddress: "carol@EXAMPLE.net", AccountID: senderAccountID}}
+		req.Cc = []domain.RecipientInput{{DisplayName: "Carol", EmailAddress: "carol@EXAMPLE.net", AccountID: carolAccountID}}
 		req.Bcc = []domain.RecipientInput{{EmailAddress: "dave@example.net"}}
 		msg, err := f.composer.Compose(context.Background(), f.tenant, req)
 		if err != nil {
@@ -259,7 +312,7 @@ func TestComposeCreate(t *testing.T) {
 		}
 		want := []domain.Recipient{
 			{Kind: domain.KindTo, Position: 0, DisplayName: "Bob", Email: "bob@example.org", Status: domain.RecipientPending},
-			{Kind: domain.KindCc, Position: 1, DisplayName: "Carol", Email: "carol@example.net", AccountID: senderAccountID, Status: domain.RecipientPending},
+			{Kind: domain.KindCc, Position: 1, DisplayName: "Carol", Email: "carol@example.net", AccountID: carolAccountID, Status: domain.RecipientPending},
 			{Kind: domain.KindBcc, Position: 2, Email: "dave@example.net", Status: domain.RecipientPending},
 		}
 		if len(msg.Recipients) != len(want) {
@@ -519,8 +572,18 @@ func TestComposeErrors(t *testing.T) {
 		{"ImportanceNegative", func(_ composeFixture, r *domain.ComposeRequest) { r.Importance = -1 }, domain.CodeInvalid, "importance"},
 		{"BodyNUL", func(_ composeFixture, r *domain.ComposeRequest) { r.Body = "a\x00b" }, domain.CodeInvalid, "body"},
 		{"BodyTooLarge", func(_ composeFixture, r *domain.ComposeRequest) { r.Body = strings.Repeat("b", domain.MaxBodyBytes+1) }, domain.CodeTooLarge, "body"},
-		{"Attachments", func(_ composeFixture, r *domain.ComposeRequest) { r.Attachments = []uuid.UUID{uuid.New()} }, domain.CodeInvalid, "attachments"},
-		{"ParentID", func(_ composeFixture, r *domain.ComposeRequest) { r.ParentID = uuid.New() }, domain.CodeInvalid, "parent_id"},
+		{"UnknownAttachment", func(_ composeFixture, r *domain.ComposeRequest) { r.Attachments = []uuid.UUID{uuid.New()} }, domain.CodeNotFound, "attachments[0]"},
+		{"DuplicateAttachment", func(_ composeFixture, r *domain.ComposeRequest) {
+			id := uuid.New()
+			r.Attachments = []uuid.UUID{id, id}
+		}, domain.CodeInvalid, "attachments[1]"},
+		{"UnknownParent", func(_ composeFixture, r *domain.ComposeRequest) { r.ParentID = uuid.New() }, domain.CodeNotFound, "parent_id"},
+		{"ForeignRecipientAccount", func(_ composeFixture, r *domain.ComposeRequest) {
+			r.To = []domain.RecipientInput{{EmailAddress: "x@example.net", AccountID: uuid.New()}}
+		}, domain.CodeInvalid, "to[0].account_id"},
+		{"RecipientAccountAddressMismatch", func(_ composeFixture, r *domain.ComposeRequest) {
+			r.To = []domain.RecipientInput{{EmailAddress: "x@example.net", AccountID: carolAccountID}}
+		}, domain.CodeInvalid, "to[0].email_address"},
 		{"MessageIDBare", func(_ composeFixture, r *domain.ComposeRequest) { r.MessageID = "abc@example.com" }, domain.CodeInvalid, "message_id"},
 		{"MessageIDCRLF", func(_ composeFixture, r *domain.ComposeRequest) { r.MessageID = "<a@example.com>\r\nBcc: x@y.com" }, domain.CodeInvalid, "message_id"},
 		{"ReferencesBad", func(_ composeFixture, r *domain.ComposeRequest) { r.References = "<a@example.com> nope" }, domain.CodeInvalid, "references"},

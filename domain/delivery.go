@@ -76,4 +76,6 @@ type AttemptRecord struct {
 	State MessageState
 	// LastError explains a failed or partially sent message.
 	LastError string
+	// MailboxAccounts are the accounts whose inbox now holds the message.
+	MailboxAccounts []uuid.UUID
 }

@@ -65,17 +65,28 @@ func NewInsertClient(pool *pgxpool.Pool, cfg Config) (*river.Client[pgx.Tx], err
 	return client, nil
 }
 
-// NewWorkerClient returns a client that works the delivery queue.
-func NewWorkerClient(pool *pgxpool.Pool, cfg Config, delivery *DeliveryWorker) (*river.Client[pgx.Tx], error) {
+// NewWorkerClient returns a client that works the delivery and maintenance queues.
+func NewWorkerClient(pool *pgxpool.Pool, cfg Config, delivery *DeliveryWorker, purge *PurgeAttachmentsWorker) (*river.Client[pgx.Tx], error) {
 	cfg = cfg.withDefaults()
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, delivery); err != nil {
 		return nil, fmt.Errorf("register delivery worker: %w", err)
 	}
+	if err := river.AddWorkerSafely(workers, purge); err != nil {
+		return nil, fmt.Errorf("register purge worker: %w", err)
+	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Logger:            cfg.Logger,
-		Workers:           workers,
-		Queues:            map[string]river.QueueConfig{QueueDelivery: {MaxWorkers: cfg.Workers}},
+		Logger:  cfg.Logger,
+		Workers: workers,
+		Queues: map[string]river.QueueConfig{
+			QueueDelivery:    {MaxWorkers: cfg.Workers},
+			QueueMaintenance: {MaxWorkers: 2},
+		},
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+				func() (river.JobArgs, *river.InsertOpts) { return PurgeAttachmentsArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+		},
 		FetchCooldown:     cfg.FetchCooldown,
 		FetchPollInterval: cfg.FetchPollInterval,
 		RetryPolicy:       &BackoffPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax},

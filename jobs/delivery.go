@@ -44,6 +44,7 @@ func (DeliverMessageArgs) InsertOpts() river.InsertOpts {
 type DeliveryStore interface {
 	StartDelivery(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error)
 	RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(ctx context.Context, tx pgx.Tx) error) error
+	MessageAttachments(ctx context.Context, tenant, id uuid.UUID) ([]domain.AttachmentContent, error)
 }
 
 // Transport hands one message to the next hop in one SMTP transaction and
@@ -52,8 +53,8 @@ type Transport interface {
 	Deliver(ctx context.Context, from string, to []string, data []byte) []domain.RecipientReply
 }
 
-// RenderFunc builds the RFC 5322 bytes of a message.
-type RenderFunc func(msg *domain.Message, date time.Time) ([]byte, error)
+// RenderFunc builds the RFC 5322 bytes of a message with its attachments.
+type RenderFunc func(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent) ([]byte, error)
 
 // DeliveryWorker delivers a queued message to its pending recipients.
 type DeliveryWorker struct {
@@ -92,31 +93,63 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		return nil
 	}
 	pending := msg.Pending()
-	if len(pending) > 0 {
-		data, err := w.render(msg, w.now())
-		if err != nil {
-			// A message that can't be rendered never will be: fail it rather than retry.
-			return w.finish(ctx, job, msg, failAll(msg, "could not build the message: "+err.Error()))
-		}
-		to := make([]string, len(pending))
-		for i, r := range pending {
-			to[i] = r.Email
-		}
-		replies := w.transport.Deliver(ctx, msg.SenderEmail, to, data)
-		lastAttempt := job.Attempt >= job.MaxAttempts
-		changed := msg.ApplyReplies(replies, lastAttempt)
-		rec := domain.AttemptRecord{MessageID: id, Changed: changed, State: domain.SettledState(msg.Recipients)}
-		rec.LastError = summarizeFailures(msg.Recipients)
-		log.Info("delivery attempt", "state", rec.State, "recipients", len(to))
-		if !rec.State.Final() {
-			if err := w.store.RecordAttempt(ctx, tenant, rec, nil); err != nil {
-				return fmt.Errorf("record deferred attempt: %w", err)
-			}
-			return &DeferredError{Reason: rec.LastError}
-		}
-		return w.finish(ctx, job, msg, rec)
+	if len(pending) == 0 {
+		return w.finish(ctx, job, msg, domain.AttemptRecord{MessageID: id, State: domain.SettledState(msg.Recipients), LastError: summarizeFailures(msg.Recipients)})
 	}
-	return w.finish(ctx, job, msg, domain.AttemptRecord{MessageID: id, State: domain.SettledState(msg.Recipients), LastError: summarizeFailures(msg.Recipients)})
+	var (
+		replies  []domain.RecipientReply
+		mailbox  []uuid.UUID
+		external []string
+	)
+	for _, r := range pending {
+		if r.AccountID != uuid.Nil {
+			// Internal delivery: the account's inbox, no SMTP.
+			replies = append(replies, domain.RecipientReply{Email: r.Email, Code: 250, Text: "2.0.0 delivered to the account's inbox"})
+			mailbox = append(mailbox, r.AccountID)
+			continue
+		}
+		external = append(external, r.Email)
+	}
+	if len(external) > 0 {
+		data, err := w.build(ctx, msg)
+		if err != nil {
+			var de *domain.Error
+			if errors.As(err, &de) && de.Code != domain.CodeInternal {
+				// A message that can't be built never will be: fail it rather than retry.
+				return w.finish(ctx, job, msg, failAll(msg, "could not build the message: "+err.Error()))
+			}
+			return err
+		}
+		replies = append(replies, w.transport.Deliver(ctx, msg.SenderEmail, external, data)...)
+	}
+	lastAttempt := job.Attempt >= job.MaxAttempts
+	changed := msg.ApplyReplies(replies, lastAttempt)
+	rec := domain.AttemptRecord{MessageID: id, Changed: changed, State: domain.SettledState(msg.Recipients), MailboxAccounts: mailbox}
+	rec.LastError = summarizeFailures(msg.Recipients)
+	log.Info("delivery attempt", "state", rec.State, "external", len(external), "internal", len(mailbox))
+	if !rec.State.Final() {
+		if err := w.store.RecordAttempt(ctx, tenant, rec, nil); err != nil {
+			return fmt.Errorf("record deferred attempt: %w", err)
+		}
+		return &DeferredError{Reason: rec.LastError}
+	}
+	return w.finish(ctx, job, msg, rec)
+}
+
+// build renders the message once per attempt with its attachments.
+func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message) ([]byte, error) {
+	var attachments []domain.AttachmentContent
+	if len(msg.Attachments) > 0 {
+		var err error
+		if attachments, err = w.store.MessageAttachments(ctx, msg.SubscriptionID, msg.ID); err != nil {
+			return nil, fmt.Errorf("load attachments: %w", err)
+		}
+	}
+	data, err := w.render(msg, w.now(), attachments)
+	if err != nil {
+		return nil, &domain.Error{Code: domain.CodeInvalid, Message: "render", Cause: err}
+	}
+	return data, nil
 }
 
 // finish records a final outcome and completes the job in the same transaction.

@@ -1,11 +1,18 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -13,28 +20,22 @@ import (
 // sendMessage is the seed API's POST api/messages/sendmessage: create, update
 // or send a message described by a MessageComposeModel.
 func (s *Server) sendMessage(c *gin.Context) {
-	mediaType, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil {
-		mediaType = ""
-	}
-	var model composeModel
-	switch strings.ToLower(mediaType) {
-	case "application/json", "text/json":
-		model, err = decodeJSON(c.Request.Body)
-	default:
-		err = &domain.Error{Code: codeUnsupportedMediaType, Message: "send application/json or text/json"}
-	}
+	model, err := decodeBody(c)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
+	s.compose(c, model)
+}
+
+// compose runs a decoded model through the composer and answers with the result.
+func (s *Server) compose(c *gin.Context, model composeModel) {
 	req, err := model.toRequest()
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	principal := principalOf(c)
-	msg, err := s.composer.Compose(c.Request.Context(), principal.SubscriptionID, req)
+	msg, err := s.composer.Compose(c.Request.Context(), principalOf(c).SubscriptionID, req)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -47,10 +48,44 @@ func (s *Server) sendMessage(c *gin.Context) {
 	s.writeMessage(c, status, msg)
 }
 
-func (s *Server) getMessage(c *gin.Context) {
-	id, err := parseGUID("id", c.Param("id"))
+// decodeBody reads a compose model in whichever format the request declares.
+func decodeBody(c *gin.Context) (composeModel, error) {
+	mediaType, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil {
+		mediaType = ""
+	}
+	switch strings.ToLower(mediaType) {
+	case "application/json", "text/json":
+		return decodeJSON(c.Request.Body)
+	case "application/xml", "text/xml":
+		return decodeXML(c.Request.Body)
+	case "application/x-www-form-urlencoded":
+		body, err := io.ReadAll(c.Request.Body)
+		if err != nil {
+			return composeModel{}, err
+		}
+		values, err := url.ParseQuery(string(body))
+		if err != nil {
+			return composeModel{}, domain.FieldError("", "the form body is not valid URL encoding")
+		}
+		return decodeForm(values)
+	}
+	return composeModel{}, &domain.Error{Code: codeUnsupportedMediaType,
+		Message: "send application/json, text/json, application/xml, text/xml or application/x-www-form-urlencoded"}
+}
+
+func (s *Server) messageID(c *gin.Context) (uuid.UUID, bool) {
+	id, err := parseGUID("id", c.Param("id"))
+	if err != nil || id == uuid.Nil {
 		s.writeError(c, domain.ErrNotFound)
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+func (s *Server) getMessage(c *gin.Context) {
+	id, ok := s.messageID(c)
+	if !ok {
 		return
 	}
 	msg, err := s.messages.GetMessage(c.Request.Context(), principalOf(c).SubscriptionID, id)
@@ -58,10 +93,318 @@ func (s *Server) getMessage(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	if match := c.GetHeader("If-None-Match"); match != "" && match == etag(msg.Version) {
+		c.Header("ETag", etag(msg.Version))
+		c.Status(http.StatusNotModified)
+		return
+	}
 	s.writeMessage(c, http.StatusOK, msg)
 }
 
+// ifMatch reads an If-Match header as a version; nil when absent.
+func ifMatch(c *gin.Context) (*domain.Version, error) {
+	h := strings.TrimSpace(c.GetHeader("If-Match"))
+	if h == "" {
+		return nil, nil
+	}
+	h = strings.TrimPrefix(h, "W/")
+	v, err := domain.ParseVersion(strings.Trim(h, `"`))
+	if err != nil {
+		return nil, &domain.Error{Code: domain.CodeInvalid, Field: "If-Match", Message: "must be an ETag returned by the gateway"}
+	}
+	return &v, nil
+}
+
+// putMessage replaces a draft (or creates a message under that id).
+func (s *Server) putMessage(c *gin.Context) {
+	id, ok := s.messageID(c)
+	if !ok {
+		return
+	}
+	model, err := decodeBody(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := s.bindPathAndVersion(c, id, &model); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.compose(c, model)
+}
+
+// bindPathAndVersion makes the path's id the model's and takes ts from If-Match.
+func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *composeModel) error {
+	if model.ID != "" {
+		if bodyID, err := parseGUID("id", model.ID); err != nil || (bodyID != uuid.Nil && bodyID != id) {
+			return domain.FieldError("id", "must be empty or equal the id in the path")
+		}
+	}
+	model.ID = id.String()
+	expected, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	if expected != nil {
+		ts := expected.String()
+		if model.TS != nil && *model.TS != "" && *model.TS != ts {
+			return domain.FieldError("ts", "differs from If-Match")
+		}
+		model.TS = &ts
+	}
+	return nil
+}
+
+// patchMessage applies a JSON merge patch of compose-model fields to a draft.
+func (s *Server) patchMessage(c *gin.Context) {
+	id, ok := s.messageID(c)
+	if !ok {
+		return
+	}
+	mediaType, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if mediaType != "application/json" && mediaType != "application/merge-patch+json" {
+		s.writeError(c, &domain.Error{Code: codeUnsupportedMediaType, Message: "send application/merge-patch+json or application/json"})
+		return
+	}
+	tenant := principalOf(c).SubscriptionID
+	current, err := s.messages.GetMessage(c.Request.Context(), tenant, id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	model := modelFromMessage(current)
+	// The version must come from the client, never from the row being patched.
+	model.TS = nil
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&model); err != nil {
+		s.writeError(c, jsonError(err))
+		return
+	}
+	if err := s.bindPathAndVersion(c, id, &model); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.compose(c, model)
+}
+
+// modelFromMessage turns a stored message back into the compose model, the base a patch applies to.
+func modelFromMessage(m *domain.Message) composeModel {
+	guid := func(id uuid.UUID) string {
+		if id == uuid.Nil {
+			return ""
+		}
+		return id.String()
+	}
+	model := composeModel{
+		SenderEmail:       m.SenderEmail,
+		SenderDisplayName: m.SenderDisplayName,
+		SenderAccountID:   guid(m.SenderAccountID),
+		Importance:        json.RawMessage(strconv.Itoa(int(m.Importance))),
+		MessageID:         m.MessageID,
+		Body:              m.Body,
+		ParentID:          guid(m.ParentID),
+		Send:              m.State != domain.StateDraft,
+		Subject:           m.Subject,
+		ID:                m.ID.String(),
+	}
+	if m.ParentID == uuid.Nil {
+		// Derived References are recomputed from the parent; only a client's own are carried.
+		model.References = m.References
+	}
+	for _, r := range m.Recipients {
+		rm := recipientModel{DisplayName: r.DisplayName, EmailAddress: r.Email, AccountID: guid(r.AccountID)}
+		switch r.Kind {
+		case domain.KindTo:
+			model.To = append(model.To, rm)
+		case domain.KindCc:
+			model.Cc = append(model.Cc, rm)
+		case domain.KindBcc:
+			model.Bcc = append(model.Bcc, rm)
+		}
+	}
+	for _, a := range m.Attachments {
+		model.Attachments = append(model.Attachments, a.String())
+	}
+	return model
+}
+
+func (s *Server) sendDraft(c *gin.Context) {
+	id, ok := s.messageID(c)
+	if !ok {
+		return
+	}
+	expected, err := ifMatch(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	msg, err := s.composer.Send(c.Request.Context(), principalOf(c).SubscriptionID, id, expected)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.writeMessage(c, http.StatusAccepted, msg)
+}
+
+func (s *Server) deleteMessage(c *gin.Context) {
+	id, ok := s.messageID(c)
+	if !ok {
+		return
+	}
+	expected, err := ifMatch(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := s.composer.Delete(c.Request.Context(), principalOf(c).SubscriptionID, id, expected); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// listQueryParams are the filters GET /api/messages understands.
+var listQueryParams = map[string]bool{
+	"state": true, "folder": true, "account": true, "sender": true, "conversation": true,
+	"created_after": true, "created_before": true, "q": true, "limit": true, "cursor": true,
+}
+
+func (s *Server) listMessages(c *gin.Context) {
+	filter, err := parseFilter(c.Request.URL.Query())
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	page, err := s.messages.ListMessages(c.Request.Context(), principalOf(c).SubscriptionID, filter)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	items := make([]messageView, len(page.Messages))
+	for i, m := range page.Messages {
+		items[i] = newMessageView(m)
+	}
+	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_cursor": page.NextCursor})
+}
+
+func parseFilter(q url.Values) (domain.MessageFilter, error) {
+	var f domain.MessageFilter
+	for name, values := range q {
+		if !listQueryParams[name] {
+			return f, domain.FieldError(name, "is not a filter of this list; use state, folder, account, sender, conversation, created_after, created_before, q, limit or cursor")
+		}
+		if len(values) > 1 {
+			return f, domain.FieldError(name, "is given more than once")
+		}
+	}
+	if v := q.Get("state"); v != "" {
+		f.State = domain.MessageState(v)
+		if !f.State.Valid() {
+			return f, domain.FieldError("state", "must be one of draft, queued, sending, sent, partially_sent, failed, cancelled")
+		}
+	}
+	if v := q.Get("folder"); v != "" {
+		f.Folder = domain.Folder(v)
+		if !f.Folder.Valid() {
+			return f, domain.FieldError("folder", "must be drafts, outbox, sent or inbox")
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *uuid.UUID
+	}{{"account", &f.AccountID}, {"conversation", &f.ConversationID}} {
+		if v := q.Get(p.name); v != "" {
+			id, err := parseGUID(p.name, v)
+			if err != nil {
+				return f, err
+			}
+			*p.dst = id
+		}
+	}
+	if v := q.Get("sender"); v != "" {
+		addr, err := domain.NormalizeAddress("sender", v)
+		if err != nil {
+			return f, err
+		}
+		f.SenderEmail = addr
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"created_after", &f.CreatedAfter}, {"created_before", &f.CreatedBefore}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return f, domain.FieldError(p.name, "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z")
+			}
+			*p.dst = t
+		}
+	}
+	if v := q.Get("q"); v != "" {
+		if err := domain.CheckHeaderText("q", v, 200); err != nil {
+			return f, err
+		}
+		f.SubjectContains = v
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > domain.MaxListLimit {
+			return f, domain.FieldError("limit", "must be a whole number from 1 to %d", domain.MaxListLimit)
+		}
+		f.Limit = n
+	}
+	f.Cursor = q.Get("cursor")
+	return f, nil
+}
+
+// eventView is one timeline entry on the wire.
+type eventView struct {
+	Sequence  int64     `json:"sequence"`
+	Type      string    `json:"type"`
+	Recipient string    `json:"recipient,omitempty"`
+	SMTPCode  int       `json:"smtp_code,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (s *Server) messageEvents(c *gin.Context) {
+	id, ok := s.messageID(c)
+	if !ok {
+		return
+	}
+	events, err := s.messages.MessageEvents(c.Request.Context(), principalOf(c).SubscriptionID, id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	items := make([]eventView, len(events))
+	for i, e := range events {
+		items[i] = eventView{Sequence: e.Sequence, Type: e.Type, Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail, CreatedAt: e.CreatedAt}
+	}
+	c.PureJSON(http.StatusOK, gin.H{"message_id": id, "items": items})
+}
+
+// writeMessage answers with a message in the format the client accepts.
 func (s *Server) writeMessage(c *gin.Context, status int, msg *domain.Message) {
 	c.Header("ETag", etag(msg.Version))
-	c.PureJSON(status, newMessageView(msg))
+	view := newMessageView(msg)
+	switch responseFormat(c) {
+	case formatXML:
+		body, err := encodeXML(view)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Data(status, xmlContentType(c), body)
+	case formatJSON:
+		c.PureJSON(status, view)
+	default:
+		s.writeError(c, &domain.Error{Code: codeNotAcceptable, Message: "this endpoint answers in application/json or application/xml"})
+	}
 }

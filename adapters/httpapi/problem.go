@@ -86,6 +86,13 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		p.Detail = "an internal error occurred; quote the request id when reporting it"
 		s.logger.ErrorContext(c.Request.Context(), "request failed", "error", err, "request_id", p.RequestID, "path", c.Request.URL.Path)
 	}
+	if responseFormat(c) == formatXML {
+		if body, err := encodeProblemXML(p); err == nil {
+			c.Abort()
+			c.Data(status, "application/problem+xml; charset=utf-8", body)
+			return
+		}
+	}
 	c.Header("Content-Type", "application/problem+json")
 	c.AbortWithStatusJSON(status, p)
 }

@@ -21,14 +21,25 @@ import (
 // encoding overhead fit comfortably.
 const MaxRequestBytes = 12 << 20
 
-// MessageReader loads a tenant's message.
+// MessageReader reads a tenant's messages.
 type MessageReader interface {
 	GetMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error)
+	ListMessages(ctx context.Context, tenant uuid.UUID, f domain.MessageFilter) (domain.MessagePage, error)
+	MessageEvents(ctx context.Context, tenant, id uuid.UUID) ([]domain.Event, error)
 }
 
-// Composer creates, updates and sends messages.
+// Composer creates, updates, sends and deletes messages.
 type Composer interface {
 	Compose(ctx context.Context, tenant uuid.UUID, req domain.ComposeRequest) (*domain.Message, error)
+	Send(ctx context.Context, tenant, id uuid.UUID, expected *domain.Version) (*domain.Message, error)
+	Delete(ctx context.Context, tenant, id uuid.UUID, expected *domain.Version) error
+}
+
+// AttachmentStore keeps uploaded files.
+type AttachmentStore interface {
+	CreateAttachment(ctx context.Context, a *domain.Attachment, data []byte) error
+	GetAttachment(ctx context.Context, tenant, id uuid.UUID) (domain.Attachment, error)
+	AttachmentContent(ctx context.Context, tenant, id uuid.UUID) (domain.AttachmentContent, error)
 }
 
 // RequestObserver records one finished request, for metrics.
@@ -38,9 +49,10 @@ type RequestObserver interface {
 
 // Deps are the ports the API needs.
 type Deps struct {
-	Verifier TokenVerifier
-	Composer Composer
-	Messages MessageReader
+	Verifier    TokenVerifier
+	Composer    Composer
+	Messages    MessageReader
+	Attachments AttachmentStore
 	// Ready reports whether the gateway can serve traffic (database, schema).
 	Ready    func(ctx context.Context) error
 	Observer RequestObserver
@@ -52,6 +64,7 @@ type Server struct {
 	verifier TokenVerifier
 	composer Composer
 	messages MessageReader
+	files    AttachmentStore
 	ready    func(ctx context.Context) error
 	observer RequestObserver
 	logger   *slog.Logger
@@ -61,7 +74,7 @@ type Server struct {
 // New builds the API's router.
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, ready: d.Ready, observer: d.Observer, logger: d.Logger}
+	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, ready: d.Ready, observer: d.Observer, logger: d.Logger}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -77,7 +90,16 @@ func New(d Deps) *Server {
 
 	api := e.Group("/api", s.limitBody, s.authenticate)
 	api.POST("/messages/sendmessage", s.sendMessage)
+	api.GET("/messages", s.listMessages)
 	api.GET("/messages/:id", s.getMessage)
+	api.PUT("/messages/:id", s.putMessage)
+	api.PATCH("/messages/:id", s.patchMessage)
+	api.DELETE("/messages/:id", s.deleteMessage)
+	api.POST("/messages/:id/send", s.sendDraft)
+	api.GET("/messages/:id/events", s.messageEvents)
+	api.POST("/attachments", s.uploadAttachment)
+	api.GET("/attachments/:id", s.getAttachment)
+	api.GET("/attachments/:id/content", s.attachmentContent)
 	s.engine = e
 	return s
 }

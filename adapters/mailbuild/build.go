@@ -1,7 +1,10 @@
 // Package mailbuild renders a domain.Message as an RFC 5322 message ready for
 // SMTP DATA: CRLF line endings throughout, 7-bit headers (RFC 2047 encoded
-// words for non-ASCII text) and a quoted-printable UTF-8 body. Bcc recipients
-// never appear in the output; they belong to the SMTP envelope only.
+// words for non-ASCII text) and a quoted-printable UTF-8 body. An HTML body
+// travels as multipart/alternative with a plain-text rendering first;
+// attachments make the message multipart/mixed, each one a base64 part.
+// Bcc recipients never appear in the output; they belong to the SMTP
+// envelope only.
 package mailbuild
 
 import (
@@ -9,13 +12,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	netmail "net/mail"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-message/mail"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -26,6 +25,9 @@ type Options struct {
 	// callers that retry should pass the first attempt's time so every
 	// attempt sends the same bytes.
 	Date time.Time
+	// Attachments are added after the body, in order, each as a base64
+	// part with its filename and content type.
+	Attachments []domain.AttachmentContent
 }
 
 // dateLayout is RFC 5322's date-time with a numeric zone, which every reader accepts.
@@ -46,10 +48,13 @@ func Build(msg *domain.Message, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailbuild: %w", err)
 	}
-	body := []part{textPart(msg.Body)}
+	body, err := bodyEntity(msg, opts.Attachments)
+	if err != nil {
+		return nil, fmt.Errorf("mailbuild: %w", err)
+	}
 
 	var buf bytes.Buffer
-	if err := writeMessage(&buf, fields, body); err != nil {
+	if err := writeMessage(&buf, fields, body, boundarySeed(msg)); err != nil {
 		return nil, fmt.Errorf("mailbuild: write message %s: %w", msg.MessageID, err)
 	}
 	out := buf.Bytes()
@@ -64,6 +69,9 @@ func Build(msg *domain.Message, opts Options) ([]byte, error) {
 // field is one header field, kept in the order it should appear.
 type field struct {
 	key, value string
+	// raw, when set, is the whole field already folded, CRLF included; it
+	// replaces key and value when the header is written.
+	raw []byte
 }
 
 // headerFields validates msg's header-bound fields and returns the message
@@ -78,8 +86,8 @@ func headerFields(msg *domain.Message, opts Options) ([]field, error) {
 		return nil, err
 	}
 	fields := []field{
-		{"Date", date.Format(dateLayout)},
-		{"From", from},
+		{key: "Date", value: date.Format(dateLayout)},
+		{key: "From", value: from},
 	}
 
 	to, err := addressList(msg, domain.KindTo)
@@ -92,42 +100,42 @@ func headerFields(msg *domain.Message, opts Options) ([]field, error) {
 	}
 	switch {
 	case to != "":
-		fields = append(fields, field{"To", to})
+		fields = append(fields, field{key: "To", value: to})
 	case cc == "":
-		fields = append(fields, field{"To", undisclosedRecipients})
+		fields = append(fields, field{key: "To", value: undisclosedRecipients})
 	}
 	if cc != "" {
-		fields = append(fields, field{"Cc", cc})
+		fields = append(fields, field{key: "Cc", value: cc})
 	}
 
 	if err := domain.CheckHeaderText("subject", msg.Subject, domain.MaxSubjectLength); err != nil {
 		return nil, err
 	}
-	fields = append(fields, field{"Subject", encodeText(msg.Subject)})
+	fields = append(fields, field{key: "Subject", value: encodeText(msg.Subject)})
 
 	if err := domain.CheckMessageID("message_id", msg.MessageID); err != nil {
 		return nil, err
 	}
-	fields = append(fields, field{"Message-ID", msg.MessageID})
+	fields = append(fields, field{key: "Message-ID", value: msg.MessageID})
 	if msg.InReplyTo != "" {
 		if err := domain.CheckMessageID("in_reply_to", msg.InReplyTo); err != nil {
 			return nil, err
 		}
-		fields = append(fields, field{"In-Reply-To", msg.InReplyTo})
+		fields = append(fields, field{key: "In-Reply-To", value: msg.InReplyTo})
 	}
 	if msg.References != "" {
 		refs, err := domain.ParseReferences("references", msg.References)
 		if err != nil {
 			return nil, err
 		}
-		fields = append(fields, field{"References", strings.Join(refs, " ")})
+		fields = append(fields, field{key: "References", value: strings.Join(refs, " ")})
 	}
 
 	importance, priority, err := importanceValues(msg.Importance)
 	if err != nil {
 		return nil, err
 	}
-	fields = append(fields, field{"Importance", importance}, field{"X-Priority", priority})
+	fields = append(fields, field{key: "Importance", value: importance}, field{key: "X-Priority", value: priority})
 	return fields, nil
 }
 
@@ -248,64 +256,6 @@ func bEncode(s string) string {
 
 // startsRune reports whether b is the first byte of a UTF-8 sequence.
 func startsRune(b byte) bool { return b&0xC0 != 0x80 }
-
-// part is one leaf MIME entity. A message has exactly one today, the plain
-// text; an HTML alternative and attachments will become further parts, and
-// writeMessage will choose a multipart layout for them.
-type part struct {
-	mediaType        string
-	params           map[string]string
-	transferEncoding string
-	content          []byte
-}
-
-// textPart is the message body as UTF-8 plain text. Line endings are made
-// CRLF first: quoted-printable keeps them as hard line breaks, and SMTP
-// requires CRLF everywhere.
-func textPart(body string) part {
-	content := normalizeLineEndings(body)
-	// SMTP ends the data with CRLF "." CRLF, so a body without a final line
-	// break would reach the server with one added; adding it here keeps the
-	// bytes we hand to SMTP identical to those the server stores.
-	if len(content) > 0 && !bytes.HasSuffix(content, []byte("\r\n")) {
-		content = append(content, '\r', '\n')
-	}
-	return part{
-		mediaType:        "text/plain",
-		params:           map[string]string{"charset": "utf-8"},
-		transferEncoding: "quoted-printable",
-		content:          content,
-	}
-}
-
-// writeMessage writes the header followed by the body made of parts.
-func writeMessage(w io.Writer, fields []field, parts []part) error {
-	if len(parts) != 1 {
-		return fmt.Errorf("a body of %d parts needs multipart support, which is not built yet", len(parts))
-	}
-	p := parts[0]
-	fields = append(fields,
-		field{"MIME-Version", "1.0"},
-		field{"Content-Type", mime.FormatMediaType(p.mediaType, p.params)},
-		field{"Content-Transfer-Encoding", p.transferEncoding},
-	)
-	var header mail.Header
-	// go-message writes fields in the reverse order of Add, newest first.
-	for i := len(fields) - 1; i >= 0; i-- {
-		header.Add(fields[i].key, fields[i].value)
-	}
-	body, err := mail.CreateSingleInlineWriter(w, header)
-	if err != nil {
-		return fmt.Errorf("write header: %w", err)
-	}
-	if _, err := body.Write(p.content); err != nil {
-		return fmt.Errorf("write body: %w", err)
-	}
-	if err := body.Close(); err != nil {
-		return fmt.Errorf("finish body: %w", err)
-	}
-	return nil
-}
 
 // normalizeLineEndings turns CRLF, bare CR and bare LF into CRLF.
 func normalizeLineEndings(s string) []byte {

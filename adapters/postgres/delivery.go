@@ -62,6 +62,11 @@ func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.
 			WHERE subscription_id = $1 AND id = $2`,
 			tenant, rec.MessageID, string(rec.State), rec.LastError, rec.State.Final())
 		queueEvents(b, tenant, rec.MessageID, events)
+		if len(rec.MailboxAccounts) > 0 {
+			b.Queue(`INSERT INTO mailbox_entries (subscription_id, account_id, message_id)
+				SELECT $1, a, $2 FROM unnest($3::uuid[]) AS a ON CONFLICT DO NOTHING`,
+				tenant, rec.MessageID, rec.MailboxAccounts)
+		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("record attempt: %w", err)
 		}

@@ -83,6 +83,17 @@ func queueRecipients(b *pgx.Batch, msg *domain.Message) {
 		msg.SubscriptionID, msg.ID, positions, kinds, names, emails, accounts, msg.UpdatedAt)
 }
 
+// queueAttachments adds the message's attachment references to a batch.
+func queueAttachments(b *pgx.Batch, msg *domain.Message) {
+	if len(msg.Attachments) == 0 {
+		return
+	}
+	b.Queue(`
+		INSERT INTO message_attachments (subscription_id, message_id, position, attachment_id)
+		SELECT $1, $2, ord::int - 1, a FROM unnest($3::uuid[]) WITH ORDINALITY AS t(a, ord)`,
+		msg.SubscriptionID, msg.ID, msg.Attachments)
+}
+
 // CreateMessage implements domain.MessageStore. The message, its recipients,
 // its events and, when queued, its delivery job are written in one
 // transaction: one batch round trip plus the job insert.
@@ -108,10 +119,16 @@ func (s *Store) CreateMessage(ctx context.Context, tenant uuid.UUID, msg *domain
 			nullUUID(msg.ParentID), msg.ConversationID, string(msg.State), msg.CreatedDate).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&msg.Version) })
 		queueRecipients(b, msg)
+		queueAttachments(b, msg)
 		queueEvents(b, tenant, msg.ID, events)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			if pgCode(err) == "23505" {
-				return &domain.Error{Code: domain.CodeConflict, Field: "id", Message: "a message with this id exists"}
+			switch pgCode(err) {
+			case "23505":
+				// The caller checked its own messages first, so the id is
+				// another tenant's: not found, like every foreign id.
+				return &domain.Error{Code: domain.CodeNotFound, Field: "id", Message: "no such message"}
+			case "23503": // an attachment purged between the check and the insert
+				return &domain.Error{Code: domain.CodeNotFound, Field: "attachments", Message: "no such attachment"}
 			}
 			return fmt.Errorf("insert message: %w", err)
 		}
@@ -159,7 +176,9 @@ func (s *Store) UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *domain.M
 		}
 		b := &pgx.Batch{}
 		b.Queue(`DELETE FROM message_recipients WHERE subscription_id = $1 AND message_id = $2`, tenant, msg.ID)
+		b.Queue(`DELETE FROM message_attachments WHERE subscription_id = $1 AND message_id = $2`, tenant, msg.ID)
 		queueRecipients(b, msg)
+		queueAttachments(b, msg)
 		queueEvents(b, tenant, msg.ID, events)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("update draft recipients: %w", err)
@@ -218,21 +237,25 @@ func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate 
 		FROM message_recipients WHERE subscription_id = $1 AND message_id = $2 ORDER BY position`, tenant, id).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var (
-					r             domain.Recipient
-					kind, status  string
-					account       *uuid.UUID
-					pos, attempts int32
-					code          int32
-					updated       time.Time
-				)
-				if err := rows.Scan(&kind, &pos, &r.DisplayName, &r.Email, &account, &status, &attempts, &code, &r.LastReply, &updated); err != nil {
+				r, err := scanRecipient(rows, nil)
+				if err != nil {
 					return err
 				}
-				r.Kind, r.Status, r.AccountID = domain.RecipientKind(kind), domain.RecipientStatus(status), fromNullUUID(account)
-				r.Position, r.Attempts, r.LastCode, r.UpdatedAt = int(pos), int(attempts), int(code), updated.UTC()
 				if msg != nil {
 					msg.Recipients = append(msg.Recipients, r)
+				}
+			}
+			return rows.Err()
+		})
+	b.Queue(`SELECT attachment_id FROM message_attachments WHERE subscription_id = $1 AND message_id = $2 ORDER BY position`, tenant, id).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var a uuid.UUID
+				if err := rows.Scan(&a); err != nil {
+					return err
+				}
+				if msg != nil {
+					msg.Attachments = append(msg.Attachments, a)
 				}
 			}
 			return rows.Err()
@@ -244,4 +267,86 @@ func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate 
 		return nil, fmt.Errorf("get message: %w", err)
 	}
 	return msg, nil
+}
+
+// DeleteMessage implements domain.MessageStore. The checks and the delete are
+// one statement, so a delivery that starts meanwhile can't be deleted under it.
+func (s *Store) DeleteMessage(ctx context.Context, tenant, id uuid.UUID, expected *domain.Version) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		var want *int64
+		if expected != nil {
+			v := int64(*expected)
+			want = &v
+		}
+		tag, err := tx.Exec(ctx, `
+			DELETE FROM messages WHERE subscription_id = $1 AND id = $2
+			AND state NOT IN ('queued', 'sending') AND ($3::bigint IS NULL OR version = $3)`,
+			tenant, id, want)
+		if err != nil {
+			return fmt.Errorf("delete message: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return s.explainMissedDelete(ctx, tx, tenant, id)
+		}
+		b := &pgx.Batch{}
+		queueEvents(b, tenant, id, []event{{kind: "deleted"}})
+		return tx.SendBatch(ctx, b).Close()
+	})
+}
+
+func (s *Store) explainMissedDelete(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) error {
+	var (
+		state   string
+		version int64
+	)
+	err := tx.QueryRow(ctx, `SELECT state, version FROM messages WHERE subscription_id = $1 AND id = $2`, tenant, id).Scan(&state, &version)
+	if err == pgx.ErrNoRows {
+		return domain.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("read message: %w", err)
+	}
+	if !domain.MessageState(state).CanDelete() {
+		return &domain.Error{Code: domain.CodeConflict, Message: "the message can't be deleted while its delivery is " + state, CurrentVersion: domain.Version(version)}
+	}
+	return &domain.Error{Code: domain.CodeVersionMismatch, Field: "ts", Message: "the message was changed since this ts was read", CurrentVersion: domain.Version(version)}
+}
+
+// LookupAccounts implements domain.MessageStore.
+func (s *Store) LookupAccounts(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]domain.Sender, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, email, display_name FROM accounts WHERE subscription_id = $1 AND id = ANY($2)`, tenant, ids)
+	if err != nil {
+		return nil, fmt.Errorf("lookup accounts: %w", err)
+	}
+	out := make(map[uuid.UUID]domain.Sender, len(ids))
+	for rows.Next() {
+		var a domain.Sender
+		if err := rows.Scan(&a.AccountID, &a.Email, &a.DisplayName); err != nil {
+			return nil, err
+		}
+		out[a.AccountID] = a
+	}
+	return out, rows.Err()
+}
+
+// scanRecipient reads a recipient row; when messageID is not nil the row
+// starts with the message id.
+func scanRecipient(rows pgx.Rows, messageID *uuid.UUID) (domain.Recipient, error) {
+	var (
+		r                   domain.Recipient
+		kind, status        string
+		account             *uuid.UUID
+		pos, attempts, code int32
+		updated             time.Time
+	)
+	dest := []any{&kind, &pos, &r.DisplayName, &r.Email, &account, &status, &attempts, &code, &r.LastReply, &updated}
+	if messageID != nil {
+		dest = append([]any{messageID}, dest...)
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return r, err
+	}
+	r.Kind, r.Status, r.AccountID = domain.RecipientKind(kind), domain.RecipientStatus(status), fromNullUUID(account)
+	r.Position, r.Attempts, r.LastCode, r.UpdatedAt = int(pos), int(attempts), int(code), updated.UTC()
+	return r, nil
 }

@@ -140,15 +140,15 @@ func TestCreateMessage(t *testing.T) {
 		}
 	})
 
-	t.Run("ErrDuplicateIDIsConflict", func(t *testing.T) {
+	t.Run("ErrDuplicateIDIsNotFound", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, fixtureOpts{})
 		msg := f.compose(t, false)
 		clone := *msg
 		clone.Version = 0
 		err := f.store.CreateMessage(ctx, f.tenant.ID, &clone)
-		if domain.ErrorCodeOf(err) != domain.CodeConflict {
-			t.Fatalf("want conflict, got %v", err)
+		if domain.ErrorCodeOf(err) != domain.CodeNotFound {
+			t.Fatalf("want not found, got %v", err)
 		}
 	})
 }

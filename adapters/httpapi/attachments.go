@@ -1,0 +1,185 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/gabriel-vasile/mimetype"
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// attachmentView is an attachment's metadata on the wire.
+type attachmentView struct {
+	ID          uuid.UUID `json:"id"`
+	Filename    string    `json:"filename"`
+	ContentType string    `json:"content_type"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func newAttachmentView(a domain.Attachment) attachmentView {
+	return attachmentView{ID: a.ID, Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, SHA256: hex.EncodeToString(a.SHA256), CreatedAt: a.CreatedAt}
+}
+
+// uploadAttachment takes one file as multipart/form-data (field "file"),
+// reading the parts as they stream in rather than spooling the form to disk.
+func (s *Server) uploadAttachment(c *gin.Context) {
+	mediaType, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || mediaType != "multipart/form-data" || params["boundary"] == "" {
+		s.writeError(c, &domain.Error{Code: codeUnsupportedMediaType, Message: "upload the file as multipart/form-data in a part named file"})
+		return
+	}
+	reader := multipart.NewReader(c.Request.Body, params["boundary"])
+	var (
+		att  *domain.Attachment
+		data []byte
+	)
+	for {
+		part, err := reader.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			s.writeError(c, uploadError(err))
+			return
+		}
+		if part.FormName() != "file" {
+			s.writeError(c, domain.FieldError(part.FormName(), "is not a field of an upload; send the file in a part named file"))
+			return
+		}
+		if att != nil {
+			s.writeError(c, domain.FieldError("file", "upload one file per request"))
+			return
+		}
+		att, data, err = readAttachmentPart(part)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+	}
+	if att == nil {
+		s.writeError(c, domain.FieldError("file", "is required"))
+		return
+	}
+	att.ID = uuid.New()
+	att.SubscriptionID = principalOf(c).SubscriptionID
+	if err := s.files.CreateAttachment(c.Request.Context(), att, data); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Header("Location", "/api/attachments/"+att.ID.String())
+	c.PureJSON(http.StatusCreated, newAttachmentView(*att))
+}
+
+func uploadError(err error) error {
+	var maxBytes *http.MaxBytesError
+	if errors.As(err, &maxBytes) {
+		return err
+	}
+	return domain.FieldError("file", "the multipart body is malformed")
+}
+
+// readAttachmentPart reads one file part within the size cap, hashing as it goes.
+func readAttachmentPart(part *multipart.Part) (*domain.Attachment, []byte, error) {
+	hash := sha256.New()
+	var buf bytes.Buffer
+	n, err := io.Copy(io.MultiWriter(&buf, hash), io.LimitReader(part, domain.MaxAttachmentBytes+1))
+	if err != nil {
+		return nil, nil, uploadError(err)
+	}
+	if n > domain.MaxAttachmentBytes {
+		return nil, nil, &domain.Error{Code: domain.CodeTooLarge, Field: "file", Message: "an attachment may be at most " + strconv.Itoa(domain.MaxAttachmentBytes>>20) + " MiB"}
+	}
+	data := buf.Bytes()
+	return &domain.Attachment{
+		Filename:    sanitizeFilename(part.FileName()),
+		ContentType: contentType(data, part.Header.Get("Content-Type")),
+		Size:        n,
+		SHA256:      hash.Sum(nil),
+	}, data, nil
+}
+
+// contentType trusts the bytes over the client's label, except where the
+// bytes can't tell (plain text, unknown binary) and the label is well formed.
+func contentType(data []byte, declared string) string {
+	sniffed := mimetype.Detect(data)
+	base, _, _ := mime.ParseMediaType(sniffed.String())
+	declaredBase, _, err := mime.ParseMediaType(declared)
+	if err == nil && declaredBase != "" && (base == "application/octet-stream" ||
+		base == "text/plain" && strings.HasPrefix(declaredBase, "text/")) {
+		return declaredBase
+	}
+	return sniffed.String()
+}
+
+// sanitizeFilename keeps the base name and drops control and path characters.
+func sanitizeFilename(name string) string {
+	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '/' || r == '"' || r == unicode.ReplacementChar {
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(strings.Trim(name, "."))
+	if len(name) > 255 {
+		name = name[:255]
+	}
+	if name == "" {
+		return "attachment"
+	}
+	return name
+}
+
+func (s *Server) attachmentID(c *gin.Context) (uuid.UUID, bool) {
+	id, err := parseGUID("id", c.Param("id"))
+	if err != nil || id == uuid.Nil {
+		s.writeError(c, domain.ErrNotFound)
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+func (s *Server) getAttachment(c *gin.Context) {
+	id, ok := s.attachmentID(c)
+	if !ok {
+		return
+	}
+	a, err := s.files.GetAttachment(c.Request.Context(), principalOf(c).SubscriptionID, id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, newAttachmentView(a))
+}
+
+func (s *Server) attachmentContent(c *gin.Context) {
+	id, ok := s.attachmentID(c)
+	if !ok {
+		return
+	}
+	a, err := s.files.AttachmentContent(c.Request.Context(), principalOf(c).SubscriptionID, id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename}))
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("ETag", `"`+hex.EncodeToString(a.SHA256)+`"`)
+	c.Data(http.StatusOK, a.ContentType, a.Data)
+}
