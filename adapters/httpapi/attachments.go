@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gabriel-vasile/mimetype"
 	"github.com/gin-gonic/gin"
@@ -131,14 +132,15 @@ func contentType(data []byte, declared string) string {
 func sanitizeFilename(name string) string {
 	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
 	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '/' || r == '"' || r == unicode.ReplacementChar {
+		if unicode.IsControl(r) || r == '/' || r == '"' || r == unicode.ReplacementChar || r == '\u2028' || r == '\u2029' {
 			return -1
 		}
 		return r
 	}, name)
 	name = strings.TrimSpace(strings.Trim(name, "."))
-	if len(name) > 255 {
-		name = name[:255]
+	for len(name) > 255 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
 	}
 	if name == "" {
 		return "attachment"
