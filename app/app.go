@@ -56,7 +56,7 @@ func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*Ap
 		return nil, fmt.Errorf("unknown role %q: use all, api or worker", role)
 	}
 	a := &App{cfg: cfg, role: role, logger: logger, metrics: metrics.New(), serveErr: make(chan error, 2)}
-	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.Workers)
+	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.Workers, cfg.DatabaseRole)
 	if err != nil {
 		return nil, err
 	}
@@ -68,10 +68,18 @@ func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*Ap
 	return a, nil
 }
 
-func openPool(ctx context.Context, url string, workers int) (*pgxpool.Pool, error) {
+// openPool connects to the database. With a role, every connection works as
+// that role (row-level security applies); without one, as the URL's user
+// (migrations, which need the owner).
+func openPool(ctx context.Context, url string, workers int, role string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("MAILGATE_DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	if role != "" {
+		if err := db.UseRuntimeRole(cfg, role); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.MaxConns < int32(min(workers/2+10, 100)) {
 		cfg.MaxConns = int32(min(workers/2+10, 100))

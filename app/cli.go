@@ -132,17 +132,29 @@ func runUntilSignal(ctx context.Context, cfg Config, role string, logger *slog.L
 	return errors.Join(serveErr, a.Shutdown(context.Background()))
 }
 
+// migrateCommand applies the migrations as the schema owner and then makes
+// sure the runtime role exists with its grants.
 func migrateCommand(ctx context.Context, cfg Config, env Env) error {
-	pool, err := openPool(ctx, cfg.DatabaseURL, 1)
+	res, err := migrate(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	return writeJSON(env.Stdout, map[string]any{
+		"applied": orEmpty(res.Applied), "river_versions_applied": orEmpty(res.RiverVersions), "runtime_role": cfg.DatabaseRole,
+	})
+}
+
+func migrate(ctx context.Context, cfg Config) (db.Result, error) {
+	pool, err := openPool(ctx, cfg.MigrationDatabaseURL, 1, "")
+	if err != nil {
+		return db.Result{}, err
 	}
 	defer pool.Close()
 	res, err := db.Migrate(ctx, pool)
 	if err != nil {
-		return err
+		return res, err
 	}
-	return writeJSON(env.Stdout, map[string]any{"applied": orEmpty(res.Applied), "river_versions_applied": orEmpty(res.RiverVersions)})
+	return res, db.EnsureRuntimeRole(ctx, pool, cfg.DatabaseRole)
 }
 
 func orEmpty[T any](s []T) []T {
@@ -159,7 +171,7 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func withStore(ctx context.Context, cfg Config, fn func(*postgres.Store) error) error {
-	pool, err := openPool(ctx, cfg.DatabaseURL, 1)
+	pool, err := openPool(ctx, cfg.DatabaseURL, 1, cfg.DatabaseRole)
 	if err != nil {
 		return err
 	}

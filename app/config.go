@@ -4,6 +4,8 @@ package app
 
 import (
 	"fmt"
+
+	"github.com/mailgate/mailgate/db"
 	"strconv"
 	"time"
 )
@@ -13,7 +15,13 @@ const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/mailgate?sslmode=
 
 // Config is everything the gateway reads from its environment, loaded once.
 type Config struct {
-	DatabaseURL    string
+	DatabaseURL string
+	// MigrationDatabaseURL connects as the schema owner for migrate; it
+	// defaults to DatabaseURL.
+	MigrationDatabaseURL string
+	// DatabaseRole is the runtime role the gateway works as, so row-level
+	// security applies even when DatabaseURL logs in as the owner.
+	DatabaseRole   string
 	HTTPAddr       string
 	AdminAddr      string
 	SMTPURL        string
@@ -33,6 +41,7 @@ type Config struct {
 func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg := Config{
 		DatabaseURL:   or(getenv("MAILGATE_DATABASE_URL"), DefaultDatabaseURL),
+		DatabaseRole:  or(getenv("MAILGATE_DATABASE_ROLE"), db.DefaultRuntimeRole),
 		HTTPAddr:      or(getenv("MAILGATE_HTTP_ADDR"), ":8080"),
 		AdminAddr:     or(getenv("MAILGATE_ADMIN_ADDR"), ":9090"),
 		SMTPURL:       getenv("MAILGATE_SMTP_URL"),
@@ -41,6 +50,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Workers:       50,
 		RetryBase:     time.Minute,
 		ShutdownGrace: 25 * time.Second,
+	}
+	cfg.MigrationDatabaseURL = or(getenv("MAILGATE_MIGRATION_DATABASE_URL"), cfg.DatabaseURL)
+	if !db.ValidRoleName(cfg.DatabaseRole) {
+		return cfg, fmt.Errorf("MAILGATE_DATABASE_ROLE must be a lower-case identifier, got %q", cfg.DatabaseRole)
 	}
 	if v := getenv("MAILGATE_WORKERS"); v != "" {
 		n, err := strconv.Atoi(v)

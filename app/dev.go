@@ -16,7 +16,6 @@ import (
 	"github.com/mailgate/mailgate/adapters/jwtauth"
 	"github.com/mailgate/mailgate/adapters/pgdev"
 	"github.com/mailgate/mailgate/adapters/postgres"
-	"github.com/mailgate/mailgate/db"
 	"github.com/mailgate/mailgate/domain"
 )
 
@@ -50,6 +49,9 @@ func devCommand(ctx context.Context, cfg Config, env Env, logger *slog.Logger) e
 			say("stopping the dev database: %v", err)
 		}
 	}()
+	if cfg.MigrationDatabaseURL == cfg.DatabaseURL {
+		cfg.MigrationDatabaseURL = dbURL
+	}
 	cfg.DatabaseURL = dbURL
 	if cfg.JWTSecret == "" {
 		if cfg.JWTSecret, err = devSecret(filepath.Join(devStateDir, "jwt-secret")); err != nil {
@@ -81,14 +83,14 @@ func prepareDevDatabase(ctx context.Context, cfg Config) (postgres.Tenant, postg
 		tenant  postgres.Tenant
 		account postgres.Account
 	)
-	pool, err := openPool(ctx, cfg.DatabaseURL, 1)
+	if _, err := migrate(ctx, cfg); err != nil {
+		return tenant, account, err
+	}
+	pool, err := openPool(ctx, cfg.DatabaseURL, 1, cfg.DatabaseRole)
 	if err != nil {
 		return tenant, account, err
 	}
 	defer pool.Close()
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		return tenant, account, err
-	}
 	store := postgres.New(pool, nil)
 	tenant, err = store.FindTenantByName(ctx, demoTenantName)
 	if errors.Is(err, domain.ErrNotFound) {

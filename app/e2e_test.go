@@ -55,7 +55,7 @@ func TestSendSeedSampleEndToEnd(t *testing.T) {
 		t.Fatalf("relay received %d messages, want exactly 1", len(g.relay.Messages()))
 	}
 	var jobState string
-	if err := g.app.pool.QueryRow(t.Context(), `SELECT state FROM river_job WHERE args->>'message_id' = $1`, created.ID).Scan(&jobState); err != nil || jobState != "completed" {
+	if err := g.owner.QueryRow(t.Context(), `SELECT state FROM river_job WHERE args->>'message_id' = $1`, created.ID).Scan(&jobState); err != nil || jobState != "completed" {
 		t.Fatalf("the delivery job is %q (%v), want completed with the message", jobState, err)
 	}
 

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailgate/mailgate/adapters/jwtauth"
 	"github.com/mailgate/mailgate/adapters/postgres"
 	"github.com/mailgate/mailgate/adapters/smtprelay/smtptest"
+	"github.com/mailgate/mailgate/db"
 	"github.com/mailgate/mailgate/db/dbtest"
 )
 
@@ -26,7 +28,9 @@ const testSecret = "test-secret-0123456789-abcdefghijklmnop"
 
 // gateway is the whole app booted on free ports, with a real SMTP server as its relay.
 type gateway struct {
-	app    *App
+	app *App
+	// owner reads the database past row-level security, for assertions.
+	owner  *pgxpool.Pool
 	relay  *smtptest.Server
 	base   string
 	auth   *jwtauth.Authenticator
@@ -50,8 +54,10 @@ func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options) *ga
 	t.Helper()
 	ctx := context.Background()
 	relay := smtptest.Start(t, relayOpts)
+	dbURL := dbtest.IsolatedURL(t)
 	cfg := Config{
-		DatabaseURL:    dbtest.IsolatedURL(t),
+		DatabaseURL:    dbURL,
+		DatabaseRole:   db.DefaultRuntimeRole,
 		HTTPAddr:       "127.0.0.1:0",
 		AdminAddr:      "127.0.0.1:0",
 		SMTPURL:        relay.URL(),
@@ -78,7 +84,7 @@ func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options) *ga
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	g := &gateway{app: a, relay: relay, base: "http://" + a.HTTPAddr()}
+	g := &gateway{app: a, relay: relay, base: "http://" + a.HTTPAddr(), owner: dbtest.OwnerPoolFor(t, dbURL)}
 	g.auth, err = jwtauth.NewHS256([]byte(testSecret), jwtauth.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +208,7 @@ func (g *gateway) waitForState(t *testing.T, id string, want string) messageView
 func (g *gateway) countRows(t *testing.T, query string) int {
 	t.Helper()
 	var n int
-	if err := g.app.pool.QueryRow(context.Background(), query, g.tenant.ID).Scan(&n); err != nil {
+	if err := g.owner.QueryRow(context.Background(), query, g.tenant.ID).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

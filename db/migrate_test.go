@@ -46,12 +46,15 @@ func TestTxIsRolledBack(t *testing.T) {
 	t.Run("write", func(t *testing.T) {
 		tx := dbtest.Tx(t)
 		name = "rollback-" + t.Name()
+		if _, err := tx.Exec(ctx, "SELECT set_config('mailgate.operator', 'on', true)"); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := tx.Exec(ctx, "INSERT INTO subscriptions (id, name) VALUES (gen_random_uuid(), $1)", name); err != nil {
 			t.Fatal(err)
 		}
 	})
 	var n int
-	if err := dbtest.Pool(t).QueryRow(ctx, "SELECT count(*) FROM subscriptions WHERE name = $1", name).Scan(&n); err != nil {
+	if err := dbtest.OwnerPool(t).QueryRow(ctx, "SELECT count(*) FROM subscriptions WHERE name = $1", name).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {

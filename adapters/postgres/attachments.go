@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,10 +23,13 @@ func scanAttachment(row pgx.Row) (domain.Attachment, error) {
 
 // CreateAttachment stores an uploaded file.
 func (s *Store) CreateAttachment(ctx context.Context, a *domain.Attachment, data []byte) error {
-	err := s.pool.QueryRow(ctx, `
+	b := newBatch(tenantScope(a.SubscriptionID))
+	b.Queue(`
 		INSERT INTO attachments (subscription_id, id, filename, content_type, size_bytes, sha256, content)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
-		a.SubscriptionID, a.ID, a.Filename, a.ContentType, a.Size, a.SHA256, data).Scan(&a.CreatedAt)
+		a.SubscriptionID, a.ID, a.Filename, a.ContentType, a.Size, a.SHA256, data).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&a.CreatedAt) })
+	err := s.read(ctx, b)
 	if pgCode(err) == "23503" {
 		return domain.ErrNotFound
 	}
@@ -38,8 +42,16 @@ func (s *Store) CreateAttachment(ctx context.Context, a *domain.Attachment, data
 
 // GetAttachment returns an attachment's metadata.
 func (s *Store) GetAttachment(ctx context.Context, tenant, id uuid.UUID) (domain.Attachment, error) {
-	a, err := scanAttachment(s.pool.QueryRow(ctx, `SELECT `+attachmentColumns+` FROM attachments WHERE subscription_id = $1 AND id = $2`, tenant, id))
-	if err == pgx.ErrNoRows {
+	var a domain.Attachment
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT `+attachmentColumns+` FROM attachments WHERE subscription_id = $1 AND id = $2`, tenant, id).
+		QueryRow(func(row pgx.Row) error {
+			var err error
+			a, err = scanAttachment(row)
+			return err
+		})
+	err := s.read(ctx, b)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return a, domain.ErrNotFound
 	}
 	if err != nil {
@@ -51,9 +63,13 @@ func (s *Store) GetAttachment(ctx context.Context, tenant, id uuid.UUID) (domain
 // AttachmentContent returns an attachment with its bytes.
 func (s *Store) AttachmentContent(ctx context.Context, tenant, id uuid.UUID) (domain.AttachmentContent, error) {
 	var c domain.AttachmentContent
-	err := s.pool.QueryRow(ctx, `SELECT `+attachmentColumns+`, content FROM attachments WHERE subscription_id = $1 AND id = $2`, tenant, id).
-		Scan(&c.ID, &c.SubscriptionID, &c.Filename, &c.ContentType, &c.Size, &c.SHA256, &c.CreatedAt, &c.Data)
-	if err == pgx.ErrNoRows {
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT `+attachmentColumns+`, content FROM attachments WHERE subscription_id = $1 AND id = $2`, tenant, id).
+		QueryRow(func(row pgx.Row) error {
+			return row.Scan(&c.ID, &c.SubscriptionID, &c.Filename, &c.ContentType, &c.Size, &c.SHA256, &c.CreatedAt, &c.Data)
+		})
+	err := s.read(ctx, b)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return c, domain.ErrNotFound
 	}
 	if err != nil {
@@ -64,41 +80,60 @@ func (s *Store) AttachmentContent(ctx context.Context, tenant, id uuid.UUID) (do
 
 // LookupAttachments implements domain.MessageStore.
 func (s *Store) LookupAttachments(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) ([]domain.Attachment, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+attachmentColumns+` FROM attachments WHERE subscription_id = $1 AND id = ANY($2)`, tenant, ids)
-	if err != nil {
+	var out []domain.Attachment
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT `+attachmentColumns+` FROM attachments WHERE subscription_id = $1 AND id = ANY($2)`, tenant, ids).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Attachment, error) { return scanAttachment(row) })
+			return err
+		})
+	if err := s.read(ctx, b); err != nil {
 		return nil, fmt.Errorf("lookup attachments: %w", err)
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Attachment, error) { return scanAttachment(row) })
+	return out, nil
 }
 
 // MessageAttachments returns a message's attachments with their bytes, in order.
 func (s *Store) MessageAttachments(ctx context.Context, tenant, messageID uuid.UUID) ([]domain.AttachmentContent, error) {
-	rows, err := s.pool.Query(ctx, `
+	var out []domain.AttachmentContent
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`
 		SELECT a.id, a.subscription_id, a.filename, a.content_type, a.size_bytes, a.sha256, a.created_at, a.content
 		FROM message_attachments ma
 		JOIN attachments a ON a.subscription_id = ma.subscription_id AND a.id = ma.attachment_id
 		WHERE ma.subscription_id = $1 AND ma.message_id = $2
-		ORDER BY ma.position`, tenant, messageID)
-	if err != nil {
+		ORDER BY ma.position`, tenant, messageID).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.AttachmentContent, error) {
+				var c domain.AttachmentContent
+				err := row.Scan(&c.ID, &c.SubscriptionID, &c.Filename, &c.ContentType, &c.Size, &c.SHA256, &c.CreatedAt, &c.Data)
+				return c, err
+			})
+			return err
+		})
+	if err := s.read(ctx, b); err != nil {
 		return nil, fmt.Errorf("message attachments: %w", err)
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.AttachmentContent, error) {
-		var c domain.AttachmentContent
-		err := row.Scan(&c.ID, &c.SubscriptionID, &c.Filename, &c.ContentType, &c.Size, &c.SHA256, &c.CreatedAt, &c.Data)
-		return c, err
-	})
+	return out, nil
 }
 
 // PurgeUnreferencedAttachments deletes attachments older than the cutoff
 // that no message refers to, and returns how many went.
 func (s *Store) PurgeUnreferencedAttachments(ctx context.Context, createdBefore time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `
-		DELETE FROM attachments a
-		WHERE a.created_at < $1
-		AND NOT EXISTS (SELECT 1 FROM message_attachments ma
-		                WHERE ma.subscription_id = a.subscription_id AND ma.attachment_id = a.id)`, createdBefore)
+	var purged int64
+	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			DELETE FROM attachments a
+			WHERE a.created_at < $1
+			AND NOT EXISTS (SELECT 1 FROM message_attachments ma
+			                WHERE ma.subscription_id = a.subscription_id AND ma.attachment_id = a.id)`, createdBefore)
+		purged = tag.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("purge attachments: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return purged, nil
 }

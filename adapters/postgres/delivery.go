@@ -15,7 +15,7 @@ import (
 // worker can finish its job without sending; a vanished one is ErrNotFound.
 func (s *Store) StartDelivery(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
 	var msg *domain.Message
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		var err error
 		msg, err = getMessage(ctx, tx, tenant, id, true)
 		if err != nil {
@@ -45,7 +45,7 @@ func (s *Store) StartDelivery(ctx context.Context, tenant, id uuid.UUID) (*domai
 // message state and the events, then runs inTx (the job's completion) in the
 // same transaction so state and job can't disagree.
 func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(ctx context.Context, tx pgx.Tx) error) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		events := make([]event, 0, len(rec.Changed)+1)
 		for _, r := range rec.Changed {

@@ -76,12 +76,14 @@ func (s *Store) ListMessages(ctx context.Context, tenant uuid.UUID, f domain.Mes
 	}
 	query := `SELECT ` + prefixed("m.", messageColumns) + ` FROM messages m WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY m.created_date DESC, m.id DESC LIMIT ` + arg(limit+1)
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return page, fmt.Errorf("list messages: %w", err)
-	}
-	msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*domain.Message, error) { return scanMessage(row) })
-	if err != nil {
+	var msgs []*domain.Message
+	b := newBatch(tenantScope(tenant))
+	b.Queue(query, args...).Query(func(rows pgx.Rows) error {
+		var err error
+		msgs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*domain.Message, error) { return scanMessage(row) })
+		return err
+	})
+	if err := s.read(ctx, b); err != nil {
 		return page, fmt.Errorf("list messages: %w", err)
 	}
 	if len(msgs) > limit {
@@ -106,7 +108,7 @@ func (s *Store) loadDetails(ctx context.Context, tenant uuid.UUID, msgs []*domai
 	for i, m := range msgs {
 		ids[i], byID[m.ID] = m.ID, m
 	}
-	b := &pgx.Batch{}
+	b := newBatch(tenantScope(tenant))
 	b.Queue(`
 		SELECT message_id, kind, position, display_name, email, account_id, status, attempts, last_code, last_reply, updated_at
 		FROM message_recipients WHERE subscription_id = $1 AND message_id = ANY($2) ORDER BY message_id, position`, tenant, ids).
@@ -132,7 +134,7 @@ func (s *Store) loadDetails(ctx context.Context, tenant uuid.UUID, msgs []*domai
 			}
 			return rows.Err()
 		})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.read(ctx, b); err != nil {
 		return fmt.Errorf("load message details: %w", err)
 	}
 	return nil
@@ -141,19 +143,22 @@ func (s *Store) loadDetails(ctx context.Context, tenant uuid.UUID, msgs []*domai
 // MessageEvents returns a message's timeline, oldest first. Events outlive a
 // deleted message; a message that never existed has none and is not found.
 func (s *Store) MessageEvents(ctx context.Context, tenant, id uuid.UUID) ([]domain.Event, error) {
-	rows, err := s.pool.Query(ctx, `
+	var events []domain.Event
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`
 		SELECT id, message_id, type, recipient, smtp_code, detail, created_at
-		FROM message_events WHERE subscription_id = $1 AND message_id = $2 ORDER BY id`, tenant, id)
-	if err != nil {
-		return nil, fmt.Errorf("message events: %w", err)
-	}
-	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Event, error) {
-		var e domain.Event
-		err := row.Scan(&e.Sequence, &e.MessageID, &e.Type, &e.Recipient, &e.SMTPCode, &e.Detail, &e.CreatedAt)
-		e.CreatedAt = e.CreatedAt.UTC()
-		return e, err
-	})
-	if err != nil {
+		FROM message_events WHERE subscription_id = $1 AND message_id = $2 ORDER BY id`, tenant, id).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			events, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Event, error) {
+				var e domain.Event
+				err := row.Scan(&e.Sequence, &e.MessageID, &e.Type, &e.Recipient, &e.SMTPCode, &e.Detail, &e.CreatedAt)
+				e.CreatedAt = e.CreatedAt.UTC()
+				return e, err
+			})
+			return err
+		})
+	if err := s.read(ctx, b); err != nil {
 		return nil, fmt.Errorf("message events: %w", err)
 	}
 	if len(events) == 0 {

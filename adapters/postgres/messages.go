@@ -105,7 +105,7 @@ func (s *Store) CreateMessage(ctx context.Context, tenant uuid.UUID, msg *domain
 	if msg.State == domain.StateQueued {
 		events = append(events, event{kind: "queued"})
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(`
 			INSERT INTO messages (subscription_id, id, sender_account_id, sender_email, sender_display_name,
@@ -155,7 +155,7 @@ func (s *Store) UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *domain.M
 	if msg.State == domain.StateQueued {
 		events = append(events, event{kind: "queued"})
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
 			UPDATE messages SET sender_account_id = $4, sender_email = $5, sender_display_name = $6,
 				subject = $7, body = $8, importance = $9, message_id = $10, in_reply_to = $11,
@@ -216,13 +216,15 @@ type querier interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
+// getMessage loads a message in one batch, scoped to its tenant (harmless
+// inside a transaction already scoped the same way).
 func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate bool) (*domain.Message, error) {
 	var msg *domain.Message
 	lock := ""
 	if forUpdate {
 		lock = " FOR UPDATE"
 	}
-	b := &pgx.Batch{}
+	b := newBatch(tenantScope(tenant))
 	b.Queue(`SELECT `+messageColumns+` FROM messages WHERE subscription_id = $1 AND id = $2`+lock, tenant, id).
 		QueryRow(func(row pgx.Row) error {
 			m, err := scanMessage(row)
@@ -272,7 +274,7 @@ func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate 
 // DeleteMessage implements domain.MessageStore. The checks and the delete are
 // one statement, so a delivery that starts meanwhile can't be deleted under it.
 func (s *Store) DeleteMessage(ctx context.Context, tenant, id uuid.UUID, expected *domain.Version) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		var want *int64
 		if expected != nil {
 			v := int64(*expected)
@@ -314,19 +316,23 @@ func (s *Store) explainMissedDelete(ctx context.Context, tx pgx.Tx, tenant, id u
 
 // LookupAccounts implements domain.MessageStore.
 func (s *Store) LookupAccounts(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]domain.Sender, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, email, display_name FROM accounts WHERE subscription_id = $1 AND id = ANY($2)`, tenant, ids)
-	if err != nil {
+	out := make(map[uuid.UUID]domain.Sender, len(ids))
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT id, email, display_name FROM accounts WHERE subscription_id = $1 AND id = ANY($2)`, tenant, ids).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var a domain.Sender
+				if err := rows.Scan(&a.AccountID, &a.Email, &a.DisplayName); err != nil {
+					return err
+				}
+				out[a.AccountID] = a
+			}
+			return rows.Err()
+		})
+	if err := s.read(ctx, b); err != nil {
 		return nil, fmt.Errorf("lookup accounts: %w", err)
 	}
-	out := make(map[uuid.UUID]domain.Sender, len(ids))
-	for rows.Next() {
-		var a domain.Sender
-		if err := rows.Scan(&a.AccountID, &a.Email, &a.DisplayName); err != nil {
-			return nil, err
-		}
-		out[a.AccountID] = a
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // scanRecipient reads a recipient row; when messageID is not nil the row

@@ -39,10 +39,32 @@ func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
-// inTx runs fn in a transaction for one tenant and commits when fn succeeds.
-// Every tenant write goes through here, so tenant scoping has one home.
-func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+// scope is whose rows a transaction may see: one tenant, or the operator.
+// Row-level security enforces it in the database as a second wall behind the
+// explicit tenant argument every query carries.
+type scope string
+
+// operatorScope spans tenants; only operator tasks (tenant administration,
+// purges) use it.
+const operatorScope scope = "operator"
+
+func tenantScope(tenant uuid.UUID) scope { return scope(tenant.String()) }
+
+// setting is the statement that scopes the current transaction. It is set
+// per transaction (is_local = true), never per session, so a pooled
+// connection can't carry one tenant over to the next transaction.
+func (sc scope) setting() string {
+	if sc == operatorScope {
+		return `SELECT set_config('mailgate.operator', 'on', true)`
+	}
+	// A UUID's text form is hex and dashes, safe to inline.
+	return `SELECT set_config('mailgate.subscription_id', '` + string(sc) + `', true)`
+}
+
+// inTx runs fn in a transaction scoped to sc and commits when fn succeeds.
+// The scope is set by the BEGIN round trip itself, so it costs nothing extra.
+func (s *Store) inTx(ctx context.Context, sc scope, fn func(tx pgx.Tx) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; " + sc.setting()})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -54,6 +76,20 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// newBatch starts a batch scoped to sc. A batch runs as one implicit
+// transaction, so the setting holds for the queries queued after it: a
+// scoped read in one round trip.
+func newBatch(sc scope) *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(sc.setting())
+	return b
+}
+
+// read sends a scoped batch on the pool.
+func (s *Store) read(ctx context.Context, b *pgx.Batch) error {
+	return s.pool.SendBatch(ctx, b).Close()
 }
 
 // pgCode returns the SQLSTATE of err, or "".

@@ -77,7 +77,8 @@ func (f fixture) compose(t *testing.T, send bool) *domain.Message {
 func countRows(t *testing.T, query string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := dbtest.Pool(t).QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+	// The owner pool bypasses row-level security, so it sees what was really written.
+	if err := dbtest.OwnerPool(t).QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

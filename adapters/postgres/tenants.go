@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -44,7 +45,7 @@ func (s *Store) CreateTenant(ctx context.Context, name string, domains []string)
 		}
 		t.SenderDomains = append(t.SenderDomains, normalized)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `INSERT INTO subscriptions (id, name) VALUES ($1, $2) RETURNING created_at`, t.ID, name).Scan(&t.CreatedAt); err != nil {
 			return fmt.Errorf("insert subscription: %w", err)
 		}
@@ -63,14 +64,18 @@ func (s *Store) CreateTenant(ctx context.Context, name string, domains []string)
 // FindTenantByName returns the first tenant with that name, or ErrNotFound.
 func (s *Store) FindTenantByName(ctx context.Context, name string) (Tenant, error) {
 	var t Tenant
-	err := s.pool.QueryRow(ctx, `
+	b := newBatch(operatorScope)
+	b.Queue(`
 		SELECT s.id, s.name, s.status, s.created_at,
 		       coalesce(array_agg(d.domain ORDER BY d.domain) FILTER (WHERE d.domain IS NOT NULL), '{}')
 		FROM subscriptions s LEFT JOIN sender_domains d ON d.subscription_id = s.id
 		WHERE s.name = $1
 		GROUP BY s.id ORDER BY s.created_at LIMIT 1`, name).
-		Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.SenderDomains)
-	if err == pgx.ErrNoRows {
+		QueryRow(func(row pgx.Row) error {
+			return row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.SenderDomains)
+		})
+	err := s.read(ctx, b)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return t, domain.ErrNotFound
 	}
 	if err != nil {
@@ -91,7 +96,7 @@ func (s *Store) CreateAccount(ctx context.Context, tenant uuid.UUID, email, disp
 		return a, err
 	}
 	a.Email = normalized
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		var verified bool
 		err := tx.QueryRow(ctx, `
 			SELECT EXISTS (SELECT 1 FROM sender_domains
@@ -123,11 +128,13 @@ func (s *Store) CreateAccount(ctx context.Context, tenant uuid.UUID, email, disp
 // FindAccountByEmail returns a tenant's account by address, or ErrNotFound.
 func (s *Store) FindAccountByEmail(ctx context.Context, tenant uuid.UUID, email string) (Account, error) {
 	a := Account{SubscriptionID: tenant}
-	err := s.pool.QueryRow(ctx, `
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`
 		SELECT id, email, display_name, created_at FROM accounts
 		WHERE subscription_id = $1 AND lower(email) = lower($2)`, tenant, email).
-		Scan(&a.ID, &a.Email, &a.DisplayName, &a.CreatedAt)
-	if err == pgx.ErrNoRows {
+		QueryRow(func(row pgx.Row) error { return row.Scan(&a.ID, &a.Email, &a.DisplayName, &a.CreatedAt) })
+	err := s.read(ctx, b)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return a, domain.ErrNotFound
 	}
 	if err != nil {
@@ -151,7 +158,8 @@ func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email strin
 	if email != "" {
 		senderDomain = domain.DomainOf(email)
 	}
-	err := s.pool.QueryRow(ctx, `
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`
 		SELECT a.id, a.email, a.display_name,
 		       EXISTS (SELECT 1 FROM sender_domains d
 		               WHERE d.subscription_id = $1 AND d.domain = $4 AND d.verified_at IS NOT NULL),
@@ -160,8 +168,10 @@ func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email strin
 		LEFT JOIN accounts a ON a.subscription_id = $1
 		     AND CASE WHEN $3::uuid IS NULL THEN lower(a.email) = lower($2) ELSE a.id = $3 END`,
 		tenant, email, nullUUID(accountID), senderDomain).
-		Scan(&accID, &accEmail, &accName, &domainVerified, &tenantStatus)
-	if err != nil {
+		QueryRow(func(row pgx.Row) error {
+			return row.Scan(&accID, &accEmail, &accName, &domainVerified, &tenantStatus)
+		})
+	if err := s.read(ctx, b); err != nil {
 		return sender, fmt.Errorf("resolve sender: %w", err)
 	}
 	if tenantStatus == nil || *tenantStatus != "active" {

@@ -31,11 +31,14 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/mailgate_test?sslmode=dis
 
 // shared is the per-binary schema; test helpers are the one place a
 // package-level value is worth it, since go test gives no other per-binary hook.
+// pool works as the runtime role, so row-level security applies to the code
+// under test exactly as in production; owner bypasses it, for assertions.
 var shared struct {
 	once   sync.Once
 	url    string
 	schema string
 	pool   *pgxpool.Pool
+	owner  *pgxpool.Pool
 	err    error
 }
 
@@ -46,6 +49,7 @@ func Run(m *testing.M) int {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		shared.pool.Close()
+		shared.owner.Close()
 		if err := dropSchema(ctx, shared.url, shared.schema); err != nil {
 			fmt.Fprintln(os.Stderr, "dbtest:", err)
 		}
@@ -80,11 +84,11 @@ func IsolatedURL(t testing.TB) string {
 	t.Helper()
 	setup(t)
 	schema := "test_" + randomHex(6)
-	pool, err := migratedPool(shared.url, schema)
+	owner, err := migratedPool(shared.url, schema)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	pool.Close()
+	owner.Close()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -95,11 +99,36 @@ func IsolatedURL(t testing.TB) string {
 	return withSearchPath(t, schema)
 }
 
-// Pool returns the shared pool on the package's migrated schema.
+// Pool returns the shared pool on the package's migrated schema, working as
+// the runtime role: row-level security applies.
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	setup(t)
 	return shared.pool
+}
+
+// OwnerPool returns a superuser pool on the package's schema. Row-level
+// security does not apply to it: use it to check what was really written.
+func OwnerPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	setup(t)
+	return shared.owner
+}
+
+// OwnerPoolFor opens a superuser pool on the schema of a URL from
+// IsolatedURL, closed when the test ends.
+func OwnerPoolFor(t testing.TB, rawURL string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // Tx begins a transaction on the package schema that is rolled back when the test ends.
@@ -121,7 +150,10 @@ func setup(t testing.TB) {
 			shared.url = DefaultURL
 		}
 		shared.schema = "test_" + randomHex(6)
-		shared.pool, shared.err = migratedPool(shared.url, shared.schema)
+		shared.owner, shared.err = migratedPool(shared.url, shared.schema)
+		if shared.err == nil {
+			shared.pool, shared.err = runtimePool(shared.url, shared.schema)
+		}
 	})
 	if shared.err != nil {
 		t.Fatalf("dbtest: %v", shared.err)
@@ -156,7 +188,24 @@ func migratedPool(rawURL, schema string) (*pgxpool.Pool, error) {
 		pool.Close()
 		return nil, err
 	}
+	if err := db.EnsureRuntimeRole(ctx, pool, db.DefaultRuntimeRole); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return pool, nil
+}
+
+func runtimePool(rawURL, schema string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 20
+	if err := db.UseRuntimeRole(cfg, db.DefaultRuntimeRole); err != nil {
+		return nil, err
+	}
+	return pgxpool.NewWithConfig(context.Background(), cfg)
 }
 
 // ensureDatabase creates the test database when it is missing.
