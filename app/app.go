@@ -48,6 +48,9 @@ type App struct {
 	httpListener            net.Listener
 	adminListener           net.Listener
 	serveErr                chan error
+	auth                    *jwtauth.Authenticator
+	// stop ends background work tied to the app's life (the SIGHUP watcher).
+	stop context.CancelFunc
 }
 
 // New connects to the database and wires the gateway for role; Start runs it.
@@ -123,18 +126,21 @@ func (a *App) wire(ctx context.Context) error {
 		}
 	}
 	if a.role != RoleWorker {
-		verifier, err := newVerifier(a.cfg)
+		verifier, err := newVerifier(a.cfg, a.store)
 		if err != nil {
 			return err
 		}
+		a.auth = verifier.auth
 		api := httpapi.New(httpapi.Deps{
-			Verifier:    verifier,
-			Composer:    &domain.Composer{Store: a.store},
-			Messages:    a.store,
-			Attachments: a.store,
-			Ready:       a.ready,
-			Observer:    a.metrics,
-			Logger:      a.logger,
+			Verifier:         verifier,
+			Composer:         &domain.Composer{Store: a.store},
+			Messages:         a.store,
+			Attachments:      a.store,
+			Admin:            a.store,
+			AttachmentPolicy: a.cfg.attachmentPolicy(),
+			Ready:            a.ready,
+			Observer:         a.metrics,
+			Logger:           a.logger,
 		})
 		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	}
@@ -182,21 +188,35 @@ func (t relayTransport) Deliver(ctx context.Context, from string, to []string, d
 	return replies
 }
 
-// verifier adapts the JWT adapter to the API's port.
-type verifier struct{ auth *jwtauth.Authenticator }
+// verifier adapts the JWT adapter to the API's port and refuses tokens of
+// suspended or unknown tenants.
+type verifier struct {
+	auth     *jwtauth.Authenticator
+	statuses *statusCache
+}
 
-func newVerifier(cfg Config) (verifier, error) {
-	if cfg.JWTPublicKeys != "" {
-		return verifier{}, errors.New("MAILGATE_JWT_PUBLIC_KEYS is not supported by this version; use MAILGATE_JWT_SECRET")
+func newVerifier(cfg Config, store *postgres.Store) (verifier, error) {
+	if cfg.JWTSecret == "" && cfg.JWTPublicKeys == "" {
+		return verifier{}, errors.New("set MAILGATE_JWT_SECRET (an HS256 key of at least 32 bytes) or MAILGATE_JWT_PUBLIC_KEYS (a PEM or JWKS file)")
 	}
-	if cfg.JWTSecret == "" {
-		return verifier{}, errors.New("MAILGATE_JWT_SECRET is required (an HS256 key of at least 32 bytes)")
-	}
-	auth, err := jwtauth.NewHS256([]byte(cfg.JWTSecret), jwtauth.Options{})
+	auth, err := newAuthenticator(cfg)
 	if err != nil {
-		return verifier{}, fmt.Errorf("MAILGATE_JWT_SECRET: %w", err)
+		return verifier{}, err
 	}
-	return verifier{auth: auth}, nil
+	return verifier{auth: auth, statuses: newStatusCache(store.TenantStatus, 5*time.Second)}, nil
+}
+
+// newAuthenticator builds the token checker from the MAILGATE_JWT_* settings.
+func newAuthenticator(cfg Config) (*jwtauth.Authenticator, error) {
+	opts := jwtauth.Options{PublicKeysFile: cfg.JWTPublicKeys, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+	if cfg.JWTSecret != "" {
+		opts.HS256Secret = []byte(cfg.JWTSecret)
+	}
+	auth, err := jwtauth.NewAuthenticator(opts)
+	if err != nil {
+		return nil, fmt.Errorf("JWT configuration: %w", err)
+	}
+	return auth, nil
 }
 
 func (v verifier) VerifyToken(ctx context.Context, token string) (httpapi.Principal, error) {
@@ -204,7 +224,21 @@ func (v verifier) VerifyToken(ctx context.Context, token string) (httpapi.Princi
 	if err != nil {
 		return httpapi.Principal{}, err
 	}
-	return httpapi.Principal{SubscriptionID: claims.SubscriptionID, Admin: claims.Admin}, nil
+	p := httpapi.Principal{SubscriptionID: claims.SubscriptionID, Admin: claims.Admin}
+	if p.Admin {
+		// Operators act across tenants; their token's subscription needn't be active.
+		return p, nil
+	}
+	status, err := v.statuses.get(ctx, p.SubscriptionID)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return httpapi.Principal{}, &domain.Error{Code: domain.CodeUnauthorized, Message: "invalid or expired token", Cause: errors.New("unknown subscription")}
+	case err != nil:
+		return httpapi.Principal{}, err
+	case status != domain.TenantActive:
+		return httpapi.Principal{}, &domain.Error{Code: domain.CodeForbidden, Message: "the subscription is suspended"}
+	}
+	return p, nil
 }
 
 // ready is /readyz: the database answers and its schema is this binary's.
@@ -246,6 +280,11 @@ func (a *App) Start(ctx context.Context) error {
 			return fmt.Errorf("start workers: %w", err)
 		}
 	}
+	if a.auth != nil {
+		watchCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		a.stop = stop
+		a.auth.WatchSIGHUP(watchCtx, func(format string, args ...any) { a.logger.Info(fmt.Sprintf(format, args...)) })
+	}
 	a.logger.Info("mailgate started", "role", a.role, "http", a.HTTPAddr(), "admin", a.AdminAddr(), "workers", a.cfg.Workers)
 	return nil
 }
@@ -283,6 +322,9 @@ func (a *App) Store() *postgres.Store { return a.store }
 func (a *App) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownGrace)
 	defer cancel()
+	if a.stop != nil {
+		a.stop()
+	}
 	var errs []error
 	if a.httpServer != nil && a.httpListener != nil {
 		errs = append(errs, a.httpServer.Shutdown(ctx))

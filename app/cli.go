@@ -15,7 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mailgate/mailgate/adapters/jwtauth"
+	"golang.org/x/net/idna"
+
 	"github.com/mailgate/mailgate/adapters/postgres"
 	"github.com/mailgate/mailgate/db"
 )
@@ -194,11 +195,16 @@ func tenantCommand(ctx context.Context, cfg Config, args []string, env Env) erro
 		return errors.New("tenant create needs --name and at least one --sender-domain")
 	}
 	return withStore(ctx, cfg, func(s *postgres.Store) error {
+		for i, d := range domains {
+			domains[i] = asciiDomain(d)
+		}
 		t, err := s.CreateTenant(ctx, *name, domains)
 		if err != nil {
 			return err
 		}
-		return writeJSON(env.Stdout, t)
+		return writeJSON(env.Stdout, map[string]any{
+			"subscription_id": t.ID, "name": t.Name, "status": t.Status, "sender_domains": t.SenderDomains, "created_at": t.CreatedAt,
+		})
 	})
 }
 
@@ -218,11 +224,17 @@ func accountCommand(ctx context.Context, cfg Config, args []string, env Env) err
 		return err
 	}
 	return withStore(ctx, cfg, func(s *postgres.Store) error {
-		a, err := s.CreateAccount(ctx, tenant, *email, *display)
+		addr := *email
+		if at := strings.LastIndexByte(addr, '@'); at >= 0 {
+			addr = addr[:at+1] + asciiDomain(addr[at+1:])
+		}
+		a, err := s.CreateAccount(ctx, tenant, addr, *display)
 		if err != nil {
 			return err
 		}
-		return writeJSON(env.Stdout, a)
+		return writeJSON(env.Stdout, map[string]any{
+			"account_id": a.ID, "subscription_id": a.SubscriptionID, "email": a.Email, "display_name": a.DisplayName, "created_at": a.CreatedAt,
+		})
 	})
 }
 
@@ -244,9 +256,9 @@ func tokenCommand(cfg Config, args []string, env Env) error {
 	if cfg.JWTSecret == "" {
 		return errors.New("MAILGATE_JWT_SECRET must be set to issue tokens")
 	}
-	auth, err := jwtauth.NewHS256([]byte(cfg.JWTSecret), jwtauth.Options{})
+	auth, err := newAuthenticator(cfg)
 	if err != nil {
-		return fmt.Errorf("MAILGATE_JWT_SECRET: %w", err)
+		return err
 	}
 	token, err := auth.Issue(tenant, *ttl, *admin)
 	if err != nil {
@@ -269,4 +281,15 @@ func redactURL(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// asciiDomain converts an internationalized domain to punycode (UTS #46), so
+// operators may type either form; what can't be converted is left for the
+// domain rules to refuse.
+func asciiDomain(d string) string {
+	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
+	if err != nil {
+		return d
+	}
+	return ascii
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/mailgate/mailgate/db"
+	"github.com/mailgate/mailgate/domain"
 	"strconv"
 	"time"
 )
@@ -27,11 +28,16 @@ type Config struct {
 	SMTPURL        string
 	JWTSecret      string
 	JWTPublicKeys  string
+	JWTIssuer      string
+	JWTAudience    string
 	Workers        int
 	RetryBase      time.Duration
 	ShutdownGrace  time.Duration
 	FetchCooldown  time.Duration
 	FetchPollEvery time.Duration
+	// AllowExecutables turns off the default refusal of programs and
+	// scripts as attachments (MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES=true).
+	AllowExecutables bool
 	// CaptureDir, when set and SMTPURL is empty, keeps outgoing mail as .eml
 	// files instead of sending it (mailgate dev).
 	CaptureDir string
@@ -47,9 +53,18 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SMTPURL:       getenv("MAILGATE_SMTP_URL"),
 		JWTSecret:     getenv("MAILGATE_JWT_SECRET"),
 		JWTPublicKeys: getenv("MAILGATE_JWT_PUBLIC_KEYS"),
+		JWTIssuer:     getenv("MAILGATE_JWT_ISSUER"),
+		JWTAudience:   getenv("MAILGATE_JWT_AUDIENCE"),
 		Workers:       50,
 		RetryBase:     time.Minute,
 		ShutdownGrace: 25 * time.Second,
+	}
+	if v := getenv("MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES"); v != "" {
+		allow, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES must be true or false, got %q", v)
+		}
+		cfg.AllowExecutables = allow
 	}
 	cfg.MigrationDatabaseURL = or(getenv("MAILGATE_MIGRATION_DATABASE_URL"), cfg.DatabaseURL)
 	if !db.ValidRoleName(cfg.DatabaseRole) {
@@ -88,4 +103,11 @@ func or(v, fallback string) string {
 		return fallback
 	}
 	return v
+}
+
+func (c Config) attachmentPolicy() domain.AttachmentPolicy {
+	if c.AllowExecutables {
+		return domain.AttachmentPolicy{}
+	}
+	return domain.DefaultAttachmentPolicy()
 }

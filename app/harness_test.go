@@ -42,15 +42,16 @@ type gateway struct {
 
 func startGateway(t *testing.T, relayOpts smtptest.Options) *gateway {
 	t.Helper()
-	return startGatewayWith(t, RoleAll, relayOpts)
+	return startGatewayWith(t, RoleAll, relayOpts, nil)
 }
 
 func startGatewayRole(t *testing.T, role string) *gateway {
 	t.Helper()
-	return startGatewayWith(t, role, smtptest.Options{})
+	return startGatewayWith(t, role, smtptest.Options{}, nil)
 }
 
-func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options) *gateway {
+// startGatewayWith boots the app; configure, when set, adjusts its Config.
+func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options, configure func(*Config)) *gateway {
 	t.Helper()
 	ctx := context.Background()
 	relay := smtptest.Start(t, relayOpts)
@@ -67,6 +68,9 @@ func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options) *ga
 		ShutdownGrace:  5 * time.Second,
 		FetchCooldown:  5 * time.Millisecond,
 		FetchPollEvery: 20 * time.Millisecond,
+	}
+	if configure != nil {
+		configure(&cfg)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {

@@ -97,7 +97,12 @@ func NormalizeDomain(field, raw string) (string, error) {
 			return "", FieldError(field, "domain %q has an invalid label", d)
 		}
 		for _, r := range label {
-			if !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 && unicode.IsLetter(r) || r > 127 && unicode.IsDigit(r) || r > 127 && unicode.Is(unicode.Mn, r)) {
+			if r > 127 {
+				// Internationalized names are compared in their ASCII form;
+				// the edges (API, CLI) convert them with IDNA before this.
+				return "", FieldError(field, "domain %q must be given in its ASCII (xn--) form", d)
+			}
+			if !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
 				return "", FieldError(field, "domain %q has an invalid character", d)
 			}
 		}

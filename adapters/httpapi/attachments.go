@@ -77,6 +77,10 @@ func (s *Server) uploadAttachment(c *gin.Context) {
 		s.writeError(c, domain.FieldError("file", "is required"))
 		return
 	}
+	if err := s.policy.Check(att.ContentType, att.Filename); err != nil {
+		s.writeError(c, err)
+		return
+	}
 	att.ID = uuid.New()
 	att.SubscriptionID = principalOf(c).SubscriptionID
 	if err := s.files.CreateAttachment(c.Request.Context(), att, data); err != nil {

@@ -180,6 +180,10 @@ func (s *Server) patchMessage(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	if err := checkJSONDepth(body, maxJSONDepth); err != nil {
+		s.writeError(c, err)
+		return
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&model); err != nil {
@@ -328,7 +332,7 @@ func parseFilter(q url.Values) (domain.MessageFilter, error) {
 		}
 	}
 	if v := q.Get("sender"); v != "" {
-		addr, err := domain.NormalizeAddress("sender", v)
+		addr, err := domain.NormalizeAddress("sender", asciiAddress(v))
 		if err != nil {
 			return f, err
 		}

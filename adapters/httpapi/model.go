@@ -50,7 +50,14 @@ type recipientModel struct {
 // are errors naming the field.
 func decodeJSON(body io.Reader) (composeModel, error) {
 	var m composeModel
-	dec := json.NewDecoder(body)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return m, fmt.Errorf("read body: %w", err)
+	}
+	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
+		return m, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return m, jsonError(err)
@@ -59,6 +66,34 @@ func decodeJSON(body io.Reader) (composeModel, error) {
 		return m, domain.FieldError("", "the body holds more than one JSON value")
 	}
 	return m, nil
+}
+
+// maxJSONDepth bounds nesting: the compose model needs three levels, so
+// anything deeper is an attack on the parser, refused before decoding.
+const maxJSONDepth = 16
+
+// checkJSONDepth scans for brackets outside strings and refuses deep nesting.
+func checkJSONDepth(data []byte, limit int) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			if depth > limit {
+				return domain.FieldError("", "the JSON is nested deeper than %d levels", limit)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
 }
 
 func jsonError(err error) error {
@@ -122,7 +157,7 @@ func (m composeModel) toRequest() (domain.ComposeRequest, error) {
 		for i, r := range list {
 			out = append(out, domain.RecipientInput{
 				DisplayName:  r.DisplayName,
-				EmailAddress: r.EmailAddress,
+				EmailAddress: asciiAddress(r.EmailAddress),
 				AccountID:    guid(fmt.Sprintf("%s[%d].account_id", field, i), r.AccountID),
 			})
 		}
@@ -150,7 +185,7 @@ func (m composeModel) toRequest() (domain.ComposeRequest, error) {
 			return req, domain.FieldError("created_date", "is not an ISO 8601 date-time")
 		}
 	}
-	req.SenderEmail, req.SenderDisplayName = m.SenderEmail, m.SenderDisplayName
+	req.SenderEmail, req.SenderDisplayName = asciiAddress(m.SenderEmail), m.SenderDisplayName
 	req.MessageID, req.References = m.MessageID, m.References
 	req.Body, req.Subject, req.Send = m.Body, m.Subject, m.Send
 	return req, nil

@@ -53,6 +53,10 @@ type Deps struct {
 	Composer    Composer
 	Messages    MessageReader
 	Attachments AttachmentStore
+	// Admin serves the operator endpoints; nil leaves them out.
+	Admin AdminStore
+	// AttachmentPolicy refuses uploads by type or name.
+	AttachmentPolicy domain.AttachmentPolicy
 	// Ready reports whether the gateway can serve traffic (database, schema).
 	Ready    func(ctx context.Context) error
 	Observer RequestObserver
@@ -65,6 +69,8 @@ type Server struct {
 	composer Composer
 	messages MessageReader
 	files    AttachmentStore
+	admin    AdminStore
+	policy   domain.AttachmentPolicy
 	ready    func(ctx context.Context) error
 	observer RequestObserver
 	logger   *slog.Logger
@@ -74,7 +80,7 @@ type Server struct {
 // New builds the API's router.
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, ready: d.Ready, observer: d.Observer, logger: d.Logger}
+	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, policy: d.AttachmentPolicy, ready: d.Ready, observer: d.Observer, logger: d.Logger}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -87,6 +93,8 @@ func New(d Deps) *Server {
 	})
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
+	e.GET("/api/openapi.json", serveOpenAPI)
+	e.GET("/help", s.helpHandler())
 
 	api := e.Group("/api", s.limitBody, s.authenticate)
 	api.POST("/messages/sendmessage", s.sendMessage)
@@ -100,6 +108,7 @@ func New(d Deps) *Server {
 	api.POST("/attachments", s.uploadAttachment)
 	api.GET("/attachments/:id", s.getAttachment)
 	api.GET("/attachments/:id/content", s.attachmentContent)
+	s.registerAdmin(api)
 	s.engine = e
 	return s
 }

@@ -1,12 +1,17 @@
 // Package jwtauth verifies and issues the bearer tokens tenants present to the
-// API. Tokens are JWTs carrying the tenant's subscription_id; the signing
-// algorithm is pinned so a token can never choose how it is checked.
+// API. Tokens are JWTs carrying the tenant's subscription_id. One
+// Authenticator may hold an HS256 secret, which it also signs with, and a set
+// of RSA and Ed25519 public keys read from a file, which it only verifies
+// with. The algorithm is pinned per key, so a token can never choose how it
+// is checked.
 package jwtauth
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -38,8 +43,17 @@ type Claims struct {
 	ExpiresAt time.Time
 }
 
-// Options tunes verification and issuing; the zero value is usable.
+// Options configures an Authenticator. At least one of HS256Secret and
+// PublicKeysFile must be set; the other fields may be left zero.
 type Options struct {
+	// HS256Secret, when non-empty, verifies HS256 tokens and signs the ones
+	// Issue returns. It must be at least MinSecretBytes long and is copied.
+	HS256Secret []byte
+	// PublicKeysFile, when non-empty, names a file of RSA and Ed25519 public
+	// keys that verify RS256 and EdDSA tokens: PKIX "PUBLIC KEY" PEM blocks,
+	// each optionally with a "Kid: id" header, or a JWKS JSON document. A key
+	// without a kid is known by its RFC 7638 thumbprint. Reload re-reads it.
+	PublicKeysFile string
 	// Issuer, when non-empty, is written as iss and required on verification.
 	Issuer string
 	// Audience, when non-empty, is written as aud and required on verification.
@@ -64,42 +78,34 @@ type wireClaims struct {
 }
 
 // Authenticator verifies tokens and issues them for the CLI and `mailgate dev`.
+// It is safe for concurrent use, including Verify during Reload.
 type Authenticator struct {
 	parser *jwt.Parser
-	// keyFor returns the key that must have signed a token. It sees the token
-	// before the signature is checked, so it may only use the header to pick
-	// a key; RS256/EdDSA keys selected by kid will plug in here without
-	// changing Verify.
-	keyFor        jwt.Keyfunc
-	signingMethod jwt.SigningMethod
-	signingKey    any
+	// secret is nil when HS256 is not configured.
+	secret []byte
+	// keysFile is empty when no public keys are configured; keys is then nil.
+	keysFile string
+	keys     atomic.Pointer[keySet]
+	// reloadMu orders concurrent reloads so the last file read is the one
+	// that stays installed.
+	reloadMu sync.Mutex
+
 	issuer        string
 	audience      string
 	maxTokenBytes int
 	now           func() time.Time
 }
 
-// NewHS256 returns an Authenticator that signs and verifies with the shared
-// secret using HS256 only. The secret is copied.
-func NewHS256(secret []byte, opts Options) (*Authenticator, error) {
-	if len(secret) < MinSecretBytes {
-		return nil, fmt.Errorf("jwtauth: HS256 secret is %d bytes, need at least %d", len(secret), MinSecretBytes)
+// NewAuthenticator returns an Authenticator for opts, loading the public keys
+// file if one is named. It fails if neither a secret nor a keys file is
+// given, or if the keys file cannot be used.
+func NewAuthenticator(opts Options) (*Authenticator, error) {
+	if len(opts.HS256Secret) == 0 && opts.PublicKeysFile == "" {
+		return nil, errors.New("jwtauth: need an HS256 secret, a public keys file, or both")
 	}
-	key := append([]byte(nil), secret...)
-	method := jwt.SigningMethodHS256
-	keyFor := func(t *jwt.Token) (any, error) {
-		// The parser already enforces the allowed algorithms; checking the
-		// concrete method again guards against a future change to that list
-		// handing the HMAC secret to a verifier of another kind.
-		if t.Method != method {
-			return nil, fmt.Errorf("unexpected signing method %q", t.Method.Alg())
-		}
-		return key, nil
+	if len(opts.HS256Secret) > 0 && len(opts.HS256Secret) < MinSecretBytes {
+		return nil, fmt.Errorf("jwtauth: HS256 secret is %d bytes, need at least %d", len(opts.HS256Secret), MinSecretBytes)
 	}
-	return newAuthenticator(opts, []string{method.Alg()}, keyFor, method, key)
-}
-
-func newAuthenticator(opts Options, algs []string, keyFor jwt.Keyfunc, method jwt.SigningMethod, signingKey any) (*Authenticator, error) {
 	if opts.Leeway < 0 {
 		return nil, fmt.Errorf("jwtauth: negative leeway %s", opts.Leeway)
 	}
@@ -116,6 +122,29 @@ func newAuthenticator(opts Options, algs []string, keyFor jwt.Keyfunc, method jw
 		opts.Now = time.Now
 	}
 
+	a := &Authenticator{
+		keysFile:      opts.PublicKeysFile,
+		issuer:        opts.Issuer,
+		audience:      opts.Audience,
+		maxTokenBytes: opts.MaxTokenBytes,
+		now:           opts.Now,
+	}
+	// The parser's list is a first filter; keyFor still checks each token's
+	// algorithm against the key it selects.
+	var algs []string
+	if len(opts.HS256Secret) > 0 {
+		a.secret = append([]byte(nil), opts.HS256Secret...)
+		algs = append(algs, jwt.SigningMethodHS256.Alg())
+	}
+	if a.keysFile != "" {
+		ks, err := loadKeySet(a.keysFile)
+		if err != nil {
+			return nil, err
+		}
+		a.keys.Store(ks)
+		algs = append(algs, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodEdDSA.Alg())
+	}
+
 	parserOpts := []jwt.ParserOption{
 		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
@@ -129,23 +158,85 @@ func newAuthenticator(opts Options, algs []string, keyFor jwt.Keyfunc, method jw
 	if opts.Audience != "" {
 		parserOpts = append(parserOpts, jwt.WithAudience(opts.Audience))
 	}
+	a.parser = jwt.NewParser(parserOpts...)
+	return a, nil
+}
 
-	return &Authenticator{
-		parser:        jwt.NewParser(parserOpts...),
-		keyFor:        keyFor,
-		signingMethod: method,
-		signingKey:    signingKey,
-		issuer:        opts.Issuer,
-		audience:      opts.Audience,
-		maxTokenBytes: opts.MaxTokenBytes,
-		now:           opts.Now,
-	}, nil
+// NewHS256 returns an Authenticator that signs and verifies with the shared
+// secret, which replaces opts.HS256Secret. It is NewAuthenticator for callers
+// that only have a secret; a PublicKeysFile in opts is still loaded.
+func NewHS256(secret []byte, opts Options) (*Authenticator, error) {
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("jwtauth: HS256 secret is %d bytes, need at least %d", len(secret), MinSecretBytes)
+	}
+	opts.HS256Secret = secret
+	return NewAuthenticator(opts)
+}
+
+// keyFor returns the key that must have signed t. It runs before the
+// signature is checked, so it may use only the header, and it never uses key
+// material the token carries (jwk, jku, x5c): keys come from configuration.
+func (a *Authenticator) keyFor(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 requires rejecting extensions we do not understand, and we
+		// understand none.
+		return nil, errors.New("crit header is not supported")
+	}
+	kid, err := headerKID(t.Header)
+	if err != nil {
+		return nil, err
+	}
+
+	if t.Method == jwt.SigningMethodHS256 {
+		if a.secret == nil {
+			return nil, errors.New("HS256 token but no secret is configured")
+		}
+		// The secret has no id, so an HS256 token's kid is ignored unless it
+		// names a public key: that is a token claiming a key of another type.
+		if kid != "" {
+			if ks := a.keys.Load(); ks != nil {
+				if k, ok := ks.byKID[kid]; ok {
+					return nil, fmt.Errorf("HS256 token names kid %q, a %s key", kid, k.method.Alg())
+				}
+			}
+		}
+		return a.secret, nil
+	}
+
+	ks := a.keys.Load()
+	if ks == nil {
+		return nil, fmt.Errorf("%s token but no public keys are configured", t.Method.Alg())
+	}
+	if kid == "" {
+		return nil, fmt.Errorf("%s token without a kid", t.Method.Alg())
+	}
+	k, ok := ks.byKID[kid]
+	if !ok {
+		return nil, fmt.Errorf("unknown kid %q", kid)
+	}
+	if t.Method != k.method {
+		return nil, fmt.Errorf("%s token names kid %q, which is a %s key", t.Method.Alg(), kid, k.method.Alg())
+	}
+	return k.key, nil
+}
+
+// headerKID returns the kid header, "" when absent.
+func headerKID(h map[string]any) (string, error) {
+	v, ok := h["kid"]
+	if !ok {
+		return "", nil
+	}
+	kid, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("kid header is %T, not a string", v)
+	}
+	return kid, nil
 }
 
 // Verify checks token's signature and claims and returns what it grants.
 // Every failure is a domain.Error with CodeUnauthorized and the same short
-// message; the specific reason is in its Cause, for logs. ctx is accepted now
-// so that key sources needing I/O can be added without changing callers.
+// message; the specific reason is in its Cause, for logs. ctx is accepted so
+// that key sources needing I/O can be added without changing callers.
 func (a *Authenticator) Verify(ctx context.Context, token string) (Claims, error) {
 	if len(token) > a.maxTokenBytes {
 		return Claims{}, unauthorized(fmt.Errorf("token is %d bytes, limit is %d", len(token), a.maxTokenBytes))
@@ -178,9 +269,13 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Claims, error
 	}, nil
 }
 
-// Issue signs a token for subscription valid for ttl from now; admin adds the
-// admin claim, which is omitted otherwise so ordinary tokens stay minimal.
+// Issue signs an HS256 token for subscription valid for ttl from now; admin
+// adds the admin claim, which is omitted otherwise so ordinary tokens stay
+// minimal. It needs the HS256 secret: public keys can only verify.
 func (a *Authenticator) Issue(subscription uuid.UUID, ttl time.Duration, admin bool) (string, error) {
+	if a.secret == nil {
+		return "", errors.New("jwtauth: cannot issue tokens without an HS256 secret; public keys only verify")
+	}
 	if subscription == uuid.Nil {
 		return "", errors.New("jwtauth: cannot issue a token for the nil subscription")
 	}
@@ -201,7 +296,7 @@ func (a *Authenticator) Issue(subscription uuid.UUID, ttl time.Duration, admin b
 	if a.audience != "" {
 		wc.Audience = jwt.ClaimStrings{a.audience}
 	}
-	signed, err := jwt.NewWithClaims(a.signingMethod, wc).SignedString(a.signingKey)
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, wc).SignedString(a.secret)
 	if err != nil {
 		return "", fmt.Errorf("jwtauth: sign token: %w", err)
 	}

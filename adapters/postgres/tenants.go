@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -13,23 +12,12 @@ import (
 	"github.com/mailgate/mailgate/domain"
 )
 
-// Tenant is a subscription with its verified sender domains.
-type Tenant struct {
-	ID            uuid.UUID `json:"subscription_id"`
-	Name          string    `json:"name"`
-	Status        string    `json:"status"`
-	SenderDomains []string  `json:"sender_domains"`
-	CreatedAt     time.Time `json:"created_at"`
-}
-
-// Account is a tenant's user: a sender identity and a mailbox.
-type Account struct {
-	ID             uuid.UUID `json:"account_id"`
-	SubscriptionID uuid.UUID `json:"subscription_id"`
-	Email          string    `json:"email"`
-	DisplayName    string    `json:"display_name"`
-	CreatedAt      time.Time `json:"created_at"`
-}
+// Tenant and Account are the domain's; the aliases keep the adapter's
+// signatures short.
+type (
+	Tenant  = domain.Tenant
+	Account = domain.Account
+)
 
 // CreateTenant creates a subscription whose sender domains are verified by the
 // operator who runs this.
@@ -193,4 +181,154 @@ func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email strin
 		return sender, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "is not an account or an address on a verified domain of this subscription"}
 	}
 	return domain.Sender{Email: email}, nil
+}
+
+const tenantSelect = `
+	SELECT s.id, s.name, s.status, s.created_at,
+	       coalesce((SELECT array_agg(d.domain ORDER BY d.domain) FROM sender_domains d
+	                 WHERE d.subscription_id = s.id AND d.verified_at IS NOT NULL), '{}')
+	FROM subscriptions s`
+
+func scanTenant(row pgx.Row) (Tenant, error) {
+	var t Tenant
+	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.SenderDomains)
+	t.CreatedAt = t.CreatedAt.UTC()
+	return t, err
+}
+
+// ListTenants returns every tenant, oldest first (operator).
+func (s *Store) ListTenants(ctx context.Context) ([]Tenant, error) {
+	var out []Tenant
+	b := newBatch(operatorScope)
+	b.Queue(tenantSelect + ` ORDER BY s.created_at, s.id`).Query(func(rows pgx.Rows) error {
+		var err error
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Tenant, error) { return scanTenant(row) })
+		return err
+	})
+	if err := s.read(ctx, b); err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	return out, nil
+}
+
+// GetTenant returns one tenant (operator).
+func (s *Store) GetTenant(ctx context.Context, id uuid.UUID) (Tenant, error) {
+	var t Tenant
+	b := newBatch(operatorScope)
+	b.Queue(tenantSelect+` WHERE s.id = $1`, id).QueryRow(func(row pgx.Row) error {
+		var err error
+		t, err = scanTenant(row)
+		return err
+	})
+	err := s.read(ctx, b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, domain.ErrNotFound
+	}
+	if err != nil {
+		return t, fmt.Errorf("get tenant: %w", err)
+	}
+	return t, nil
+}
+
+// SetTenantStatus suspends or resumes a tenant (operator).
+func (s *Store) SetTenantStatus(ctx context.Context, id uuid.UUID, status string) (Tenant, error) {
+	if status != domain.TenantActive && status != domain.TenantSuspended {
+		return Tenant{}, domain.FieldError("status", "must be active or suspended")
+	}
+	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE subscriptions SET status = $2 WHERE id = $1`, id, status)
+		if err != nil {
+			return fmt.Errorf("set tenant status: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return domain.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return Tenant{}, err
+	}
+	return s.GetTenant(ctx, id)
+}
+
+// TenantStatus returns a tenant's status in its own scope; ErrNotFound when
+// it does not exist.
+func (s *Store) TenantStatus(ctx context.Context, tenant uuid.UUID) (string, error) {
+	var status string
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT status FROM subscriptions WHERE id = $1`, tenant).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&status) })
+	err := s.read(ctx, b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", domain.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("tenant status: %w", err)
+	}
+	return status, nil
+}
+
+// AddSenderDomain verifies a sender domain for a tenant (operator).
+func (s *Store) AddSenderDomain(ctx context.Context, tenant uuid.UUID, name string) (Tenant, error) {
+	d, err := domain.NormalizeDomain("domain", name)
+	if err != nil {
+		return Tenant{}, err
+	}
+	err = s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			INSERT INTO sender_domains (subscription_id, domain, verified_at) VALUES ($1, $2, now())
+			ON CONFLICT (subscription_id, domain) DO UPDATE SET verified_at = coalesce(sender_domains.verified_at, now())`, tenant, d)
+		if pgCode(err) == "23503" {
+			return domain.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return Tenant{}, err
+	}
+	return s.GetTenant(ctx, tenant)
+}
+
+// RemoveSenderDomain withdraws a sender domain; queued mail from it is still
+// checked again when a draft is sent (operator).
+func (s *Store) RemoveSenderDomain(ctx context.Context, tenant uuid.UUID, name string) (Tenant, error) {
+	d, err := domain.NormalizeDomain("domain", name)
+	if err != nil {
+		return Tenant{}, err
+	}
+	err = s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM sender_domains WHERE subscription_id = $1 AND domain = $2`, tenant, d)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return domain.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return Tenant{}, err
+	}
+	return s.GetTenant(ctx, tenant)
+}
+
+// ListAccounts returns a tenant's accounts.
+func (s *Store) ListAccounts(ctx context.Context, tenant uuid.UUID) ([]Account, error) {
+	var out []Account
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT id, subscription_id, email, display_name, created_at FROM accounts WHERE subscription_id = $1 ORDER BY created_at, id`, tenant).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Account, error) {
+				var a Account
+				err := row.Scan(&a.ID, &a.SubscriptionID, &a.Email, &a.DisplayName, &a.CreatedAt)
+				a.CreatedAt = a.CreatedAt.UTC()
+				return a, err
+			})
+			return err
+		})
+	if err := s.read(ctx, b); err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	return out, nil
 }

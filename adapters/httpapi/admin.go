@@ -1,0 +1,244 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// AdminStore is what the operator endpoints manage: tenants, their verified
+// sender domains and their accounts.
+type AdminStore interface {
+	CreateTenant(ctx context.Context, name string, domains []string) (domain.Tenant, error)
+	ListTenants(ctx context.Context) ([]domain.Tenant, error)
+	GetTenant(ctx context.Context, id uuid.UUID) (domain.Tenant, error)
+	SetTenantStatus(ctx context.Context, id uuid.UUID, status string) (domain.Tenant, error)
+	AddSenderDomain(ctx context.Context, tenant uuid.UUID, name string) (domain.Tenant, error)
+	RemoveSenderDomain(ctx context.Context, tenant uuid.UUID, name string) (domain.Tenant, error)
+	CreateAccount(ctx context.Context, tenant uuid.UUID, email, displayName string) (domain.Account, error)
+	ListAccounts(ctx context.Context, tenant uuid.UUID) ([]domain.Account, error)
+}
+
+type tenantView struct {
+	SubscriptionID uuid.UUID `json:"subscription_id"`
+	Name           string    `json:"name"`
+	Status         string    `json:"status"`
+	SenderDomains  []string  `json:"sender_domains"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+func newTenantView(t domain.Tenant) tenantView {
+	domains := t.SenderDomains
+	if domains == nil {
+		domains = []string{}
+	}
+	return tenantView{SubscriptionID: t.ID, Name: t.Name, Status: t.Status, SenderDomains: domains, CreatedAt: t.CreatedAt}
+}
+
+type accountView struct {
+	AccountID      uuid.UUID `json:"account_id"`
+	SubscriptionID uuid.UUID `json:"subscription_id"`
+	Email          string    `json:"email"`
+	DisplayName    string    `json:"display_name"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+func newAccountView(a domain.Account) accountView {
+	return accountView{AccountID: a.ID, SubscriptionID: a.SubscriptionID, Email: a.Email, DisplayName: a.DisplayName, CreatedAt: a.CreatedAt}
+}
+
+// registerAdmin adds the operator endpoints; every one needs a token with the admin claim.
+func (s *Server) registerAdmin(api *gin.RouterGroup) {
+	admin := api.Group("/admin", s.requireAdmin)
+	admin.POST("/tenants", s.createTenant)
+	admin.GET("/tenants", s.listTenants)
+	admin.GET("/tenants/:id", s.getTenant)
+	admin.POST("/tenants/:id/suspend", s.setTenantStatus(domain.TenantSuspended))
+	admin.POST("/tenants/:id/resume", s.setTenantStatus(domain.TenantActive))
+	admin.POST("/tenants/:id/domains", s.addSenderDomain)
+	admin.DELETE("/tenants/:id/domains/:domain", s.removeSenderDomain)
+	admin.POST("/tenants/:id/accounts", s.createAccount)
+	admin.GET("/tenants/:id/accounts", s.listAccounts)
+}
+
+func (s *Server) requireAdmin(c *gin.Context) {
+	if !principalOf(c).Admin {
+		s.writeError(c, domain.Errorf(domain.CodeForbidden, "this endpoint needs an operator (admin) token"))
+		return
+	}
+	if s.admin == nil {
+		s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint"))
+		return
+	}
+	c.Next()
+}
+
+// decodeStrict reads a small JSON object, refusing unknown fields.
+func decodeStrict(c *gin.Context, v any) error {
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+func (s *Server) tenantParam(c *gin.Context) (uuid.UUID, bool) {
+	id, err := parseGUID("id", c.Param("id"))
+	if err != nil || id == uuid.Nil {
+		s.writeError(c, domain.ErrNotFound)
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+func (s *Server) createTenant(c *gin.Context) {
+	var body struct {
+		Name          string   `json:"name"`
+		SenderDomains []string `json:"sender_domains"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := domain.CheckHeaderText("name", body.Name, 200); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	for i, d := range body.SenderDomains {
+		body.SenderDomains[i] = asciiDomain(d)
+	}
+	t, err := s.admin.CreateTenant(c.Request.Context(), body.Name, body.SenderDomains)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Header("Location", "/api/admin/tenants/"+t.ID.String())
+	c.PureJSON(http.StatusCreated, newTenantView(t))
+}
+
+func (s *Server) listTenants(c *gin.Context) {
+	tenants, err := s.admin.ListTenants(c.Request.Context())
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	items := make([]tenantView, len(tenants))
+	for i, t := range tenants {
+		items[i] = newTenantView(t)
+	}
+	c.PureJSON(http.StatusOK, gin.H{"items": items})
+}
+
+func (s *Server) getTenant(c *gin.Context) {
+	id, ok := s.tenantParam(c)
+	if !ok {
+		return
+	}
+	t, err := s.admin.GetTenant(c.Request.Context(), id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, newTenantView(t))
+}
+
+func (s *Server) setTenantStatus(status string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := s.tenantParam(c)
+		if !ok {
+			return
+		}
+		t, err := s.admin.SetTenantStatus(c.Request.Context(), id, status)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.PureJSON(http.StatusOK, newTenantView(t))
+	}
+}
+
+func (s *Server) addSenderDomain(c *gin.Context) {
+	id, ok := s.tenantParam(c)
+	if !ok {
+		return
+	}
+	var body struct {
+		Domain string `json:"domain"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	t, err := s.admin.AddSenderDomain(c.Request.Context(), id, asciiDomain(body.Domain))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, newTenantView(t))
+}
+
+func (s *Server) removeSenderDomain(c *gin.Context) {
+	id, ok := s.tenantParam(c)
+	if !ok {
+		return
+	}
+	t, err := s.admin.RemoveSenderDomain(c.Request.Context(), id, asciiDomain(c.Param("domain")))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, newTenantView(t))
+}
+
+func (s *Server) createAccount(c *gin.Context) {
+	id, ok := s.tenantParam(c)
+	if !ok {
+		return
+	}
+	var body struct {
+		Email       string `json:"email"`
+		DisplayName string `json:"display_name"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if _, err := s.admin.GetTenant(c.Request.Context(), id); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	a, err := s.admin.CreateAccount(c.Request.Context(), id, asciiAddress(body.Email), body.DisplayName)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusCreated, newAccountView(a))
+}
+
+func (s *Server) listAccounts(c *gin.Context) {
+	id, ok := s.tenantParam(c)
+	if !ok {
+		return
+	}
+	if _, err := s.admin.GetTenant(c.Request.Context(), id); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	accounts, err := s.admin.ListAccounts(c.Request.Context(), id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	items := make([]accountView, len(accounts))
+	for i, a := range accounts {
+		items[i] = newAccountView(a)
+	}
+	c.PureJSON(http.StatusOK, gin.H{"items": items})
+}

@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// asciiDomain converts an internationalized domain to its ASCII (punycode)
+// form with UTS #46 mapping, so BÜCHER.example and xn--bcher-kva.example
+// compare equal. Input it can't convert is returned as is, for the domain
+// rules to refuse with a proper message.
+func asciiDomain(d string) string {
+	if isASCII(d) {
+		return d
+	}
+	trailingDot := strings.HasSuffix(d, ".")
+	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
+	if err != nil {
+		return d
+	}
+	if trailingDot {
+		ascii += "."
+	}
+	return ascii
+}
+
+// asciiAddress applies asciiDomain to the part after the last @.
+func asciiAddress(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || isASCII(addr[at+1:]) {
+		return addr
+	}
+	return addr[:at+1] + asciiDomain(addr[at+1:])
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
