@@ -6,7 +6,14 @@ BIN       ?= bin/mailgate
 PKGS      ?= ./...
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test build lint bench fmt tidy clean
+FUZZTIME ?= 30s
+# package:target pairs run by `make fuzz`; each has a committed seed corpus
+# under its package's testdata/fuzz, which `make test` also runs.
+FUZZ_TARGETS = domain:FuzzNormalizeAddress domain:FuzzCheckHeaderText domain:FuzzParseReferences \
+	adapters/httpapi:FuzzDecodeJSON adapters/httpapi:FuzzDecodeXML adapters/httpapi:FuzzDecodeForm \
+	adapters/mailbuild:FuzzBuild
+
+.PHONY: run test build lint bench fuzz fmt tidy clean
 
 run: ## mailgate dev: local database, captured mail, demo tenant and token
 	$(GO) run ./app/cmd/mailgate dev
@@ -23,6 +30,13 @@ lint: ## formatting and vet
 
 bench: ## benchmarks; results are recorded in docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS) | tee bench.out
+
+fuzz: ## each fuzz target for FUZZTIME (CI runs a short pass)
+	@set -e; for spec in $(FUZZ_TARGETS); do \
+		pkg=$${spec%%:*}; target=$${spec##*:}; \
+		echo "== $$target ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$$pkg; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -54,6 +54,9 @@ func NormalizeAddress(field, raw string) (string, error) {
 	}
 	at := strings.IndexByte(s, '@')
 	local, domainPart := s[:at], s[at+1:]
+	if strings.ContainsAny(domainPart, " \t") {
+		return "", FieldError(field, "has white space in its domain")
+	}
 	if err := checkDotAtom(field, local); err != nil {
 		return "", err
 	}
@@ -84,7 +87,15 @@ func checkDotAtom(field, local string) error {
 
 // NormalizeDomain lower-cases a domain, drops one trailing dot, and checks its labels.
 func NormalizeDomain(field, raw string) (string, error) {
-	d := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(raw), "."))
+	trimmed := strings.TrimSuffix(strings.TrimSpace(raw), ".")
+	for i := 0; i < len(trimmed); i++ {
+		if trimmed[i] >= 0x80 {
+			// Checked before lower-casing, which maps some non-ASCII letters
+			// (the Kelvin sign) onto ASCII ones.
+			return "", FieldError(field, "domain %q must be given in its ASCII (xn--) form", trimmed)
+		}
+	}
+	d := strings.ToLower(trimmed)
 	if d == "" || len(d) > 253 {
 		return "", FieldError(field, "has an invalid domain")
 	}
