@@ -60,8 +60,11 @@ func TestOtherTenantsIDsAreNotFound(t *testing.T) {
 		"sender_email": b.sender.Email, "to": []map[string]string{{"account_id": a.sender.ID.String()}}}))
 	assertProblem(t, res, http.StatusBadRequest, "to[0].account_id")
 
-	// B's lists never show A's messages.
-	list := b.request(t, "GET", "/api/messages?account="+a.sender.ID.String(), "", "", nil, nil)
+	// A's ids in B's query are not found either.
+	assertProblem(t, b.request(t, "GET", "/api/messages?account="+a.sender.ID.String(), "", "", nil, nil), http.StatusNotFound, "account")
+	assertProblem(t, b.request(t, "GET", "/api/messages?folder=inbox&account="+a.sender.ID.String(), "", "", nil, nil), http.StatusNotFound, "account")
+	assertProblem(t, b.request(t, "GET", "/api/messages?conversation="+draft.ID, "", "", nil, nil), http.StatusNotFound, "conversation")
+	list := b.request(t, "GET", "/api/messages", "", "", nil, nil)
 	var page struct {
 		Items []messageView `json:"items"`
 	}

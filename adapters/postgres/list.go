@@ -78,6 +78,17 @@ func (s *Store) ListMessages(ctx context.Context, tenant uuid.UUID, f domain.Mes
 		` ORDER BY m.created_date DESC, m.id DESC LIMIT ` + arg(limit+1)
 	var msgs []*domain.Message
 	b := newBatch(tenantScope(tenant))
+	// Ids in the query must be the tenant's own, like ids anywhere else:
+	// someone else's account or conversation is not found, not an empty list.
+	var accountFound, conversationFound = true, true
+	if f.AccountID != uuid.Nil {
+		b.Queue(`SELECT EXISTS (SELECT 1 FROM accounts WHERE subscription_id = $1 AND id = $2)`, tenant, f.AccountID).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&accountFound) })
+	}
+	if f.ConversationID != uuid.Nil {
+		b.Queue(`SELECT EXISTS (SELECT 1 FROM messages WHERE subscription_id = $1 AND conversation_id = $2)`, tenant, f.ConversationID).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&conversationFound) })
+	}
 	b.Queue(query, args...).Query(func(rows pgx.Rows) error {
 		var err error
 		msgs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*domain.Message, error) { return scanMessage(row) })
@@ -85,6 +96,12 @@ func (s *Store) ListMessages(ctx context.Context, tenant uuid.UUID, f domain.Mes
 	})
 	if err := s.read(ctx, b); err != nil {
 		return page, fmt.Errorf("list messages: %w", err)
+	}
+	if !accountFound {
+		return page, &domain.Error{Code: domain.CodeNotFound, Field: "account", Message: "no such account"}
+	}
+	if !conversationFound {
+		return page, &domain.Error{Code: domain.CodeNotFound, Field: "conversation", Message: "no such conversation"}
 	}
 	if len(msgs) > limit {
 		msgs = msgs[:limit]
