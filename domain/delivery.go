@@ -30,6 +30,10 @@ type RecipientReply struct {
 	Email string
 	Code  int
 	Text  string
+	// PossibleDuplicate is set when the connection was lost after the
+	// message data was sent and before the relay answered: it may have been
+	// delivered, so a retry could deliver it twice.
+	PossibleDuplicate bool
 }
 
 // ApplyReplies records one attempt's replies on the message's recipients and
