@@ -15,12 +15,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/mailgate/mailgate/adapters/dkim"
 	"github.com/mailgate/mailgate/adapters/httpapi"
 	"github.com/mailgate/mailgate/adapters/jwtauth"
 	"github.com/mailgate/mailgate/adapters/mailbuild"
 	"github.com/mailgate/mailgate/adapters/metrics"
 	"github.com/mailgate/mailgate/adapters/postgres"
 	"github.com/mailgate/mailgate/adapters/smtprelay"
+	"github.com/mailgate/mailgate/adapters/webhook"
 	"github.com/mailgate/mailgate/db"
 	"github.com/mailgate/mailgate/domain"
 	"github.com/mailgate/mailgate/jobs"
@@ -49,6 +51,7 @@ type App struct {
 	adminListener           net.Listener
 	serveErr                chan error
 	auth                    *jwtauth.Authenticator
+	relay                   *smtprelay.Transport
 	// stop ends background work tied to the app's life (the SIGHUP watcher).
 	stop context.CancelFunc
 }
@@ -119,9 +122,13 @@ func (a *App) wire(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		worker := jobs.NewDeliveryWorker(a.store, transport, render, a.logger)
-		purge := jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger)
-		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, worker, purge); err != nil {
+		workers := jobs.Workers{
+			Delivery:  jobs.NewDeliveryWorker(a.store, transport, render, a.cfg.MaxDeliveryAge, a.logger),
+			Purge:     jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
+			Webhooks:  jobs.NewDeliverWebhookWorker(a.store, webhookSender{webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate})}, a.metrics, a.logger),
+			Reconcile: jobs.NewReconcileWorker(a.store, 15*time.Minute, a.cfg.MaxDeliveryAge, a.logger),
+		}
+		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, workers); err != nil {
 			return err
 		}
 	}
@@ -132,15 +139,19 @@ func (a *App) wire(ctx context.Context) error {
 		}
 		a.auth = verifier.auth
 		api := httpapi.New(httpapi.Deps{
-			Verifier:         verifier,
-			Composer:         &domain.Composer{Store: a.store},
-			Messages:         a.store,
-			Attachments:      a.store,
-			Admin:            a.store,
-			AttachmentPolicy: a.cfg.attachmentPolicy(),
-			Ready:            a.ready,
-			Observer:         a.metrics,
-			Logger:           a.logger,
+			Verifier:           verifier,
+			Composer:           &domain.Composer{Store: a.store},
+			Messages:           a.store,
+			Attachments:        a.store,
+			Admin:              a.store,
+			Suppressions:       a.store,
+			Webhooks:           a.store,
+			ValidateWebhookURL: func(raw string) error { return webhook.ValidateURL(raw, a.cfg.WebhookAllowPrivate) },
+			RateLimiter:        httpapi.NewTenantLimiter(a.cfg.RateLimit, a.cfg.RateBurst, nil),
+			AttachmentPolicy:   a.cfg.attachmentPolicy(),
+			Ready:              a.ready,
+			Observer:           a.metrics,
+			Logger:             a.logger,
 		})
 		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	}
@@ -148,8 +159,16 @@ func (a *App) wire(ctx context.Context) error {
 	return nil
 }
 
-func render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent) ([]byte, error) {
-	return mailbuild.Build(msg, mailbuild.Options{Date: date, Attachments: attachments})
+func render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, key *domain.DKIMKey) ([]byte, error) {
+	data, err := mailbuild.Build(msg, mailbuild.Options{Date: date, Attachments: attachments})
+	if err != nil || key == nil {
+		return data, err
+	}
+	signer, err := dkim.NewSigner(key.Domain, key.Selector, key.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("DKIM key of %s: %w", key.Domain, err)
+	}
+	return signer.Sign(data)
 }
 
 // transport picks the relay in MAILGATE_SMTP_URL, or the capture directory in dev.
@@ -161,7 +180,9 @@ func (a *App) transport() (jobs.Transport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("MAILGATE_SMTP_URL: %w", err)
 		}
-		send = smtprelay.NewTransport(relayCfg).Send
+		relay := smtprelay.NewTransport(relayCfg)
+		a.relay = relay
+		send = relay.Send
 	case a.cfg.CaptureDir != "":
 		capture, err := smtprelay.NewCapture(a.cfg.CaptureDir)
 		if err != nil {
@@ -186,6 +207,14 @@ func (t relayTransport) Deliver(ctx context.Context, from string, to []string, d
 		t.metrics.ObserveReply(r.Code)
 	}
 	return replies
+}
+
+// webhookSender adapts the webhook adapter to the jobs port.
+type webhookSender struct{ sender *webhook.Sender }
+
+func (w webhookSender) SendWebhook(ctx context.Context, req jobs.WebhookRequest) jobs.WebhookResult {
+	res := w.sender.Send(ctx, webhook.Delivery{URL: req.URL, Secrets: req.Secrets, EventID: req.EventID, WebhookID: req.WebhookID, Body: req.Body})
+	return jobs.WebhookResult{StatusCode: res.StatusCode, Err: res.Err}
 }
 
 // verifier adapts the JWT adapter to the API's port and refuses tokens of
@@ -335,6 +364,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, a.river.StopAndCancel(hardCtx))
 			hardCancel()
 		}
+	}
+	if a.relay != nil {
+		errs = append(errs, a.relay.Close())
 	}
 	if a.adminListener != nil {
 		errs = append(errs, a.adminServer.Shutdown(ctx))

@@ -17,8 +17,10 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"github.com/mailgate/mailgate/adapters/dkim"
 	"github.com/mailgate/mailgate/adapters/postgres"
 	"github.com/mailgate/mailgate/db"
+	"github.com/mailgate/mailgate/domain"
 )
 
 // Env is what the CLI reads from and writes to its process.
@@ -36,6 +38,7 @@ Usage:
   mailgate migrate                         apply Mailgate's and River's migrations (safe to repeat)
   mailgate dev                             everything in one process on embedded defaults
   mailgate tenant create --name N --sender-domain D [--sender-domain D2]
+  mailgate tenant dkim --subscription S --domain D --selector SEL [--algorithm rsa-sha256|ed25519-sha256]
   mailgate account create --subscription S --email E [--display-name N]
   mailgate token issue --subscription S [--ttl 24h] [--admin]
 
@@ -181,8 +184,11 @@ func withStore(ctx context.Context, cfg Config, fn func(*postgres.Store) error) 
 }
 
 func tenantCommand(ctx context.Context, cfg Config, args []string, env Env) error {
+	if len(args) > 0 && args[0] == "dkim" {
+		return tenantDKIMCommand(ctx, cfg, args[1:], env)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("usage: mailgate tenant create --name N --sender-domain D [--sender-domain D2]")
+		return fmt.Errorf("usage: mailgate tenant create --name N --sender-domain D [--sender-domain D2]\n       mailgate tenant dkim --subscription S --domain D --selector SEL [--algorithm rsa-sha256|ed25519-sha256]")
 	}
 	fs := newFlagSet("tenant create", env)
 	name := fs.String("name", "", "the tenant's name")
@@ -292,4 +298,45 @@ func asciiDomain(d string) string {
 		return d
 	}
 	return ascii
+}
+
+// tenantDKIMCommand generates a DKIM key for a tenant's sender domain, stores
+// it, and prints the DNS TXT record to publish.
+func tenantDKIMCommand(ctx context.Context, cfg Config, args []string, env Env) error {
+	fs := newFlagSet("tenant dkim", env)
+	sub := fs.String("subscription", "", "the tenant's subscription_id")
+	domainName := fs.String("domain", "", "a verified sender domain of the tenant")
+	selector := fs.String("selector", "", "the DKIM selector, e.g. mg2026")
+	algorithm := fs.String("algorithm", string(dkim.RSASHA256), "rsa-sha256 or ed25519-sha256")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tenant, err := ensureUUID("subscription", *sub)
+	if err != nil {
+		return err
+	}
+	alg := dkim.Algorithm(*algorithm)
+	key, err := dkim.GenerateKey(alg)
+	if err != nil {
+		return err
+	}
+	d := asciiDomain(strings.ToLower(*domainName))
+	signer, err := dkim.NewSigner(d, *selector, key)
+	if err != nil {
+		return err
+	}
+	record, err := dkim.DNSRecord(key)
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, cfg, func(s *postgres.Store) error {
+		err := s.SetDKIMKey(ctx, tenant, domain.DKIMKey{Domain: signer.Domain(), Selector: signer.Selector(), Algorithm: string(alg), PrivateKey: key})
+		if err != nil {
+			return err
+		}
+		return writeJSON(env.Stdout, map[string]any{
+			"domain": signer.Domain(), "selector": signer.Selector(), "algorithm": alg,
+			"dns_name": signer.Selector() + "._domainkey." + signer.Domain(), "dns_type": "TXT", "dns_value": record,
+		})
+	})
 }

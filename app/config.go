@@ -22,22 +22,32 @@ type Config struct {
 	MigrationDatabaseURL string
 	// DatabaseRole is the runtime role the gateway works as, so row-level
 	// security applies even when DatabaseURL logs in as the owner.
-	DatabaseRole   string
-	HTTPAddr       string
-	AdminAddr      string
-	SMTPURL        string
-	JWTSecret      string
-	JWTPublicKeys  string
-	JWTIssuer      string
-	JWTAudience    string
-	Workers        int
-	RetryBase      time.Duration
+	DatabaseRole  string
+	HTTPAddr      string
+	AdminAddr     string
+	SMTPURL       string
+	JWTSecret     string
+	JWTPublicKeys string
+	JWTIssuer     string
+	JWTAudience   string
+	Workers       int
+	RetryBase     time.Duration
+	// MaxDeliveryAge is how long a message is retried before its deferred
+	// recipients fail (MAILGATE_MAX_DELIVERY_AGE, default 48h).
+	MaxDeliveryAge time.Duration
 	ShutdownGrace  time.Duration
 	FetchCooldown  time.Duration
 	FetchPollEvery time.Duration
 	// AllowExecutables turns off the default refusal of programs and
 	// scripts as attachments (MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES=true).
 	AllowExecutables bool
+	// RateLimit is each tenant's sustained API request rate (per second) and
+	// RateBurst its burst; 0 turns limiting off.
+	RateLimit float64
+	RateBurst int
+	// WebhookAllowPrivate lets webhooks reach private and loopback addresses
+	// (tests, or endpoints inside the cluster).
+	WebhookAllowPrivate bool
 	// CaptureDir, when set and SMTPURL is empty, keeps outgoing mail as .eml
 	// files instead of sending it (mailgate dev).
 	CaptureDir string
@@ -58,6 +68,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Workers:       50,
 		RetryBase:     time.Minute,
 		ShutdownGrace: 25 * time.Second,
+		RateLimit:     50,
+		RateBurst:     100,
 	}
 	if v := getenv("MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES"); v != "" {
 		allow, err := strconv.ParseBool(v)
@@ -65,6 +77,27 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return cfg, fmt.Errorf("MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES must be true or false, got %q", v)
 		}
 		cfg.AllowExecutables = allow
+	}
+	if v := getenv("MAILGATE_RATE_LIMIT"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 {
+			return cfg, fmt.Errorf("MAILGATE_RATE_LIMIT must be requests per second (0 for none), got %q", v)
+		}
+		cfg.RateLimit = r
+	}
+	if v := getenv("MAILGATE_RATE_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return cfg, fmt.Errorf("MAILGATE_RATE_BURST must be a positive whole number, got %q", v)
+		}
+		cfg.RateBurst = n
+	}
+	if v := getenv("MAILGATE_WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		allow, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("MAILGATE_WEBHOOK_ALLOW_PRIVATE must be true or false, got %q", v)
+		}
+		cfg.WebhookAllowPrivate = allow
 	}
 	cfg.MigrationDatabaseURL = or(getenv("MAILGATE_MIGRATION_DATABASE_URL"), cfg.DatabaseURL)
 	if !db.ValidRoleName(cfg.DatabaseRole) {
@@ -82,6 +115,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		dst  *time.Duration
 	}{
 		{"MAILGATE_RETRY_BASE", &cfg.RetryBase},
+		{"MAILGATE_MAX_DELIVERY_AGE", &cfg.MaxDeliveryAge},
 		{"MAILGATE_SHUTDOWN_GRACE", &cfg.ShutdownGrace},
 		{"MAILGATE_FETCH_COOLDOWN", &cfg.FetchCooldown},
 		{"MAILGATE_FETCH_POLL_INTERVAL", &cfg.FetchPollEvery},

@@ -68,6 +68,8 @@ func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options, con
 		ShutdownGrace:  5 * time.Second,
 		FetchCooldown:  5 * time.Millisecond,
 		FetchPollEvery: 20 * time.Millisecond,
+		// Test webhook endpoints listen on loopback.
+		WebhookAllowPrivate: true,
 	}
 	if configure != nil {
 		configure(&cfg)

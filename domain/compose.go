@@ -13,6 +13,8 @@ import (
 const (
 	MaxRecipients = 100
 	MaxBodyBytes  = 10 << 20
+	// MaxScheduleAhead is how far in the future send_at may be.
+	MaxScheduleAhead = 30 * 24 * time.Hour
 )
 
 // RecipientInput is one addressee as the client sent it.
@@ -39,6 +41,8 @@ type ComposeRequest struct {
 	Attachments       []uuid.UUID
 	ParentID          uuid.UUID
 	Send              bool
+	// SendAt schedules delivery; zero means now.
+	SendAt time.Time
 	// TS is the version the client last saw; nil when the client sent none.
 	TS []byte
 }
@@ -59,6 +63,8 @@ type MessageStore interface {
 	ResolveSender(ctx context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (Sender, error)
 	// CreateMessage inserts msg (state draft or queued) and sets its Version.
 	CreateMessage(ctx context.Context, tenant uuid.UUID, msg *Message) error
+	// CreateMessages inserts many messages in one transaction.
+	CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*Message) error
 	// UpdateDraft replaces a draft when its version equals expected. It
 	// returns ErrNotFound when no such message exists for the tenant.
 	UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *Message, expected Version) error
@@ -163,6 +169,13 @@ func (c *Composer) validate(ctx context.Context, tenant uuid.UUID, req ComposeRe
 	}
 	if req.Send {
 		msg.State = StateQueued
+	}
+	if !req.SendAt.IsZero() {
+		now := c.now()
+		if !req.SendAt.After(now) || req.SendAt.Sub(now) > MaxScheduleAhead {
+			return nil, FieldError("send_at", "must be in the future and at most 30 days ahead")
+		}
+		msg.SendAt = req.SendAt.UTC()
 	}
 	if !req.Importance.Valid() {
 		return nil, FieldError("importance", "must be 0 (Low), 1 (Normal) or 2 (High)")
@@ -413,4 +426,51 @@ func (c *Composer) Send(ctx context.Context, tenant, id uuid.UUID, expected *Ver
 // Delete removes a message unless its delivery is queued or in flight.
 func (c *Composer) Delete(ctx context.Context, tenant, id uuid.UUID, expected *Version) error {
 	return c.Store.DeleteMessage(ctx, tenant, id, expected)
+}
+
+// MaxBatch is how many messages one batch request may carry.
+const MaxBatch = 500
+
+// ComposeBatch validates every request and creates the valid ones in one
+// transaction. errs[i] explains why request i was refused; msgs[i] is the
+// created message otherwise. A batch only creates: ids that exist are refused.
+func (c *Composer) ComposeBatch(ctx context.Context, tenant uuid.UUID, reqs []ComposeRequest) (msgs []*Message, errs []error, err error) {
+	if len(reqs) == 0 || len(reqs) > MaxBatch {
+		return nil, nil, FieldError("messages", "a batch holds 1 to %d messages", MaxBatch)
+	}
+	msgs, errs = make([]*Message, len(reqs)), make([]error, len(reqs))
+	var valid []*Message
+	seen := map[uuid.UUID]bool{}
+	now := c.now()
+	for i, req := range reqs {
+		if req.SubscriptionID != uuid.Nil && req.SubscriptionID != tenant {
+			errs[i] = &Error{Code: CodeForbidden, Field: "subscription_id", Message: "does not match the authenticated subscription"}
+			continue
+		}
+		msg, err := c.validate(ctx, tenant, req)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		msg.ID = req.ID
+		if msg.ID == uuid.Nil {
+			msg.ID = uuid.New()
+		} else if _, err := c.Store.GetMessage(ctx, tenant, msg.ID); err == nil || seen[msg.ID] {
+			errs[i] = &Error{Code: CodeConflict, Field: "id", Message: "a batch only creates messages; this id exists"}
+			continue
+		}
+		seen[msg.ID] = true
+		msg.CreatedDate, msg.UpdatedAt = now, now
+		if msg.ConversationID == uuid.Nil {
+			msg.ConversationID = msg.ID
+		}
+		msgs[i] = msg
+		valid = append(valid, msg)
+	}
+	if len(valid) > 0 {
+		if err := c.Store.CreateMessages(ctx, tenant, valid); err != nil {
+			return nil, nil, err
+		}
+	}
+	return msgs, errs, nil
 }

@@ -96,6 +96,15 @@ func (s *fakeStore) LookupAccounts(_ context.Context, tenant uuid.UUID, ids []uu
 	return out, nil
 }
 
+func (s *fakeStore) CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*domain.Message) error {
+	for _, m := range msgs {
+		if err := s.CreateMessage(ctx, tenant, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *fakeStore) DeleteMessage(_ context.Context, tenant, id uuid.UUID, expected *domain.Version) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,6 +1,15 @@
 package domain
 
-import "github.com/google/uuid"
+import (
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// MaxDeliveryAge is how long a message is retried after it was queued before
+// its deferred recipients fail.
+const MaxDeliveryAge = 48 * time.Hour
 
 // ReplyOutcome is what one SMTP reply means for a recipient.
 type ReplyOutcome int
@@ -54,6 +63,7 @@ func (m *Message) ApplyReplies(replies []RecipientReply, lastAttempt bool) []Rec
 		}
 		rcpt.Attempts++
 		rcpt.LastCode, rcpt.LastReply = reply.Code, reply.Text
+		rcpt.PossibleDuplicate = rcpt.PossibleDuplicate || reply.PossibleDuplicate
 		switch ClassifyReply(reply.Code) {
 		case OutcomeDelivered:
 			rcpt.Status = RecipientDelivered
@@ -82,4 +92,46 @@ type AttemptRecord struct {
 	LastError string
 	// MailboxAccounts are the accounts whose inbox now holds the message.
 	MailboxAccounts []uuid.UUID
+	// Suppress lists hard-bounced recipients to add to the suppression list.
+	Suppress []Suppression
+}
+
+// Suppress marks the pending recipients on the suppression list as
+// suppressed, a final status, and returns them.
+func (m *Message) Suppress(suppressed map[string]bool) []Recipient {
+	var changed []Recipient
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		if r.Status.Final() || !suppressed[strings.ToLower(r.Email)] {
+			continue
+		}
+		r.Status, r.LastCode, r.LastReply = RecipientSuppressed, 0, "the address is on the suppression list"
+		changed = append(changed, *r)
+	}
+	return changed
+}
+
+// HardBounces returns suppressions for the recipients in changed that hard-bounced.
+func HardBounces(changed []Recipient, now time.Time) []Suppression {
+	var out []Suppression
+	for _, r := range changed {
+		if r.Status == RecipientBounced && IsHardBounce(r.LastCode, r.LastReply) {
+			out = append(out, Suppression{Email: strings.ToLower(r.Email), Reason: r.LastReply, Source: SuppressionBounce, SMTPCode: r.LastCode, CreatedAt: now})
+		}
+	}
+	return out
+}
+
+// ScheduledDelivery is a delivery job to enqueue: a message, at a time (zero: now).
+type ScheduledDelivery struct {
+	MessageID uuid.UUID
+	At        time.Time
+}
+
+// StalledMessage is a message waiting for delivery whose job vanished,
+// finished without settling it, or got stuck.
+type StalledMessage struct {
+	SubscriptionID uuid.UUID
+	ID             uuid.UUID
+	QueuedAt       time.Time
 }

@@ -70,9 +70,11 @@ type MessagePage struct {
 	NextCursor string
 }
 
-// Event is one entry of a message's timeline.
+// Event is one entry of a message's timeline or of the tenant's feed.
 type Event struct {
-	Sequence  int64
+	Sequence       int64
+	SubscriptionID uuid.UUID
+	// MessageID is uuid.Nil for events not about a message.
 	MessageID uuid.UUID
 	Type      string
 	Recipient string

@@ -98,7 +98,10 @@ type Recipient struct {
 	// LastCode and LastReply are the last SMTP reply for this recipient.
 	LastCode  int
 	LastReply string
-	UpdatedAt time.Time
+	// PossibleDuplicate marks a recipient that may have received the message
+	// although the relay's answer was lost.
+	PossibleDuplicate bool
+	UpdatedAt         time.Time
 }
 
 // Message is an email owned by one tenant (subscription).
@@ -120,8 +123,12 @@ type Message struct {
 	ConversationID    uuid.UUID
 	CreatedDate       time.Time
 	UpdatedAt         time.Time
-	State             MessageState
-	Version           Version
+	// SendAt schedules delivery; zero means as soon as possible.
+	SendAt time.Time
+	// QueuedAt is when the message was last queued; delivery gives up after MaxDeliveryAge.
+	QueuedAt time.Time
+	State    MessageState
+	Version  Version
 	// LastError explains a failed state.
 	LastError string
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/mailgate/mailgate/domain"
 )
 
 // Config tunes the River client.
@@ -27,7 +29,9 @@ type Config struct {
 	// RetryBase and RetryMax shape the exponential backoff between attempts.
 	RetryBase time.Duration
 	RetryMax  time.Duration
-	Logger    *slog.Logger
+	// ReconcileEvery is how often stalled messages are looked for.
+	ReconcileEvery time.Duration
+	Logger         *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -49,6 +53,9 @@ func (c Config) withDefaults() Config {
 	if c.RetryMax <= 0 {
 		c.RetryMax = 4 * time.Hour
 	}
+	if c.ReconcileEvery <= 0 {
+		c.ReconcileEvery = 5 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -65,15 +72,29 @@ func NewInsertClient(pool *pgxpool.Pool, cfg Config) (*river.Client[pgx.Tx], err
 	return client, nil
 }
 
-// NewWorkerClient returns a client that works the delivery and maintenance queues.
-func NewWorkerClient(pool *pgxpool.Pool, cfg Config, delivery *DeliveryWorker, purge *PurgeAttachmentsWorker) (*river.Client[pgx.Tx], error) {
+// Workers are the River workers a worker process runs.
+type Workers struct {
+	Delivery  *DeliveryWorker
+	Purge     *PurgeAttachmentsWorker
+	Webhooks  *DeliverWebhookWorker
+	Reconcile *ReconcileWorker
+}
+
+// NewWorkerClient returns a client that works the delivery, webhook and maintenance queues.
+func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[pgx.Tx], error) {
 	cfg = cfg.withDefaults()
 	workers := river.NewWorkers()
-	if err := river.AddWorkerSafely(workers, delivery); err != nil {
+	if err := river.AddWorkerSafely(workers, w.Delivery); err != nil {
 		return nil, fmt.Errorf("register delivery worker: %w", err)
 	}
-	if err := river.AddWorkerSafely(workers, purge); err != nil {
+	if err := river.AddWorkerSafely(workers, w.Purge); err != nil {
 		return nil, fmt.Errorf("register purge worker: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, w.Webhooks); err != nil {
+		return nil, fmt.Errorf("register webhook worker: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, w.Reconcile); err != nil {
+		return nil, fmt.Errorf("register reconcile worker: %w", err)
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:  cfg.Logger,
@@ -81,10 +102,14 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, delivery *DeliveryWorker, p
 		Queues: map[string]river.QueueConfig{
 			QueueDelivery:    {MaxWorkers: cfg.Workers},
 			QueueMaintenance: {MaxWorkers: 2},
+			QueueWebhooks:    {MaxWorkers: max(cfg.Workers/2, 5)},
 		},
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 				func() (river.JobArgs, *river.InsertOpts) { return PurgeAttachmentsArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileEvery),
+				func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		},
 		FetchCooldown:     cfg.FetchCooldown,
@@ -124,8 +149,22 @@ type Enqueuer struct {
 // NewEnqueuer wraps a River client (an insert-only one is enough).
 func NewEnqueuer(client *river.Client[pgx.Tx]) *Enqueuer { return &Enqueuer{client: client} }
 
-// EnqueueDeliveryTx inserts the delivery job for a message inside tx.
-func (e *Enqueuer) EnqueueDeliveryTx(ctx context.Context, tx pgx.Tx, tenant, messageID uuid.UUID) error {
-	_, err := e.client.InsertTx(ctx, tx, DeliverMessageArgs{SubscriptionID: tenant, MessageID: messageID}, nil)
-	return err
+// EnqueueDeliveriesTx inserts delivery jobs inside tx with one batch insert,
+// each scheduled at its time when set, and returns the job ids in order.
+func (e *Enqueuer) EnqueueDeliveriesTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, deliveries []domain.ScheduledDelivery) ([]int64, error) {
+	params := make([]river.InsertManyParams, len(deliveries))
+	for i, d := range deliveries {
+		opts := DeliverMessageArgs{}.InsertOpts()
+		opts.ScheduledAt = d.At
+		params[i] = river.InsertManyParams{Args: DeliverMessageArgs{SubscriptionID: tenant, MessageID: d.MessageID}, InsertOpts: &opts}
+	}
+	res, err := e.client.InsertManyTx(ctx, tx, params)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(res))
+	for i, r := range res {
+		ids[i] = r.Job.ID
+	}
+	return ids, nil
 }

@@ -42,7 +42,7 @@ func (DeliverMessageArgs) InsertOpts() river.InsertOpts {
 
 // DeliveryStore is the persistence the delivery worker needs.
 type DeliveryStore interface {
-	StartDelivery(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error)
+	StartDelivery(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, domain.DeliveryContext, error)
 	RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(ctx context.Context, tx pgx.Tx) error) error
 	MessageAttachments(ctx context.Context, tenant, id uuid.UUID) ([]domain.AttachmentContent, error)
 }
@@ -53,8 +53,9 @@ type Transport interface {
 	Deliver(ctx context.Context, from string, to []string, data []byte) []domain.RecipientReply
 }
 
-// RenderFunc builds the RFC 5322 bytes of a message with its attachments.
-type RenderFunc func(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent) ([]byte, error)
+// RenderFunc builds the RFC 5322 bytes of a message with its attachments,
+// signed with dkim when it is not nil.
+type RenderFunc func(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, dkim *domain.DKIMKey) ([]byte, error)
 
 // DeliveryWorker delivers a queued message to its pending recipients.
 type DeliveryWorker struct {
@@ -64,11 +65,16 @@ type DeliveryWorker struct {
 	render    RenderFunc
 	logger    *slog.Logger
 	now       func() time.Time
+	maxAge    time.Duration
 }
 
-// NewDeliveryWorker returns a worker delivering through transport.
-func NewDeliveryWorker(store DeliveryStore, transport Transport, render RenderFunc, logger *slog.Logger) *DeliveryWorker {
-	return &DeliveryWorker{store: store, transport: transport, render: render, logger: logger, now: time.Now}
+// NewDeliveryWorker returns a worker delivering through transport; deferred
+// recipients fail once the message has waited maxAge (0: domain.MaxDeliveryAge).
+func NewDeliveryWorker(store DeliveryStore, transport Transport, render RenderFunc, maxAge time.Duration, logger *slog.Logger) *DeliveryWorker {
+	if maxAge <= 0 {
+		maxAge = domain.MaxDeliveryAge
+	}
+	return &DeliveryWorker{store: store, transport: transport, render: render, logger: logger, now: time.Now, maxAge: maxAge}
 }
 
 // Timeout gives one delivery room for a slow relay; each SMTP step has its own
@@ -81,7 +87,7 @@ func (w *DeliveryWorker) Timeout(*river.Job[DeliverMessageArgs]) time.Duration {
 func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessageArgs]) error {
 	tenant, id := job.Args.SubscriptionID, job.Args.MessageID
 	log := w.logger.With("message_id", id, "subscription_id", tenant, "attempt", job.Attempt)
-	msg, err := w.store.StartDelivery(ctx, tenant, id)
+	msg, dc, err := w.store.StartDelivery(ctx, tenant, id)
 	if errors.Is(err, domain.ErrNotFound) {
 		log.Warn("delivery job for a message that no longer exists; dropping it")
 		return nil
@@ -92,9 +98,10 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 	if msg.State.Final() || msg.State == domain.StateDraft {
 		return nil
 	}
+	suppressed := msg.Suppress(dc.Suppressed)
 	pending := msg.Pending()
 	if len(pending) == 0 {
-		return w.finish(ctx, job, msg, domain.AttemptRecord{MessageID: id, State: domain.SettledState(msg.Recipients), LastError: summarizeFailures(msg.Recipients)})
+		return w.finish(ctx, job, msg, domain.AttemptRecord{MessageID: id, Changed: suppressed, State: domain.SettledState(msg.Recipients), LastError: summarizeFailures(msg.Recipients)})
 	}
 	var (
 		replies  []domain.RecipientReply
@@ -102,6 +109,11 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		external []string
 	)
 	for _, r := range pending {
+		if dc.Sandbox && r.AccountID == uuid.Nil {
+			// Sandbox: accepted, stored and evented like a delivery, but nothing leaves.
+			replies = append(replies, domain.RecipientReply{Email: r.Email, Code: 250, Text: "2.0.0 sandbox: accepted, not sent"})
+			continue
+		}
 		if r.AccountID != uuid.Nil {
 			// Internal delivery: the account's inbox, no SMTP.
 			replies = append(replies, domain.RecipientReply{Email: r.Email, Code: 250, Text: "2.0.0 delivered to the account's inbox"})
@@ -111,7 +123,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		external = append(external, r.Email)
 	}
 	if len(external) > 0 {
-		data, err := w.build(ctx, msg)
+		data, err := w.build(ctx, msg, dc.DKIM)
 		if err != nil {
 			var de *domain.Error
 			if errors.As(err, &de) && de.Code != domain.CodeInternal {
@@ -122,9 +134,16 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		}
 		replies = append(replies, w.transport.Deliver(ctx, msg.SenderEmail, external, data)...)
 	}
-	lastAttempt := job.Attempt >= job.MaxAttempts
+	// Past the delivery age, a deferral is final however many attempts are left.
+	lastAttempt := job.Attempt >= job.MaxAttempts || (!msg.QueuedAt.IsZero() && w.now().Sub(msg.QueuedAt) > w.maxAge)
 	changed := msg.ApplyReplies(replies, lastAttempt)
-	rec := domain.AttemptRecord{MessageID: id, Changed: changed, State: domain.SettledState(msg.Recipients), MailboxAccounts: mailbox}
+	rec := domain.AttemptRecord{
+		MessageID:       id,
+		Changed:         append(suppressed, changed...),
+		State:           domain.SettledState(msg.Recipients),
+		MailboxAccounts: mailbox,
+		Suppress:        domain.HardBounces(changed, w.now()),
+	}
 	rec.LastError = summarizeFailures(msg.Recipients)
 	log.Info("delivery attempt", "state", rec.State, "external", len(external), "internal", len(mailbox))
 	if !rec.State.Final() {
@@ -137,7 +156,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 }
 
 // build renders the message once per attempt with its attachments.
-func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message) ([]byte, error) {
+func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *domain.DKIMKey) ([]byte, error) {
 	var attachments []domain.AttachmentContent
 	if len(msg.Attachments) > 0 {
 		var err error
@@ -145,7 +164,7 @@ func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message) ([]byte
 			return nil, fmt.Errorf("load attachments: %w", err)
 		}
 	}
-	data, err := w.render(msg, w.now(), attachments)
+	data, err := w.render(msg, w.now(), attachments, dkim)
 	if err != nil {
 		return nil, &domain.Error{Code: domain.CodeInvalid, Message: "render", Cause: err}
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/mailgate/mailgate/domain"
 )
 
 // QueueMaintenance runs housekeeping jobs, apart from deliveries.
@@ -31,6 +33,7 @@ func (PurgeAttachmentsArgs) InsertOpts() river.InsertOpts {
 // AttachmentPurger is the persistence the purge job needs.
 type AttachmentPurger interface {
 	PurgeUnreferencedAttachments(ctx context.Context, createdBefore time.Time) (int64, error)
+	PurgeIdempotencyKeys(ctx context.Context, createdBefore time.Time) (int64, error)
 }
 
 // PurgeAttachmentsWorker deletes unreferenced attachments past their grace period.
@@ -57,6 +60,10 @@ func (w *PurgeAttachmentsWorker) Work(ctx context.Context, _ *river.Job[PurgeAtt
 	}
 	if n > 0 {
 		w.logger.Info("purged unreferenced attachments", "count", n)
+	}
+	// Idempotency keys share the housekeeping run: both expire by age.
+	if _, err := w.store.PurgeIdempotencyKeys(ctx, time.Now().Add(-domain.IdempotencyKeyTTL)); err != nil {
+		return err
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ type AdminStore interface {
 	RemoveSenderDomain(ctx context.Context, tenant uuid.UUID, name string) (domain.Tenant, error)
 	CreateAccount(ctx context.Context, tenant uuid.UUID, email, displayName string) (domain.Account, error)
 	ListAccounts(ctx context.Context, tenant uuid.UUID) ([]domain.Account, error)
+	SetSandbox(ctx context.Context, tenant uuid.UUID, on bool) error
 }
 
 type tenantView struct {
@@ -65,6 +66,7 @@ func (s *Server) registerAdmin(api *gin.RouterGroup) {
 	admin.DELETE("/tenants/:id/domains/:domain", s.removeSenderDomain)
 	admin.POST("/tenants/:id/accounts", s.createAccount)
 	admin.GET("/tenants/:id/accounts", s.listAccounts)
+	admin.PUT("/tenants/:id/sandbox", s.setSandbox)
 }
 
 func (s *Server) requireAdmin(c *gin.Context) {
@@ -241,4 +243,29 @@ func (s *Server) listAccounts(c *gin.Context) {
 		items[i] = newAccountView(a)
 	}
 	c.PureJSON(http.StatusOK, gin.H{"items": items})
+}
+
+// setSandbox turns a tenant's sandbox mode on or off: mail is accepted,
+// stored and evented, but nothing leaves the gateway.
+func (s *Server) setSandbox(c *gin.Context) {
+	id, ok := s.tenantParam(c)
+	if !ok {
+		return
+	}
+	var body struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if body.Enabled == nil {
+		s.writeError(c, domain.FieldError("enabled", "is required (true or false)"))
+		return
+	}
+	if err := s.admin.SetSandbox(c.Request.Context(), id, *body.Enabled); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, gin.H{"subscription_id": id, "sandbox": *body.Enabled})
 }

@@ -47,6 +47,7 @@ var composeFormFields = []formField{
 	{"parent_id", "ParentId", formScalar},
 	{"created_date", "CreatedDate", formScalar},
 	{"send", "Send", formScalar},
+	{"send_at", "SendAt", formScalar},
 	{"subject", "Subject", formScalar},
 	{"can_delete", "CanDelete", formScalar},
 	{"id", "Id", formScalar},
@@ -301,6 +302,8 @@ func setFormScalars(m *composeModel, scalars formValues) error {
 				return domain.FieldError(wire, "must be true or false (or on, 1, 0), not %q", truncateForError(value))
 			}
 			m.Send = b
+		case "send_at":
+			m.SendAt = value
 		case "subject":
 			m.Subject = value
 		case "can_delete":

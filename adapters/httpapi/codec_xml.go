@@ -177,6 +177,7 @@ var composeMembers = map[string]xmlMember{
 	"ParentId":          {nsModels, "parent_id", false},
 	"References":        {nsModels, "references", false},
 	"Send":              {nsModels, "send", false},
+	"SendAt":            {nsModels, "send_at", false},
 	"SenderAccountId":   {nsModels, "sender_account_id", false},
 	"SenderDisplayName": {nsModels, "sender_display_name", false},
 	"SenderEmail":       {nsModels, "sender_email", false},
@@ -195,10 +196,11 @@ var recipientMembers = map[string]xmlMember{
 	"DisplayName":  {nsModels, "display_name", false},
 	"EmailAddress": {nsModels, "email_address", false},
 
-	"Attempts":  {nsModels, "attempts", true},
-	"LastCode":  {nsModels, "last_code", true},
-	"LastReply": {nsModels, "last_reply", true},
-	"Status":    {nsModels, "status", true},
+	"Attempts":          {nsModels, "attempts", true},
+	"LastCode":          {nsModels, "last_code", true},
+	"LastReply":         {nsModels, "last_reply", true},
+	"PossibleDuplicate": {nsModels, "possible_duplicate", true},
+	"Status":            {nsModels, "status", true},
 }
 
 // setComposeXML sets the member of m that the element n (named local) carries.
@@ -239,6 +241,8 @@ func setComposeXML(m *composeModel, local string, n *xmlNode, field string) erro
 		m.References, err = xmlString(n, field)
 	case "Send":
 		m.Send, err = xmlBool(n, field)
+	case "SendAt":
+		m.SendAt, err = xmlString(n, field)
 	case "SenderAccountId":
 		m.SenderAccountID, err = xmlToken(n, field)
 	case "SenderDisplayName":
@@ -614,6 +618,9 @@ func encodeXML(v messageView) ([]byte, error) {
 	w.optionalGUID("ParentId", v.ParentID)
 	w.value("References", "", v.References)
 	w.value("Send", "", strconv.FormatBool(v.Send))
+	if v.SendAt != nil {
+		w.value("SendAt", "", xmlDate(*v.SendAt))
+	}
 	w.optionalGUID("SenderAccountId", v.SenderAccountID)
 	w.value("SenderDisplayName", "", v.SenderDisplayName)
 	w.value("SenderEmail", "", v.SenderEmail)
@@ -641,6 +648,9 @@ func (w *xmlWriter) recipients(name string, list []recipientView) {
 		}
 		if r.LastReply != "" {
 			w.value("LastReply", "", r.LastReply)
+		}
+		if r.PossibleDuplicate {
+			w.value("PossibleDuplicate", "", "true")
 		}
 		w.value("Status", "", string(r.Status))
 		w.close("MessageRecipientModel")

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -71,8 +70,10 @@ type (
 			Name        string `json:"name"`
 			Description string `json:"description"`
 		} `json:"tags"`
-		Security   []map[string][]string     `json:"security"`
-		Paths      orderedMap[*specPathItem] `json:"paths"`
+		Security []map[string][]string     `json:"security"`
+		Paths    orderedMap[*specPathItem] `json:"paths"`
+		// Webhooks are the requests the gateway sends to the tenants' endpoints.
+		Webhooks   orderedMap[*specPathItem] `json:"webhooks"`
 		Components struct {
 			Schemas         map[string]*specSchema    `json:"schemas"`
 			Parameters      map[string]*specParameter `json:"parameters"`
@@ -156,7 +157,9 @@ type (
 		Enum             []any                   `json:"enum"`
 		Default          any                     `json:"default"`
 		ReadOnly         bool                    `json:"readOnly"`
+		MinLength        *uint64                 `json:"minLength"`
 		MaxLength        *uint64                 `json:"maxLength"`
+		MinItems         *uint64                 `json:"minItems"`
 		MaxItems         *uint64                 `json:"maxItems"`
 		Minimum          *float64                `json:"minimum"`
 		Maximum          *float64                `json:"maximum"`
@@ -312,12 +315,17 @@ type (
 	helpTopic struct {
 		ID, Title string
 		Blocks    []helpBlock
+		// Endpoints are requests the topic describes that are not paths of
+		// the API, such as the webhook deliveries the gateway makes.
+		Endpoints []helpEndpoint
 	}
 
-	// helpBlock is a paragraph or, when Items is set, a bulleted list.
+	// helpBlock is a paragraph, a bulleted list when Items is set, or a
+	// preformatted block when Code is set.
 	helpBlock struct {
 		Text  template.HTML
 		Items []template.HTML
+		Code  string
 	}
 
 	helpGroup struct {
@@ -444,6 +452,9 @@ func buildHelpView(spec *apiSpec) (*helpView, error) {
 			view.Groups = append(view.Groups, *groups[tag])
 		}
 	}
+	if err := addWebhookEndpoints(view, spec); err != nil {
+		return nil, err
+	}
 
 	schemaNames := make([]string, 0, len(spec.Components.Schemas))
 	for name := range spec.Components.Schemas {
@@ -519,6 +530,40 @@ func buildEndpoint(spec *apiSpec, path, method string, item *specPathItem, op *s
 		})
 	}
 	return ep, nil
+}
+
+// webhookTopicID is the topic that shows the document's webhooks, the
+// requests the gateway sends to the tenants' own endpoints.
+const webhookTopicID = "topic-webhooks"
+
+// addWebhookEndpoints shows each webhook operation in the Webhooks topic,
+// which it creates when the description has none.
+func addWebhookEndpoints(view *helpView, spec *apiSpec) error {
+	for _, name := range spec.Webhooks.Keys {
+		item := spec.Webhooks.Values[name]
+		for _, method := range specMethods {
+			op := item.operation(method)
+			if op == nil {
+				continue
+			}
+			ep, err := buildEndpoint(spec, "<your endpoint URL>", method, item, op)
+			if err != nil {
+				return fmt.Errorf("webhook %s %s: %w", name, method, err)
+			}
+			if op.OperationID == "" {
+				ep.ID = "webhook-" + slug(name) + "-" + strings.ToLower(method)
+			}
+			// The gateway makes this request: no token is involved either way.
+			ep.Public = false
+			i := slices.IndexFunc(view.Topics, func(t helpTopic) bool { return t.ID == webhookTopicID })
+			if i < 0 {
+				view.Topics = append(view.Topics, helpTopic{ID: webhookTopicID, Title: "Webhooks"})
+				i = len(view.Topics) - 1
+			}
+			view.Topics[i].Endpoints = append(view.Topics[i].Endpoints, ep)
+		}
+	}
+	return nil
 }
 
 // mediaFormats groups media types by the schema they share, in document order.
@@ -731,12 +776,8 @@ func schemaInfo(spec *apiSpec, s *specSchema) string {
 		}
 		parts = append(parts, "One of "+strings.Join(values, ", "))
 	}
-	if s.MaxLength != nil {
-		parts = append(parts, "At most "+strconv.FormatUint(*s.MaxLength, 10)+" characters")
-	}
-	if s.MaxItems != nil {
-		parts = append(parts, "At most "+strconv.FormatUint(*s.MaxItems, 10)+" items")
-	}
+	parts = appendRange(parts, s.MinLength, s.MaxLength, "characters")
+	parts = appendRange(parts, s.MinItems, s.MaxItems, "items")
 	if s.Minimum != nil && s.Maximum != nil {
 		parts = append(parts, fmt.Sprintf("From %v to %v", *s.Minimum, *s.Maximum))
 	}
@@ -747,6 +788,23 @@ func schemaInfo(spec *apiSpec, s *specSchema) string {
 		parts = append(parts, "Read-only")
 	}
 	return strings.Join(parts, ". ")
+}
+
+// appendRange describes a length or size limit: "At most 20 items", "At
+// least 1 item" or "From 1 to 500 items". A minimum of 0 says nothing.
+func appendRange(parts []string, lo, hi *uint64, unit string) []string {
+	if lo != nil && *lo == 0 {
+		lo = nil
+	}
+	switch {
+	case lo != nil && hi != nil:
+		return append(parts, fmt.Sprintf("From %d to %d %s", *lo, *hi, unit))
+	case hi != nil:
+		return append(parts, fmt.Sprintf("At most %d %s", *hi, unit))
+	case lo != nil:
+		return append(parts, fmt.Sprintf("At least %d %s", *lo, unit))
+	}
+	return parts
 }
 
 func joinInfo(a, b string) string {
@@ -799,8 +857,7 @@ func markdownSections(md string) ([]helpBlock, []helpTopic) {
 		intro  []helpBlock
 		topics []helpTopic
 	)
-	for _, chunk := range strings.Split(strings.ReplaceAll(md, "\r\n", "\n"), "\n\n") {
-		chunk = strings.TrimSpace(chunk)
+	for _, chunk := range markdownChunks(md) {
 		if title, ok := strings.CutPrefix(chunk, "## "); ok {
 			topics = append(topics, helpTopic{ID: "topic-" + slug(title), Title: title})
 			continue
@@ -816,16 +873,59 @@ func markdownSections(md string) ([]helpBlock, []helpTopic) {
 	return intro, topics
 }
 
+// markdownChunks splits Markdown at blank lines, keeping each fenced code
+// block (between lines that start with ```) whole, blank lines included.
+// Chunks other than code blocks are trimmed.
+func markdownChunks(md string) []string {
+	var (
+		chunks  []string
+		current []string
+		inFence bool
+	)
+	flush := func() {
+		if len(current) > 0 {
+			chunks = append(chunks, strings.Join(current, "\n"))
+			current = nil
+		}
+	}
+	for _, line := range strings.Split(strings.ReplaceAll(md, "\r\n", "\n"), "\n") {
+		fence := strings.HasPrefix(strings.TrimSpace(line), "```")
+		switch {
+		case inFence:
+			current = append(current, line)
+			if fence {
+				inFence = false
+				flush()
+			}
+		case fence:
+			flush()
+			current = append(current, strings.TrimSpace(line))
+			inFence = true
+		case strings.TrimSpace(line) == "":
+			flush()
+		default:
+			current = append(current, strings.TrimSpace(line))
+		}
+	}
+	flush()
+	return chunks
+}
+
 // markdownBlocks reads the Markdown the document's descriptions use:
-// paragraphs separated by blank lines, "- " lists and `code` spans.
+// paragraphs separated by blank lines, "- " lists, fenced code blocks and
+// `code` spans.
 func markdownBlocks(md string) []helpBlock {
 	var blocks []helpBlock
-	for _, chunk := range strings.Split(strings.ReplaceAll(md, "\r\n", "\n"), "\n\n") {
-		chunk = strings.TrimSpace(chunk)
-		if chunk == "" {
+	for _, chunk := range markdownChunks(md) {
+		lines := strings.Split(chunk, "\n")
+		if strings.HasPrefix(lines[0], "```") {
+			body := lines[1:]
+			if n := len(body); n > 0 && strings.HasPrefix(strings.TrimSpace(body[n-1]), "```") {
+				body = body[:n-1]
+			}
+			blocks = append(blocks, helpBlock{Code: strings.Join(body, "\n")})
 			continue
 		}
-		lines := strings.Split(chunk, "\n")
 		isList := true
 		for _, line := range lines {
 			if !strings.HasPrefix(strings.TrimSpace(line), "- ") {
@@ -942,13 +1042,26 @@ nav ul { columns: 2; }
 <section id="{{.ID}}">
 <h2>{{.Title}}</h2>
 {{- range .Blocks}}{{template "block" .}}{{end}}
+{{- range .Endpoints}}{{template "endpoint" .}}{{end}}
 </section>
 {{- end}}
 {{- range .Groups}}
 <section id="tag-{{.Name}}">
 <h2>{{title .Name}}</h2>
 <p>{{.Description}}</p>
-{{- range .Endpoints}}
+{{- range .Endpoints}}{{template "endpoint" .}}{{end}}
+</section>
+{{- end}}
+<section id="models">
+<h2>Models</h2>
+{{- range .Models}}
+<div id="{{.ID}}">{{template "model" .}}</div>
+{{- end}}
+</section>
+</main>
+</body>
+</html>
+{{- define "endpoint"}}
 <div class="endpoint" id="{{.ID}}">
 <h3><span class="method {{lower .Method}}">{{.Method}}</span> {{.Path}}</h3>
 <p class="summary">{{.Summary}}{{if .Public}} <span class="public">No token needed.</span>{{end}}</p>
@@ -990,19 +1103,10 @@ nav ul { columns: 2; }
 </table>
 </div>
 {{- end}}
-</section>
-{{- end}}
-<section id="models">
-<h2>Models</h2>
-{{- range .Models}}
-<div id="{{.ID}}">{{template "model" .}}</div>
-{{- end}}
-</section>
-</main>
-</body>
-</html>
 {{- define "block"}}
-{{- if .Items}}
+{{- if .Code}}
+<pre>{{.Code}}</pre>
+{{- else if .Items}}
 <ul>
 {{- range .Items}}
 <li>{{.}}</li>

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"html"
 	"log/slog"
@@ -24,8 +28,21 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/google/uuid"
 
+	"github.com/mailgate/mailgate/adapters/webhook"
 	"github.com/mailgate/mailgate/domain"
+	"github.com/mailgate/mailgate/jobs"
 )
+
+// pendingRoutes are operations the document describes ahead of their
+// handlers ("POST /api/messages/batch"): the route comparison does not
+// require them to be registered yet. Remove each one once it is.
+var pendingRoutes = map[string]bool{}
+
+// pendingFields are schema properties the document describes ahead of the
+// code ("Recipient.possible_duplicate"): the comparisons with the Go wire
+// types, the XML codec and the form codec tolerate their absence there.
+// Remove each one once the code has it.
+var pendingFields = map[string]bool{}
 
 // loadOpenAPI loads the embedded document with kin-openapi, resolving every reference.
 func loadOpenAPI(t *testing.T) *openapi3.T {
@@ -114,8 +131,16 @@ func TestOpenAPIDocumentMatchesRoutes(t *testing.T) {
 		}
 	}
 	for route := range documented {
-		if !registered[route] {
+		if !registered[route] && !pendingRoutes[route] {
 			t.Errorf("openapi.json documents %s, which is not a registered route", route)
+		}
+	}
+	for route := range pendingRoutes {
+		switch {
+		case !documented[route]:
+			t.Errorf("pending route %s is not in openapi.json", route)
+		case registered[route]:
+			t.Logf("pending route %s is registered now; remove it from pendingRoutes", route)
 		}
 	}
 	if len(registered) < 15 {
@@ -197,15 +222,142 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		{"Problem", Problem{}},
 		{"Tenant", tenantView{}},
 		{"Account", accountView{}},
+		{"Suppression", suppressionView{}},
+		{"Webhook", webhookView{}},
+		{"EventPayload", jobs.EventPayload{}},
+		{"EventPayload", feedEventView{}},
+		{"BatchItemResult", batchItem{}},
 	} {
 		schema := spec.Components.Schemas[tc.schema]
 		if schema == nil {
 			t.Errorf("no schema %s", tc.schema)
 			continue
 		}
-		documented := slices.Sorted(slices.Values(schema.Properties.Keys))
-		if wire := jsonNames(tc.wire); !slices.Equal(documented, wire) {
-			t.Errorf("schema %s has properties %v; the Go type has %v", tc.schema, documented, wire)
+		wire := jsonNames(tc.wire)
+		var documented []string
+		for _, prop := range slices.Sorted(slices.Values(schema.Properties.Keys)) {
+			if pendingFields[tc.schema+"."+prop] && !slices.Contains(wire, prop) {
+				continue
+			}
+			documented = append(documented, prop)
+		}
+		if !slices.Equal(documented, wire) {
+			t.Errorf("schema %s has properties %v; the Go type %T has %v", tc.schema, documented, tc.wire, wire)
+		}
+	}
+}
+
+// TestOpenAPIEventTypesMatchHandler compares the event types a webhook may
+// subscribe to with the ones the handler accepts.
+func TestOpenAPIEventTypesMatchHandler(t *testing.T) {
+	t.Parallel()
+	spec := ownSpec(t)
+	var documented, handled []string
+	for _, v := range spec.Components.Schemas["EventType"].Enum {
+		documented = append(documented, v.(string))
+	}
+	for name := range knownEventTypes {
+		handled = append(handled, name)
+	}
+	sort.Strings(documented)
+	sort.Strings(handled)
+	if !slices.Equal(documented, handled) {
+		t.Errorf("documented event types %v, the handler accepts %v", documented, handled)
+	}
+	topic := spec.Info.Description[strings.Index(spec.Info.Description, "## Webhooks"):]
+	for _, name := range handled {
+		if !strings.Contains(topic, "`"+name+"`") {
+			t.Errorf("the Webhooks topic does not describe the event type %s", name)
+		}
+	}
+}
+
+// TestOpenAPIDescribesWebhookDeliveries checks the document's webhook
+// against what the sender puts on the wire.
+func TestOpenAPIDescribesWebhookDeliveries(t *testing.T) {
+	t.Parallel()
+	doc := loadOpenAPI(t)
+	item := doc.Webhooks["event"]
+	if item == nil || item.Post == nil {
+		t.Fatal("the document has no webhook event with a post operation")
+	}
+	headers := map[string]bool{}
+	for _, p := range item.Post.Parameters {
+		if p.Value.In == "header" && p.Value.Required {
+			headers[p.Value.Name] = true
+		}
+	}
+	for _, h := range []string{webhook.SignatureHeader, webhook.EventIDHeader, webhook.WebhookIDHeader} {
+		if !headers[h] {
+			t.Errorf("the webhook does not document the required header %s", h)
+		}
+	}
+	body := item.Post.RequestBody.Value.Content.Get("application/json")
+	if body == nil || body.Schema.Ref != "#/components/schemas/EventPayload" {
+		t.Errorf("the webhook body is not an EventPayload in JSON")
+	}
+}
+
+// TestWebhookVerificationRecipe follows the help page's recipe for
+// verifying a delivery, from the secret as the API shows it, and checks the
+// result against the signer and the receiver-side verifier.
+func TestWebhookVerificationRecipe(t *testing.T) {
+	t.Parallel()
+	raw := bytes.Repeat([]byte{0xfb, 0x3e, 0x7f}, 11)[:32]
+	shown := newWebhookView(domain.Webhook{Secrets: [][]byte{raw}}, true).Secret
+	encoded, ok := strings.CutPrefix(shown, "whsec_")
+	if !ok {
+		t.Fatalf("secret %q lacks the whsec_ prefix", shown)
+	}
+	key, err := base64.RawURLEncoding.DecodeString(encoded)
+	if err != nil || !bytes.Equal(key, raw) {
+		t.Fatalf("the documented key derivation gives %x, %v; want the secret's bytes", key, err)
+	}
+	body := []byte(`{"id":"1042","type":"delivered"}`)
+	now := time.Unix(1781074767, 0)
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("1781074767." + string(body)))
+	v1 := hex.EncodeToString(mac.Sum(nil))
+	if v1 != webhook.Sign(key, now.Unix(), body) {
+		t.Errorf("the documented signature differs from the signer's")
+	}
+	other := webhook.Sign([]byte("previous secret"), now.Unix(), body)
+	header := "t=1781074767,v1=" + v1 + ",v1=" + other
+	if err := webhook.Verify(header, key, body, now, 0); err != nil {
+		t.Errorf("verify a header built as documented: %v", err)
+	}
+	if !regexp.MustCompile(loadOpenAPI(t).Webhooks["event"].Post.Parameters[0].Value.Schema.Value.Pattern).MatchString(header) {
+		t.Errorf("the documented Mailgate-Signature pattern refuses %q", header)
+	}
+}
+
+// TestOpenAPIPostsAreIdempotentAndLimited requires the idempotency and rate
+// limit answers on every authenticated operation.
+func TestOpenAPIPostsAreIdempotentAndLimited(t *testing.T) {
+	t.Parallel()
+	doc := loadOpenAPI(t)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.Security != nil && len(*op.Security) == 0 {
+				continue
+			}
+			if op.Responses.Status(http.StatusTooManyRequests) == nil {
+				t.Errorf("%s %s does not document 429", method, path)
+			}
+			if method != http.MethodPost {
+				continue
+			}
+			hasKey := slices.ContainsFunc(op.Parameters, func(p *openapi3.ParameterRef) bool {
+				return p.Value.In == "header" && p.Value.Name == "Idempotency-Key"
+			})
+			if !hasKey || op.Responses.Status(http.StatusUnprocessableEntity) == nil || op.Responses.Status(http.StatusBadRequest) == nil {
+				t.Errorf("%s %s does not document Idempotency-Key with its 400 and 422 answers", method, path)
+			}
+			for code, r := range op.Responses.Map() {
+				if strings.HasPrefix(code, "2") && r.Value.Headers["Idempotent-Replayed"] == nil {
+					t.Errorf("%s %s: answer %s does not document Idempotent-Replayed", method, path, code)
+				}
+			}
 		}
 	}
 }
@@ -239,6 +391,7 @@ func TestOpenAPIXMLNamesMatchCodec(t *testing.T) {
 			}
 			member, ok := tc.members[x.Name]
 			switch {
+			case !ok && pendingFields[tc.schema+"."+prop]:
 			case !ok:
 				t.Errorf("%s.%s: the codec has no member %s", tc.schema, prop, x.Name)
 			case member.field != prop || member.space != space:
@@ -288,8 +441,14 @@ func TestOpenAPIFormSchemaMatchesCodec(t *testing.T) {
 			}
 		}
 	}
-	if len(form.Properties) != len(composeFormFields)-3 {
-		t.Errorf("the form schema has %d properties; the codec has %d non-recipient fields", len(form.Properties), len(composeFormFields)-3)
+	documented := 0
+	for name := range form.Properties {
+		if !pendingFields["MessageComposeForm."+name] || slices.ContainsFunc(composeFormFields, func(f formField) bool { return f.wire == name }) {
+			documented++
+		}
+	}
+	if documented != len(composeFormFields)-3 {
+		t.Errorf("the form schema has %d properties; the codec has %d non-recipient fields", documented, len(composeFormFields)-3)
 	}
 }
 
@@ -335,6 +494,10 @@ func TestHelpPage(t *testing.T) {
 		for _, want := range []string{
 			"Authentication", "subscription_id", "Formats", "Problem details", "application/problem+json",
 			"If-Match", "ETag", "Message states", "partially_sent", "MessageComposeModel", "MessageRecipientModel",
+			"cancelled", "suppressed", "send_at", "Idempotency-Key", "Idempotent-Replayed", "idempotency_mismatch",
+			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After", "rate_limited",
+			"Suppressions", "Webhooks", "Mailgate-Signature", "Mailgate-Event-Id", "Mailgate-Webhook-Id", "EventPayload",
+			"webhook.disabled", "next_after",
 		} {
 			if !strings.Contains(page, want) {
 				t.Errorf("the help page does not mention %q", want)
@@ -342,6 +505,27 @@ func TestHelpPage(t *testing.T) {
 		}
 		if strings.Contains(page, "<script") {
 			t.Error("the help page has a script")
+		}
+	})
+
+	t.Run("Webhooks", func(t *testing.T) {
+		t.Parallel()
+		start := strings.Index(page, `<section id="topic-webhooks">`)
+		if start < 0 {
+			t.Fatal("the help page has no Webhooks section")
+		}
+		section := page[start:]
+		section = section[:strings.Index(section, "</section>")]
+		for _, want := range []string{
+			`<pre>key `, `hmac_sha256(key, t &#43; &#34;.&#34; &#43; raw_body)`, `id="eventWebhook"`,
+			`<td class="name">Mailgate-Signature</td>`, `<h4>EventPayload</h4>`, `id="eventWebhook-sample-json"`,
+		} {
+			if !strings.Contains(section, want) {
+				t.Errorf("the Webhooks section lacks %s", want)
+			}
+		}
+		if strings.Contains(section, "No token needed") {
+			t.Error("the webhook delivery is described as a public endpoint of the API")
 		}
 	})
 
@@ -448,6 +632,14 @@ func TestHelpMarkdown(t *testing.T) {
 	if len(blocks) != 2 || blocks[0].Text != "one two" || len(blocks[1].Items) != 2 || blocks[1].Items[1] != "<code>b</code>" {
 		t.Errorf("markdownBlocks = %+v", blocks)
 	}
+	blocks = markdownBlocks("before\n\n```\nif a < b:\n\n    `keep`\n```\nafter")
+	if len(blocks) != 3 || blocks[1].Code != "if a < b:\n\n    `keep`" || blocks[2].Text != "after" {
+		t.Errorf("markdownBlocks with a code block = %+v", blocks)
+	}
+	intro, topics := markdownSections("intro\n\n## Code\n\n```\nx\n\ny\n```\n\n## Next\n\ntext")
+	if len(intro) != 1 || len(topics) != 2 || len(topics[0].Blocks) != 1 || topics[0].Blocks[0].Code != "x\n\ny" {
+		t.Errorf("markdownSections with a code block = %+v, %+v", intro, topics)
+	}
 }
 
 func TestHelpRejectsBrokenDocument(t *testing.T) {
@@ -466,12 +658,16 @@ func TestHelpRejectsBrokenDocument(t *testing.T) {
 	}
 }
 
-// docsFakes serves one fixed message and attachment, so the handlers' real
-// answers can be checked against the document.
+// docsFakes serves one fixed message, attachment, suppression and webhook,
+// so the handlers' real answers can be checked against the document.
 type docsFakes struct {
 	tenant uuid.UUID
 	msg    *domain.Message
 	att    domain.AttachmentContent
+	// sent is a message whose delivery has finished: cancelling it conflicts.
+	sent uuid.UUID
+	sup  domain.Suppression
+	hook domain.Webhook
 }
 
 func newDocsFakes() *docsFakes {
@@ -494,8 +690,129 @@ func newDocsFakes() *docsFakes {
 		Attachments: []uuid.UUID{f.att.ID}, ConversationID: id, CreatedDate: at, UpdatedAt: at,
 		State: domain.StateDraft, Version: 1,
 	}
+	f.sent = uuid.New()
+	f.sup = domain.Suppression{Email: "ada@example.net", Reason: "5.1.1 user unknown", Source: domain.SuppressionBounce, SMTPCode: 550, CreatedAt: at}
+	f.hook = domain.Webhook{ID: uuid.New(), URL: "https://hooks.example.com/mailgate", EventTypes: []string{"delivered", "bounced"},
+		Status: domain.WebhookActive, Secrets: [][]byte{bytes.Repeat([]byte{7}, 32)}, CreatedAt: at}
 	return f
 }
+
+func (f *docsFakes) ListSuppressions(context.Context, uuid.UUID, string, int) ([]domain.Suppression, error) {
+	return []domain.Suppression{f.sup, {Email: "mary@example.net", Reason: "unsubscribed", Source: domain.SuppressionManual, CreatedAt: f.sup.CreatedAt}}, nil
+}
+
+func (f *docsFakes) AddSuppression(_ context.Context, _ uuid.UUID, sup domain.Suppression) (domain.Suppression, error) {
+	sup.CreatedAt = f.sup.CreatedAt
+	return sup, nil
+}
+
+func (f *docsFakes) RemoveSuppression(_ context.Context, _ uuid.UUID, email string) error {
+	if email != f.sup.Email {
+		return domain.ErrNotFound
+	}
+	return nil
+}
+
+func (f *docsFakes) CreateWebhook(_ context.Context, _ uuid.UUID, w domain.Webhook) (domain.Webhook, error) {
+	w.ID, w.Status, w.CreatedAt = f.hook.ID, domain.WebhookActive, f.hook.CreatedAt
+	return w, nil
+}
+
+func (f *docsFakes) ListWebhooks(context.Context, uuid.UUID) ([]domain.Webhook, error) {
+	disabled := f.hook
+	disabled.ID, disabled.EventTypes, disabled.Status = uuid.New(), nil, domain.WebhookDisabled
+	disabled.DisabledReason, disabled.ConsecutiveFailures = "deliveries failed for 24 hours; last: HTTP 503", 31
+	return []domain.Webhook{f.hook, disabled}, nil
+}
+
+func (f *docsFakes) GetWebhook(_ context.Context, tenant, id uuid.UUID) (domain.Webhook, error) {
+	if tenant != f.tenant || id != f.hook.ID {
+		return domain.Webhook{}, domain.ErrNotFound
+	}
+	return f.hook, nil
+}
+
+func (f *docsFakes) DeleteWebhook(ctx context.Context, tenant, id uuid.UUID) error {
+	_, err := f.GetWebhook(ctx, tenant, id)
+	return err
+}
+
+func (f *docsFakes) RotateWebhookSecret(ctx context.Context, tenant, id uuid.UUID, secret []byte, _ time.Duration) (domain.Webhook, error) {
+	w, err := f.GetWebhook(ctx, tenant, id)
+	w.Secrets = [][]byte{secret, w.Secrets[0]}
+	return w, err
+}
+
+func (f *docsFakes) EventFeed(context.Context, uuid.UUID, string, int) ([]domain.Event, string, error) {
+	return []domain.Event{
+		{Sequence: 1041, SubscriptionID: f.tenant, MessageID: f.msg.ID, Type: "delivered", Recipient: "ada@example.net", SMTPCode: 250, Detail: "2.0.0 OK", CreatedAt: f.msg.UpdatedAt},
+		{Sequence: 1042, SubscriptionID: f.tenant, Type: "suppression.added", Recipient: "mary@example.net", Detail: "unsubscribed", CreatedAt: f.msg.UpdatedAt},
+	}, "88412.1042", nil
+}
+
+func (f *docsFakes) CancelMessage(_ context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
+	if tenant == f.tenant && id == f.sent {
+		return nil, domain.Errorf(domain.CodeConflict, "delivery has finished; only a queued message can be cancelled")
+	}
+	m, err := f.find(tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	m.State, m.Version = domain.StateCancelled, 3
+	return m, nil
+}
+
+func (f *docsFakes) RetryMessage(_ context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
+	m, err := f.find(tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	m.State, m.Version = domain.StateQueued, 4
+	return m, nil
+}
+
+func (f *docsFakes) RetryMessages(context.Context, uuid.UUID, domain.MessageState, time.Time, time.Time, int) ([]uuid.UUID, error) {
+	return []uuid.UUID{f.msg.ID, f.sent}, nil
+}
+
+// ComposeBatch accepts every message but one whose subject is "refuse".
+func (f *docsFakes) ComposeBatch(_ context.Context, _ uuid.UUID, reqs []domain.ComposeRequest) ([]*domain.Message, []error, error) {
+	msgs, errs := make([]*domain.Message, len(reqs)), make([]error, len(reqs))
+	for i, req := range reqs {
+		if req.Subject == "refuse" {
+			errs[i] = domain.FieldError("send_at", "must be in the future and at most 30 days ahead")
+			continue
+		}
+		m := *f.msg
+		m.ID, m.State, m.SendAt = uuid.New(), domain.StateQueued, req.SendAt
+		msgs[i] = &m
+	}
+	return msgs, errs, nil
+}
+
+// Idempotency-Keys the fake store knows: one whose answer it replays and one
+// used with another request.
+const (
+	replayedKey   = "order-42"
+	mismatchedKey = "order-43"
+)
+
+func (f *docsFakes) ClaimIdempotencyKey(_ context.Context, _ uuid.UUID, key string, _ []byte) (*domain.IdempotentResponse, error) {
+	switch key {
+	case replayedKey:
+		body, err := json.Marshal(newSuppressionView(f.sup))
+		return &domain.IdempotentResponse{Status: http.StatusCreated, Body: body}, err
+	case mismatchedKey:
+		return nil, &domain.Error{Code: "idempotency_mismatch", Field: "Idempotency-Key", Message: "this Idempotency-Key was used with a different request"}
+	}
+	return nil, nil
+}
+
+func (f *docsFakes) FinishIdempotencyKey(context.Context, uuid.UUID, string, int, []byte) error {
+	return nil
+}
+
+func (f *docsFakes) ReleaseIdempotencyKey(context.Context, uuid.UUID, string) error { return nil }
 
 func (f *docsFakes) VerifyToken(_ context.Context, token string) (Principal, error) {
 	if token != "good" {
@@ -582,9 +899,12 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	t.Parallel()
 	doc := loadOpenAPI(t)
 	fakes := newDocsFakes()
-	srv := New(Deps{Verifier: fakes, Composer: fakes, Messages: fakes, Attachments: fakes, Logger: quietLogger})
+	srv := New(Deps{Verifier: fakes, Composer: fakes, Messages: fakes, Attachments: fakes, Suppressions: fakes, Webhooks: fakes,
+		Control: fakes, Batch: fakes, Idempotency: fakes, Logger: quietLogger})
 	page := serve(t, srv, http.MethodGet, "/help", nil).Body.String()
 	sampleJSON, sampleXML := samplePre(t, page, "sample-json"), samplePre(t, page, "sample-xml")
+	batchJSON := samplePre(t, page, "sendBatch-sample-json")
+	batchRefused := `{"messages":[{"sender_email":"sender@example.com","to":[{"email_address":"ada@example.net"}],"subject":"refuse","send":true}]}`
 
 	var upload bytes.Buffer
 	mw := multipart.NewWriter(&upload)
@@ -597,8 +917,12 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	msg, att := fakes.msg.ID.String(), fakes.att.ID.String()
+	msg, att, sent, hook := fakes.msg.ID.String(), fakes.att.ID.String(), fakes.sent.String(), fakes.hook.ID.String()
 	version := etag(fakes.msg.Version)
+	jsonType := http.Header{"Content-Type": {"application/json"}}
+	withKey := func(key string) http.Header {
+		return http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {key}}
+	}
 	for _, tc := range []struct {
 		method, path, target string
 		header               http.Header
@@ -633,6 +957,37 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 		{"GET", "/api/attachments/{id}", "/api/attachments/" + att, nil, "", 200, false},
 		{"GET", "/api/attachments/{id}/content", "/api/attachments/" + att + "/content", nil, "", 200, false},
 		{"GET", "/api/attachments/{id}", "/api/attachments/" + uuid.NewString(), nil, "", 404, false},
+		{"POST", "/api/messages/batch", "", jsonType, batchJSON, 200, false},
+		{"POST", "/api/messages/batch", "", jsonType, batchRefused, 200, false},
+		{"POST", "/api/messages/batch", "", jsonType, `{"messages":[]}`, 400, true},
+		{"POST", "/api/messages/{id}/cancel", "/api/messages/" + msg + "/cancel", nil, "", 200, false},
+		{"POST", "/api/messages/{id}/cancel", "/api/messages/" + msg + "/cancel", http.Header{"Accept": {"application/xml"}}, "", 200, false},
+		{"POST", "/api/messages/{id}/cancel", "/api/messages/" + sent + "/cancel", nil, "", 409, false},
+		{"POST", "/api/messages/{id}/cancel", "/api/messages/" + uuid.NewString() + "/cancel", nil, "", 404, false},
+		{"POST", "/api/messages/{id}/retry", "/api/messages/" + msg + "/retry", nil, "", 202, false},
+		{"POST", "/api/messages/retry", "", jsonType, `{"state":"failed","created_after":"2026-06-01T00:00:00Z","limit":10}`, 200, false},
+		{"POST", "/api/messages/retry", "", nil, "", 200, false},
+		{"POST", "/api/messages/retry", "", jsonType, `{"state":"sent"}`, 400, true},
+		{"POST", "/api/messages/retry", "", jsonType, `{"limit":5000}`, 400, true},
+		{"GET", "/api/suppressions", "/api/suppressions?after=a%40example.net&limit=2", nil, "", 200, false},
+		{"GET", "/api/suppressions", "/api/suppressions?colour=red", nil, "", 400, false},
+		{"POST", "/api/suppressions", "", jsonType, `{"email":"Mary@example.net","reason":"unsubscribed"}`, 201, false},
+		{"POST", "/api/suppressions", "", jsonType, `{"email":"mary@example.net","colour":"red"}`, 400, true},
+		{"POST", "/api/suppressions", "", withKey(replayedKey), `{"email":"ada@example.net"}`, 201, false},
+		{"POST", "/api/suppressions", "", withKey(mismatchedKey), `{"email":"ada@example.net"}`, 422, false},
+		{"POST", "/api/suppressions", "", withKey("caf\u00e9"), `{"email":"ada@example.net"}`, 400, true},
+		{"POST", "/api/suppressions", "", withKey(strings.Repeat("k", 256)), `{"email":"ada@example.net"}`, 400, true},
+		{"DELETE", "/api/suppressions/{email}", "/api/suppressions/ada@example.net", nil, "", 204, false},
+		{"DELETE", "/api/suppressions/{email}", "/api/suppressions/bob%40example.net", nil, "", 404, false},
+		{"POST", "/api/webhooks", "", jsonType, `{"url":"https://hooks.example.com/mailgate","event_types":["delivered","webhook.disabled"]}`, 201, false},
+		{"POST", "/api/webhooks", "", jsonType, `{"url":"https://hooks.example.com/mailgate","event_types":["opened"]}`, 400, true},
+		{"GET", "/api/webhooks", "", nil, "", 200, false},
+		{"GET", "/api/webhooks/{id}", "/api/webhooks/" + hook, nil, "", 200, false},
+		{"GET", "/api/webhooks/{id}", "/api/webhooks/" + uuid.NewString(), nil, "", 404, false},
+		{"DELETE", "/api/webhooks/{id}", "/api/webhooks/" + hook, nil, "", 204, false},
+		{"POST", "/api/webhooks/{id}/rotate-secret", "/api/webhooks/" + hook + "/rotate-secret", nil, "", 200, false},
+		{"GET", "/api/events", "/api/events?after=88412.1040&limit=2", nil, "", 200, false},
+		{"GET", "/api/events", "/api/events?since=1", nil, "", 400, false},
 		{"GET", "/healthz", "", nil, "", 200, false},
 		{"GET", "/readyz", "", nil, "", 200, false},
 		{"GET", "/api/openapi.json", "", nil, "", 200, false},
@@ -662,6 +1017,37 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 	}
 }
 
+// TestOpenAPIDescribesRateLimits validates the RateLimit headers of an
+// allowed request and the 429 answer of a refused one.
+func TestOpenAPIDescribesRateLimits(t *testing.T) {
+	t.Parallel()
+	doc := loadOpenAPI(t)
+	fakes := newDocsFakes()
+	srv := New(Deps{Verifier: fakes, Messages: fakes, Webhooks: fakes, Logger: quietLogger,
+		RateLimiter: NewTenantLimiter(0.001, 1, nil)})
+	for i, want := range []int{http.StatusOK, http.StatusTooManyRequests} {
+		newRequest := func() *http.Request {
+			req := httptest.NewRequest(http.MethodGet, "/api/webhooks", nil)
+			req.Header.Set("Authorization", "Bearer good")
+			return req
+		}
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, newRequest())
+		if rec.Code != want {
+			t.Fatalf("request %d: status = %d, want %d; body %s", i, rec.Code, want, rec.Body)
+		}
+		for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+			if rec.Header().Get(h) == "" {
+				t.Errorf("request %d: no %s header", i, h)
+			}
+		}
+		if want == http.StatusTooManyRequests && rec.Header().Get("Retry-After") == "" {
+			t.Error("the 429 answer has no Retry-After")
+		}
+		checkExchange(t, doc, "/api/webhooks", newRequest(), false, rec)
+	}
+}
+
 // checkExchange validates one request and its answer against the document.
 func checkExchange(t *testing.T, doc *openapi3.T, path string, req *http.Request, refused bool, rec *httptest.ResponseRecorder) {
 	t.Helper()
@@ -674,9 +1060,11 @@ func checkExchange(t *testing.T, doc *openapi3.T, path string, req *http.Request
 		t.Fatalf("no operation %s %s in the document", req.Method, path)
 	}
 	params := map[string]string{}
-	if strings.Contains(path, "{id}") {
-		rest := strings.TrimPrefix(req.URL.Path, strings.Split(path, "{id}")[0])
-		params["id"], _, _ = strings.Cut(rest, "/")
+	segments := strings.Split(req.URL.Path, "/")
+	for i, part := range strings.Split(path, "/") {
+		if name, ok := strings.CutPrefix(part, "{"); ok && i < len(segments) {
+			params[strings.TrimSuffix(name, "}")] = segments[i]
+		}
 	}
 	mediaType, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	isJSON := func(mt string) bool { return mt == "application/json" || strings.HasSuffix(mt, "+json") }

@@ -215,6 +215,7 @@ func modelFromMessage(m *domain.Message) composeModel {
 		ParentID:          guid(m.ParentID),
 		Send:              m.State != domain.StateDraft,
 		Subject:           m.Subject,
+		SendAt:            formatOptionalTime(m.SendAt),
 		ID:                m.ID.String(),
 	}
 	if m.ParentID == uuid.Nil {
@@ -411,4 +412,11 @@ func (s *Server) writeMessage(c *gin.Context, status int, msg *domain.Message) {
 	default:
 		s.writeError(c, &domain.Error{Code: codeNotAcceptable, Message: "this endpoint answers in application/json or application/xml"})
 	}
+}
+
+func formatOptionalTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
 }

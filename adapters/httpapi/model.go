@@ -33,6 +33,7 @@ type composeModel struct {
 	ParentID          string           `json:"parent_id"`
 	CreatedDate       string           `json:"created_date"`
 	Send              bool             `json:"send"`
+	SendAt            string           `json:"send_at"`
 	Subject           string           `json:"subject"`
 	CanDelete         *bool            `json:"can_delete"`
 	ID                string           `json:"id"`
@@ -179,6 +180,13 @@ func (m composeModel) toRequest() (domain.ComposeRequest, error) {
 		}
 		req.TS = ts
 	}
+	if m.SendAt != "" {
+		at, err := time.Parse(time.RFC3339Nano, m.SendAt)
+		if err != nil {
+			return req, domain.FieldError("send_at", "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z")
+		}
+		req.SendAt = at
+	}
 	if m.CreatedDate != "" {
 		// The server owns created_date; a client value is checked, then ignored.
 		if _, err := parseDate(m.CreatedDate); err != nil {
@@ -251,6 +259,7 @@ type messageView struct {
 	ParentID          *uuid.UUID      `json:"parent_id"`
 	CreatedDate       time.Time       `json:"created_date"`
 	Send              bool            `json:"send"`
+	SendAt            *time.Time      `json:"send_at"`
 	Subject           string          `json:"subject"`
 	CanDelete         bool            `json:"can_delete"`
 	ID                uuid.UUID       `json:"id"`
@@ -272,6 +281,8 @@ type recipientView struct {
 	Attempts     int                    `json:"attempts"`
 	LastCode     int                    `json:"last_code,omitempty"`
 	LastReply    string                 `json:"last_reply,omitempty"`
+	// PossibleDuplicate: the relay's answer was lost after the data was sent.
+	PossibleDuplicate bool `json:"possible_duplicate,omitempty"`
 }
 
 func optionalID(id uuid.UUID) *uuid.UUID {
@@ -308,10 +319,15 @@ func newMessageView(m *domain.Message) messageView {
 		UpdatedAt:         m.UpdatedAt,
 		LastError:         m.LastError,
 	}
+	if !m.SendAt.IsZero() {
+		at := m.SendAt
+		v.SendAt = &at
+	}
 	for _, r := range m.Recipients {
 		rv := recipientView{
 			DisplayName: r.DisplayName, EmailAddress: r.Email, AccountID: optionalID(r.AccountID),
 			Status: r.Status, Attempts: r.Attempts, LastCode: r.LastCode, LastReply: r.LastReply,
+			PossibleDuplicate: r.PossibleDuplicate,
 		}
 		switch r.Kind {
 		case domain.KindTo:

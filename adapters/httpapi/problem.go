@@ -46,6 +46,8 @@ func statusFor(code domain.ErrorCode) int {
 		return http.StatusUnsupportedMediaType
 	case "not_acceptable":
 		return http.StatusNotAcceptable
+	case "idempotency_mismatch":
+		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError
 	}

@@ -54,7 +54,16 @@ type Deps struct {
 	Messages    MessageReader
 	Attachments AttachmentStore
 	// Admin serves the operator endpoints; nil leaves them out.
-	Admin AdminStore
+	Admin        AdminStore
+	Suppressions SuppressionStore
+	Webhooks     WebhookStore
+	Control      MessageControl
+	Idempotency  IdempotencyStore
+	Batch        BatchComposer
+	// ValidateWebhookURL refuses endpoints the gateway must not call (SSRF).
+	ValidateWebhookURL func(raw string) error
+	// RateLimiter limits requests per tenant; nil means unlimited.
+	RateLimiter *TenantLimiter
 	// AttachmentPolicy refuses uploads by type or name.
 	AttachmentPolicy domain.AttachmentPolicy
 	// Ready reports whether the gateway can serve traffic (database, schema).
@@ -65,22 +74,29 @@ type Deps struct {
 
 // Server is the public API.
 type Server struct {
-	verifier TokenVerifier
-	composer Composer
-	messages MessageReader
-	files    AttachmentStore
-	admin    AdminStore
-	policy   domain.AttachmentPolicy
-	ready    func(ctx context.Context) error
-	observer RequestObserver
-	logger   *slog.Logger
-	engine   *gin.Engine
+	verifier           TokenVerifier
+	composer           Composer
+	messages           MessageReader
+	files              AttachmentStore
+	admin              AdminStore
+	suppressions       SuppressionStore
+	webhooks           WebhookStore
+	control            MessageControl
+	idem               IdempotencyStore
+	batch              BatchComposer
+	validateWebhookURL func(string) error
+	limiter            *TenantLimiter
+	policy             domain.AttachmentPolicy
+	ready              func(ctx context.Context) error
+	observer           RequestObserver
+	logger             *slog.Logger
+	engine             *gin.Engine
 }
 
 // New builds the API's router.
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, policy: d.AttachmentPolicy, ready: d.Ready, observer: d.Observer, logger: d.Logger}
+	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, suppressions: d.Suppressions, webhooks: d.Webhooks, control: d.Control, idem: d.Idempotency, batch: d.Batch, validateWebhookURL: d.ValidateWebhookURL, limiter: d.RateLimiter, policy: d.AttachmentPolicy, ready: d.Ready, observer: d.Observer, logger: d.Logger}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -96,7 +112,7 @@ func New(d Deps) *Server {
 	e.GET("/api/openapi.json", serveOpenAPI)
 	e.GET("/help", s.helpHandler())
 
-	api := e.Group("/api", s.limitBody, s.authenticate)
+	api := e.Group("/api", s.limitBody, s.authenticate, s.rateLimit, s.idempotency)
 	api.POST("/messages/sendmessage", s.sendMessage)
 	api.GET("/messages", s.listMessages)
 	api.GET("/messages/:id", s.getMessage)
@@ -109,6 +125,9 @@ func New(d Deps) *Server {
 	api.GET("/attachments/:id", s.getAttachment)
 	api.GET("/attachments/:id/content", s.attachmentContent)
 	s.registerAdmin(api)
+	s.registerSuppressions(api)
+	s.registerWebhooks(api)
+	s.registerControl(api)
 	s.engine = e
 	return s
 }
@@ -185,4 +204,22 @@ func (s *Server) writeErrorStatus(c *gin.Context, status int, code, detail strin
 		Type: "https://mailgate.dev/problems/" + code, Title: http.StatusText(status), Status: status,
 		Detail: detail, Instance: c.Request.URL.Path, Code: code, RequestID: c.GetString(ctxRequestID),
 	})
+}
+
+// rateLimit applies the per-tenant token bucket and always reports the
+// tenant's budget in RateLimit headers.
+func (s *Server) rateLimit(c *gin.Context) {
+	if s.limiter == nil {
+		c.Next()
+		return
+	}
+	d := s.limiter.Allow(principalOf(c).SubscriptionID)
+	for k, v := range d.Headers() {
+		c.Header(k, v)
+	}
+	if !d.Allowed {
+		s.writeError(c, &domain.Error{Code: domain.CodeRateLimited, Message: "too many requests for this subscription; retry after the Retry-After delay"})
+		return
+	}
+	c.Next()
 }

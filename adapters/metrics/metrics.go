@@ -18,6 +18,7 @@ type Metrics struct {
 	httpRequests    *prometheus.CounterVec
 	httpDuration    *prometheus.HistogramVec
 	deliveryReplies *prometheus.CounterVec
+	webhooks        *prometheus.CounterVec
 }
 
 // New creates a registry with the Go and process collectors and Mailgate's own.
@@ -38,11 +39,15 @@ func New() *Metrics {
 			Name: "mailgate_smtp_replies_total",
 			Help: "SMTP replies per recipient, by reply class (2xx, 4xx, 5xx, none).",
 		}, []string{"class"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailgate_webhook_deliveries_total",
+			Help: "Webhook deliveries by outcome (delivered, failed, disabled, dropped).",
+		}, []string{"outcome"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.httpRequests, m.httpDuration, m.deliveryReplies,
+		m.httpRequests, m.httpDuration, m.deliveryReplies, m.webhooks,
 	)
 	return m
 }
@@ -66,3 +71,6 @@ func (m *Metrics) ObserveReply(code int) {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
+
+// ObserveWebhook records one webhook delivery outcome.
+func (m *Metrics) ObserveWebhook(outcome string) { m.webhooks.WithLabelValues(outcome).Inc() }

@@ -14,7 +14,7 @@ import (
 
 const messageColumns = `id, subscription_id, sender_account_id, sender_email, sender_display_name,
 	subject, body, importance, message_id, in_reply_to, references_header, parent_id,
-	conversation_id, state, version, last_error, created_date, updated_at`
+	conversation_id, state, version, last_error, created_date, updated_at, send_at, queued_at`
 
 func scanMessage(row pgx.Row) (*domain.Message, error) {
 	var (
@@ -22,16 +22,23 @@ func scanMessage(row pgx.Row) (*domain.Message, error) {
 		senderAcc, parent *uuid.UUID
 		state             string
 		importance        int16
+		sendAt, queuedAt  *time.Time
 	)
 	err := row.Scan(&m.ID, &m.SubscriptionID, &senderAcc, &m.SenderEmail, &m.SenderDisplayName,
 		&m.Subject, &m.Body, &importance, &m.MessageID, &m.InReplyTo, &m.References, &parent,
-		&m.ConversationID, &state, &m.Version, &m.LastError, &m.CreatedDate, &m.UpdatedAt)
+		&m.ConversationID, &state, &m.Version, &m.LastError, &m.CreatedDate, &m.UpdatedAt, &sendAt, &queuedAt)
 	if err != nil {
 		return nil, err
 	}
 	m.SenderAccountID, m.ParentID = fromNullUUID(senderAcc), fromNullUUID(parent)
 	m.State, m.Importance = domain.MessageState(state), domain.Importance(importance)
 	m.CreatedDate, m.UpdatedAt = m.CreatedDate.UTC(), m.UpdatedAt.UTC()
+	if sendAt != nil {
+		m.SendAt = sendAt.UTC()
+	}
+	if queuedAt != nil {
+		m.QueuedAt = queuedAt.UTC()
+	}
 	return &m, nil
 }
 
@@ -43,8 +50,11 @@ type event struct {
 	detail    string
 }
 
-// queueEvents adds the event inserts to a batch.
-func queueEvents(b *pgx.Batch, tenant, messageID uuid.UUID, events []event) {
+// queueEvents adds the event inserts to a batch. The same statement finds
+// the tenant's active webhooks that want each event and appends one delivery
+// per pair to jobs, so webhooks cost no extra round trip; the caller enqueues
+// them in its transaction (see flushWebhooks).
+func queueEvents(b *pgx.Batch, tenant, messageID uuid.UUID, events []event, jobs *[]domain.WebhookJob) {
 	if len(events) == 0 {
 		return
 	}
@@ -56,9 +66,50 @@ func queueEvents(b *pgx.Batch, tenant, messageID uuid.UUID, events []event) {
 		kinds[i], rcpts[i], codes[i], details[i] = e.kind, e.recipient, int32(e.code), e.detail
 	}
 	b.Queue(`
-		INSERT INTO message_events (subscription_id, message_id, type, recipient, smtp_code, detail)
-		SELECT $1, $2, k, r, c, d FROM unnest($3::text[], $4::text[], $5::int[], $6::text[]) AS e(k, r, c, d)`,
-		tenant, messageID, kinds, rcpts, codes, details)
+		WITH ev AS (
+			INSERT INTO message_events (subscription_id, message_id, type, recipient, smtp_code, detail)
+			SELECT $1, $2, k, r, c, d FROM unnest($3::text[], $4::text[], $5::int[], $6::text[]) AS e(k, r, c, d)
+			RETURNING id, type)
+		SELECT w.id, ev.id FROM ev JOIN webhooks w
+			ON w.subscription_id = $1 AND w.status = 'active' AND (w.event_types IS NULL OR ev.type = ANY (w.event_types))`,
+		tenant, nullUUID(messageID), kinds, rcpts, codes, details).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var j domain.WebhookJob
+				if err := rows.Scan(&j.WebhookID, &j.EventID); err != nil {
+					return err
+				}
+				if jobs != nil {
+					*jobs = append(*jobs, j)
+				}
+			}
+			return rows.Err()
+		})
+}
+
+// writeEvents inserts events on their own and enqueues their webhooks.
+func (s *Store) writeEvents(ctx context.Context, tx pgx.Tx, tenant, messageID uuid.UUID, events ...event) error {
+	b := &pgx.Batch{}
+	var hooks []domain.WebhookJob
+	queueEvents(b, tenant, messageID, events, &hooks)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	return s.flushWebhooks(ctx, tx, tenant, hooks)
+}
+
+// flushWebhooks enqueues the webhook deliveries an event insert produced.
+func (s *Store) flushWebhooks(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, jobs []domain.WebhookJob) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	if s.enqueuer == nil {
+		return errors.New("enqueue webhooks: this store has no job enqueuer")
+	}
+	if err := s.enqueuer.EnqueueWebhooksTx(ctx, tx, tenant, jobs); err != nil {
+		return fmt.Errorf("enqueue webhooks: %w", err)
+	}
+	return nil
 }
 
 // queueRecipients adds the insert of all of msg's recipients to a batch, as one statement.
@@ -96,31 +147,65 @@ func queueAttachments(b *pgx.Batch, msg *domain.Message) {
 
 // CreateMessage implements domain.MessageStore. The message, its recipients,
 // its events and, when queued, its delivery job are written in one
-// transaction: one batch round trip plus the job insert.
+// transaction: the job insert plus one pipelined batch.
 func (s *Store) CreateMessage(ctx context.Context, tenant uuid.UUID, msg *domain.Message) error {
-	if msg.SubscriptionID != tenant {
-		return fmt.Errorf("create message: tenant mismatch")
-	}
-	events := []event{{kind: "created"}}
-	if msg.State == domain.StateQueued {
-		events = append(events, event{kind: "queued"})
+	return s.CreateMessages(ctx, tenant, []*domain.Message{msg})
+}
+
+// CreateMessages writes many messages in one transaction: one batch insert of
+// their delivery jobs (River's InsertManyTx), then one pipelined batch for
+// the rows. Either all are stored and queued, or none.
+func (s *Store) CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*domain.Message) error {
+	for _, msg := range msgs {
+		if msg.SubscriptionID != tenant {
+			return fmt.Errorf("create message: tenant mismatch")
+		}
 	}
 	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		// Jobs go first so each message row can carry its job's id.
+		jobIDs := make([]*int64, len(msgs))
+		var queued []domain.ScheduledDelivery
+		var queuedIdx []int
+		for i, msg := range msgs {
+			if msg.State == domain.StateQueued {
+				queued = append(queued, domain.ScheduledDelivery{MessageID: msg.ID, At: msg.SendAt})
+				queuedIdx = append(queuedIdx, i)
+			}
+		}
+		if len(queued) > 0 {
+			if s.enqueuer == nil {
+				return errors.New("enqueue delivery: this store has no job enqueuer")
+			}
+			ids, err := s.enqueuer.EnqueueDeliveriesTx(ctx, tx, tenant, queued)
+			if err != nil {
+				return fmt.Errorf("enqueue delivery: %w", err)
+			}
+			for k, i := range queuedIdx {
+				jobIDs[i] = &ids[k]
+			}
+		}
 		b := &pgx.Batch{}
-		b.Queue(`
-			INSERT INTO messages (subscription_id, id, sender_account_id, sender_email, sender_display_name,
-				subject, body, importance, message_id, in_reply_to, references_header, parent_id,
-				conversation_id, state, created_date, updated_at, queued_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15,
-				CASE WHEN $14 = 'queued' THEN $15::timestamptz END)
-			RETURNING version`,
-			tenant, msg.ID, nullUUID(msg.SenderAccountID), msg.SenderEmail, msg.SenderDisplayName,
-			msg.Subject, msg.Body, int16(msg.Importance), msg.MessageID, msg.InReplyTo, msg.References,
-			nullUUID(msg.ParentID), msg.ConversationID, string(msg.State), msg.CreatedDate).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&msg.Version) })
-		queueRecipients(b, msg)
-		queueAttachments(b, msg)
-		queueEvents(b, tenant, msg.ID, events)
+		var hooks []domain.WebhookJob
+		for i, msg := range msgs {
+			events := []event{{kind: "created"}}
+			if msg.State == domain.StateQueued {
+				events = append(events, event{kind: "queued"})
+			}
+			b.Queue(`
+				INSERT INTO messages (subscription_id, id, sender_account_id, sender_email, sender_display_name,
+					subject, body, importance, message_id, in_reply_to, references_header, parent_id,
+					conversation_id, state, created_date, updated_at, queued_at, send_at, job_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15,
+					CASE WHEN $14 = 'queued' THEN $15::timestamptz END, $16, $17)
+				RETURNING version`,
+				tenant, msg.ID, nullUUID(msg.SenderAccountID), msg.SenderEmail, msg.SenderDisplayName,
+				msg.Subject, msg.Body, int16(msg.Importance), msg.MessageID, msg.InReplyTo, msg.References,
+				nullUUID(msg.ParentID), msg.ConversationID, string(msg.State), msg.CreatedDate, nullTime(msg.SendAt), jobIDs[i]).
+				QueryRow(func(row pgx.Row) error { return row.Scan(&msg.Version) })
+			queueRecipients(b, msg)
+			queueAttachments(b, msg)
+			queueEvents(b, tenant, msg.ID, events, &hooks)
+		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			switch pgCode(err) {
 			case "23505":
@@ -132,7 +217,10 @@ func (s *Store) CreateMessage(ctx context.Context, tenant uuid.UUID, msg *domain
 			}
 			return fmt.Errorf("insert message: %w", err)
 		}
-		return s.enqueueIfQueued(ctx, tx, msg)
+		if err := recordIdempotentCreate(ctx, tx, tenant, msgs); err != nil {
+			return err
+		}
+		return s.flushWebhooks(ctx, tx, tenant, hooks)
 	})
 }
 
@@ -140,11 +228,21 @@ func (s *Store) enqueueIfQueued(ctx context.Context, tx pgx.Tx, msg *domain.Mess
 	if msg.State != domain.StateQueued {
 		return nil
 	}
+	return s.enqueue(ctx, tx, msg.SubscriptionID, msg.ID, msg.SendAt)
+}
+
+// enqueue inserts the delivery job in tx and remembers its id on the
+// message, so a cancel can find and cancel it in one transaction.
+func (s *Store) enqueue(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, at time.Time) error {
 	if s.enqueuer == nil {
 		return errors.New("enqueue delivery: this store has no job enqueuer")
 	}
-	if err := s.enqueuer.EnqueueDeliveryTx(ctx, tx, msg.SubscriptionID, msg.ID); err != nil {
+	ids, err := s.enqueuer.EnqueueDeliveriesTx(ctx, tx, tenant, []domain.ScheduledDelivery{{MessageID: id, At: at}})
+	if err != nil {
 		return fmt.Errorf("enqueue delivery: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE messages SET job_id = $3 WHERE subscription_id = $1 AND id = $2`, tenant, id, ids[0]); err != nil {
+		return fmt.Errorf("remember delivery job: %w", err)
 	}
 	return nil
 }
@@ -161,12 +259,12 @@ func (s *Store) UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *domain.M
 				subject = $7, body = $8, importance = $9, message_id = $10, in_reply_to = $11,
 				references_header = $12, parent_id = $13, state = $14, updated_at = $15,
 				queued_at = CASE WHEN $14 = 'queued' THEN $15::timestamptz END,
-				version = version + 1
+				send_at = $16, version = version + 1
 			WHERE subscription_id = $1 AND id = $2 AND version = $3 AND state = 'draft'
 			RETURNING version`,
 			tenant, msg.ID, int64(expected), nullUUID(msg.SenderAccountID), msg.SenderEmail,
 			msg.SenderDisplayName, msg.Subject, msg.Body, int16(msg.Importance), msg.MessageID,
-			msg.InReplyTo, msg.References, nullUUID(msg.ParentID), string(msg.State), msg.UpdatedAt).
+			msg.InReplyTo, msg.References, nullUUID(msg.ParentID), string(msg.State), msg.UpdatedAt, nullTime(msg.SendAt)).
 			Scan(&msg.Version)
 		if err == pgx.ErrNoRows {
 			return s.explainMissedUpdate(ctx, tx, tenant, msg.ID)
@@ -179,9 +277,13 @@ func (s *Store) UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *domain.M
 		b.Queue(`DELETE FROM message_attachments WHERE subscription_id = $1 AND message_id = $2`, tenant, msg.ID)
 		queueRecipients(b, msg)
 		queueAttachments(b, msg)
-		queueEvents(b, tenant, msg.ID, events)
+		var hooks []domain.WebhookJob
+		queueEvents(b, tenant, msg.ID, events, &hooks)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("update draft recipients: %w", err)
+		}
+		if err := s.flushWebhooks(ctx, tx, tenant, hooks); err != nil {
+			return err
 		}
 		return s.enqueueIfQueued(ctx, tx, msg)
 	})
@@ -235,7 +337,7 @@ func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate 
 			return err
 		})
 	b.Queue(`
-		SELECT kind, position, display_name, email, account_id, status, attempts, last_code, last_reply, updated_at
+		SELECT kind, position, display_name, email, account_id, status, attempts, last_code, last_reply, possible_duplicate, updated_at
 		FROM message_recipients WHERE subscription_id = $1 AND message_id = $2 ORDER BY position`, tenant, id).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
@@ -290,9 +392,7 @@ func (s *Store) DeleteMessage(ctx context.Context, tenant, id uuid.UUID, expecte
 		if tag.RowsAffected() == 0 {
 			return s.explainMissedDelete(ctx, tx, tenant, id)
 		}
-		b := &pgx.Batch{}
-		queueEvents(b, tenant, id, []event{{kind: "deleted"}})
-		return tx.SendBatch(ctx, b).Close()
+		return s.writeEvents(ctx, tx, tenant, id, event{kind: "deleted"})
 	})
 }
 
@@ -345,7 +445,7 @@ func scanRecipient(rows pgx.Rows, messageID *uuid.UUID) (domain.Recipient, error
 		pos, attempts, code int32
 		updated             time.Time
 	)
-	dest := []any{&kind, &pos, &r.DisplayName, &r.Email, &account, &status, &attempts, &code, &r.LastReply, &updated}
+	dest := []any{&kind, &pos, &r.DisplayName, &r.Email, &account, &status, &attempts, &code, &r.LastReply, &r.PossibleDuplicate, &updated}
 	if messageID != nil {
 		dest = append([]any{messageID}, dest...)
 	}

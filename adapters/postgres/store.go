@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -19,7 +20,10 @@ import (
 // Enqueuer inserts the delivery job for a queued message inside the caller's
 // transaction, so the message and its job commit or vanish together.
 type Enqueuer interface {
-	EnqueueDeliveryTx(ctx context.Context, tx pgx.Tx, tenant, messageID uuid.UUID) error
+	// EnqueueDeliveriesTx inserts delivery jobs in one statement and returns
+	// their ids in order.
+	EnqueueDeliveriesTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, deliveries []domain.ScheduledDelivery) ([]int64, error)
+	EnqueueWebhooksTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, jobs []domain.WebhookJob) error
 }
 
 // Store implements the domain's persistence ports on a pgx pool.
@@ -107,6 +111,13 @@ func nullUUID(id uuid.UUID) *uuid.UUID {
 		return nil
 	}
 	return &id
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func fromNullUUID(id *uuid.UUID) uuid.UUID {

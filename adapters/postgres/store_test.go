@@ -154,15 +154,15 @@ func TestCreateMessage(t *testing.T) {
 	})
 }
 
+func (failingEnqueuer) EnqueueWebhooksTx(context.Context, pgx.Tx, uuid.UUID, []domain.WebhookJob) error {
+	return errors.New("queue is down")
+}
+
 // failingEnqueuer fails after the message rows were written in the transaction.
 type failingEnqueuer struct{}
 
-func (failingEnqueuer) EnqueueDeliveryTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) error {
-	var n int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE subscription_id = $1 AND id = $2`, tenant, id).Scan(&n); err != nil || n != 1 {
-		return errors.New("test setup: the message should be visible inside the transaction")
-	}
-	return errors.New("queue is down")
+func (failingEnqueuer) EnqueueDeliveriesTx(context.Context, pgx.Tx, uuid.UUID, []domain.ScheduledDelivery) ([]int64, error) {
+	return nil, errors.New("queue is down")
 }
 
 func TestGetMessage(t *testing.T) {

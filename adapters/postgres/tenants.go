@@ -332,3 +332,36 @@ func (s *Store) ListAccounts(ctx context.Context, tenant uuid.UUID) ([]Account, 
 	}
 	return out, nil
 }
+
+// SetDKIMKey stores (or replaces) the signing key of one of a tenant's
+// verified sender domains.
+func (s *Store) SetDKIMKey(ctx context.Context, tenant uuid.UUID, key domain.DKIMKey) error {
+	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		var verified bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sender_domains WHERE subscription_id = $1 AND domain = $2 AND verified_at IS NOT NULL)`,
+			tenant, key.Domain).Scan(&verified); err != nil {
+			return fmt.Errorf("check domain: %w", err)
+		}
+		if !verified {
+			return &domain.Error{Code: domain.CodeNotFound, Field: "domain", Message: "not a verified sender domain of this subscription"}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO dkim_keys (subscription_id, domain, selector, algorithm, private_key) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (subscription_id, domain) DO UPDATE SET selector = EXCLUDED.selector, algorithm = EXCLUDED.algorithm,
+				private_key = EXCLUDED.private_key, created_at = now()`, tenant, key.Domain, key.Selector, key.Algorithm, key.PrivateKey)
+		return err
+	})
+}
+
+// SetSandbox turns a tenant's sandbox mode on or off (operator).
+func (s *Store) SetSandbox(ctx context.Context, tenant uuid.UUID, on bool) error {
+	return s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE subscriptions SET sandbox = $2 WHERE id = $1`, tenant, on)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return domain.ErrNotFound
+		}
+		return nil
+	})
+}

@@ -1,7 +1,7 @@
-// Package smtprelay hands built messages to an SMTP relay (a smarthost) in
-// one transaction per call, turning every server reply into a per-recipient
-// domain.RecipientReply. CaptureTransport, with the same Send method, writes
-// messages to files instead, for development.
+// Package smtprelay hands built messages to an SMTP relay (a smarthost), one
+// transaction per call over a small pool of reused connections, turning every
+// server reply into a per-recipient domain.RecipientReply. CaptureTransport,
+// with the same Send method, writes messages to files instead, for development.
 package smtprelay
 
 import (
@@ -52,6 +52,14 @@ const (
 	DefaultDataTimeout = 10 * time.Minute
 )
 
+// Default limits of the connection pool.
+const (
+	DefaultMaxIdleConns       = 4
+	DefaultMaxConnLifetime    = 5 * time.Minute
+	DefaultIdleTimeout        = 30 * time.Second
+	DefaultMaxMessagesPerConn = 100
+)
+
 // Config describes one relay.
 type Config struct {
 	Host string
@@ -68,11 +76,50 @@ type Config struct {
 	// TLSConfig is cloned for every connection; ServerName defaults to Host.
 	TLSConfig *tls.Config
 	// Timeout bounds each step: connecting, the TLS handshake, each command
-	// and writing each 64 KiB of the message. Zero means DefaultTimeout.
+	// and writing each 64 KiB of the message; the RSET that checks a pooled
+	// connection gets at most 5 seconds. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// DataTimeout bounds the wait for the reply after the message was sent.
 	// Zero means DefaultDataTimeout.
 	DataTimeout time.Duration
+
+	// MaxIdleConns is how many greeted connections are kept open between
+	// Sends. Zero means DefaultMaxIdleConns; a negative value keeps none, so
+	// every Send opens and closes its own connection.
+	MaxIdleConns int
+	// MaxConnLifetime is how long after it was opened a connection may still
+	// be reused. Zero means DefaultMaxConnLifetime.
+	MaxConnLifetime time.Duration
+	// IdleTimeout closes a connection that has waited this long for its next
+	// Send, well before relays drop idle clients (often without a word).
+	// Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxMessagesPerConn is how many Sends one connection serves before it is
+	// closed. Zero means DefaultMaxMessagesPerConn.
+	MaxMessagesPerConn int
+}
+
+// withDefaults fills in the zero fields that have a default.
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.DataTimeout <= 0 {
+		c.DataTimeout = DefaultDataTimeout
+	}
+	if c.MaxIdleConns == 0 {
+		c.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if c.MaxConnLifetime <= 0 {
+		c.MaxConnLifetime = DefaultMaxConnLifetime
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxMessagesPerConn <= 0 {
+		c.MaxMessagesPerConn = DefaultMaxMessagesPerConn
+	}
+	return c
 }
 
 // Addr returns host:port with the scheme's default port filled in.

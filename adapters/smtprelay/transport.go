@@ -5,14 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/textproto"
 	"os"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -29,26 +26,34 @@ type Envelope struct {
 // must not hold up the caller.
 const quitTimeout = 5 * time.Second
 
+// checkTimeout bounds the RSET that checks an idle connection before reuse:
+// a relay that stopped answering is cheaper to replace than to wait for.
+const checkTimeout = 5 * time.Second
+
 // writeChunk is how much of the message is written per deadline, so a slow
 // but moving connection is not cut off while a stalled one fails within Timeout.
 const writeChunk = 64 << 10
 
-// Transport delivers messages through one relay, opening a new connection
-// for every Send. It is safe for concurrent use.
+// Transport delivers messages through one relay, reusing greeted connections
+// between Sends (see the pool fields of Config). It is safe for concurrent
+// use; Close releases the idle connections.
 type Transport struct {
 	cfg       Config
 	tlsConfig *tls.Config
 	helo      string
+
+	mu sync.Mutex
+	// idle holds the pooled connections, the most recently used last.
+	idle   []*connection
+	closed bool
+	// expiring counts idle connections being closed by their timers, so
+	// Close can wait for them.
+	expiring sync.WaitGroup
 }
 
 // NewTransport returns a Transport for cfg, filling in defaults.
 func NewTransport(cfg Config) *Transport {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.DataTimeout <= 0 {
-		cfg.DataTimeout = DefaultDataTimeout
-	}
+	cfg = cfg.withDefaults()
 	tlsConfig := &tls.Config{}
 	if cfg.TLSConfig != nil {
 		tlsConfig = cfg.TLSConfig.Clone()
@@ -77,20 +82,28 @@ func defaultHeloName() string {
 // env.To entry, in order, with Email as given. A recipient refused at RCPT
 // keeps that reply; every accepted recipient gets the reply to the message
 // data. A failure before RCPT gives every recipient the same reply: the
-// server's code when it sent one, else code 0 (no reply, retry), as does a
-// connection lost after the message was sent, whose outcome is unknown.
+// server's code when it sent one, else code 0 (no reply, retry). A
+// connection lost after the message was sent, whose outcome is unknown,
+// gives the accepted recipients code 451 with PossibleDuplicate set.
 func (t *Transport) Send(ctx context.Context, env Envelope, data []byte) []domain.RecipientReply {
 	tx := newTransaction(env.To)
-	if len(env.To) == 0 {
+	switch {
+	case len(env.To) == 0:
+		return tx.replies
+	case strings.ContainsAny(env.From, "\r\n"):
+		tx.failRest(0, "not sent: the sender address contains a line break")
+		return tx.replies
+	case ctx.Err() != nil:
+		tx.failRest(0, fmt.Sprintf("cancelled before sending: %v", context.Cause(ctx)))
 		return tx.replies
 	}
-	conn, err := t.open(ctx)
+	c, err := t.acquire(ctx)
 	if err != nil {
 		tx.failRest(failure(ctx, err))
 		return tx.replies
 	}
-	err = t.transact(ctx, conn, tx, env, data)
-	conn.close(err)
+	t.transact(ctx, c, tx, env, data)
+	t.release(c)
 	return tx.replies
 }
 
@@ -129,24 +142,33 @@ func (tx *transaction) failRest(code int, text string) {
 	}
 }
 
-// transact runs MAIL, RCPT and DATA on an open connection and returns the
-// error that ended it early, if any, so the caller knows whether to QUIT.
-func (t *Transport) transact(ctx context.Context, conn *connection, tx *transaction, env Envelope, data []byte) error {
-	opts := &smtp.MailOptions{Size: int64(len(data))}
-	if !isASCII(env.From) || !allASCII(env.To) {
-		opts.UTF8 = true
+// unknownOutcome marks the accepted recipients of a message whose data went
+// out but whose reply never came: 451, so it is retried, flagged as a
+// possible duplicate because the relay may have taken it.
+func (tx *transaction) unknownOutcome(detail string) {
+	tx.failRest(451, "no reply after the message was sent, so the delivery outcome is unknown and a retry may deliver it twice: "+detail)
+	for i := range tx.replies {
+		if !tx.refused[i] {
+			tx.replies[i].PossibleDuplicate = true
+		}
 	}
-	if err := conn.client.Mail(env.From, opts); err != nil {
+}
+
+// transact runs MAIL, RCPT and DATA on a connection ready for MAIL FROM.
+// Whether the connection can be reused afterwards is left in c.broken.
+func (t *Transport) transact(ctx context.Context, c *connection, tx *transaction, env Envelope, data []byte) {
+	timeout := t.cfg.Timeout
+	if err := c.mail(env, len(data), timeout); err != nil {
 		tx.failRest(failure(ctx, fmt.Errorf("MAIL FROM: %w", err)))
-		return err
+		return
 	}
 	for i, rcpt := range env.To {
 		if strings.ContainsAny(rcpt, "\r\n") {
-			// go-smtp would refuse it locally; don't let one bad address abort the rest.
+			// Don't let one bad address abort the rest.
 			tx.refuse(i, 0, "not sent: the recipient address contains a line break")
 			continue
 		}
-		err := conn.client.Rcpt(rcpt, nil)
+		_, _, err := c.cmd(timeout, 25, "RCPT TO:<%s>", rcpt)
 		if err == nil {
 			tx.accepted++
 			continue
@@ -154,277 +176,94 @@ func (t *Transport) transact(ctx context.Context, conn *connection, tx *transact
 		code, text, replied := serverReply(err)
 		if !replied {
 			tx.failRest(failure(ctx, fmt.Errorf("RCPT TO: %w", err)))
-			return err
+			return
 		}
-		tx.refuse(i, code, text)
 		if code == 421 {
 			// The server is closing the connection; nobody else will get through.
+			tx.refuse(i, code, text)
 			tx.failRest(code, text)
-			return err
+			return
 		}
+		code, text = tooManyRecipients(code, text)
+		tx.refuse(i, code, text)
 	}
 	if tx.accepted == 0 {
-		return nil
+		return
 	}
 
-	w, err := conn.client.Data()
-	if err != nil {
+	if _, _, err := c.cmd(timeout, 354, "DATA"); err != nil {
 		tx.failRest(failure(ctx, fmt.Errorf("DATA: %w", err)))
-		return err
+		return
 	}
+	w := c.text.DotWriter()
 	for off := 0; off < len(data); off += writeChunk {
-		_ = conn.raw.SetWriteDeadline(time.Now().Add(t.cfg.Timeout))
+		_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
 		if _, err := w.Write(data[off:min(off+writeChunk, len(data))]); err != nil {
+			c.broken = true
 			tx.failRest(failure(ctx, fmt.Errorf("sending the message: %w", err)))
-			return err
-		}
-	}
-	// The deadline also covers the final dot; go-smtp then sets DataTimeout
-	// for the reply.
-	_ = conn.raw.SetWriteDeadline(time.Now().Add(t.cfg.Timeout))
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		code, text := failure(ctx, err)
-		if _, _, replied := serverReply(err); !replied {
-			text = "no reply after the message was sent, so the delivery outcome is unknown: " + text
-		}
-		tx.failRest(code, text)
-		return err
-	}
-	tx.failRest(250, oneLine(resp.StatusText))
-	return nil
-}
-
-// connection is an SMTP session ready for MAIL FROM.
-type connection struct {
-	raw    net.Conn
-	client *smtp.Client
-	// stopWatch stops the context watcher that closes raw on cancellation.
-	stopWatch func() bool
-}
-
-// close ends the session: QUIT while the server is still talking to us
-// (lastErr is nil or a server reply), else just the socket.
-func (c *connection) close(lastErr error) {
-	defer c.stopWatch()
-	if _, _, replied := serverReply(lastErr); lastErr == nil || replied {
-		c.client.CommandTimeout = min(c.client.CommandTimeout, quitTimeout)
-		if c.client.Quit() == nil {
 			return
 		}
 	}
-	_ = c.client.Close()
-	_ = c.raw.Close()
+	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if err := w.Close(); err != nil {
+		// The final dot did not get out, so the relay cannot have taken it.
+		c.broken = true
+		tx.failRest(failure(ctx, fmt.Errorf("sending the message: %w", err)))
+		return
+	}
+	// RFC 5321 recommends waiting long here: servers may scan the message
+	// before answering. Any 2xx counts: a message accepted with an odd
+	// code must not be retried as if its outcome were unknown.
+	_ = c.conn.SetReadDeadline(time.Now().Add(t.cfg.DataTimeout))
+	code, msg, err := c.readReply(2)
+	if err == nil {
+		tx.failRest(code, replyText(msg))
+		return
+	}
+	if code, text, replied := serverReply(err); replied {
+		tx.failRest(code, text)
+		return
+	}
+	_, detail := failure(ctx, err)
+	tx.unknownOutcome(detail)
 }
 
-// open connects, greets, negotiates TLS and authenticates.
-func (t *Transport) open(ctx context.Context) (*connection, error) {
-	addr := t.cfg.Addr()
-	dialer := &net.Dialer{Timeout: t.cfg.Timeout}
-	raw, err := dialer.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+// mail sends MAIL FROM with the parameters the relay understands.
+func (c *connection) mail(env Envelope, size int, timeout time.Duration) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "MAIL FROM:<%s>", env.From)
+	if _, ok := c.ext["8BITMIME"]; ok {
+		b.WriteString(" BODY=8BITMIME")
 	}
-	// Deadlines bound each step; closing the socket is what interrupts a
-	// step in progress when ctx ends.
-	stopWatch := context.AfterFunc(ctx, func() { _ = raw.Close() })
-	fail := func(err error) (*connection, error) {
-		stopWatch()
-		_ = raw.Close()
-		return nil, err
+	if _, ok := c.ext["SIZE"]; ok {
+		fmt.Fprintf(&b, " SIZE=%d", size)
 	}
-
-	var conn net.Conn = raw
-	encrypted := false
-	switch {
-	case t.cfg.ImplicitTLS:
-		tlsConn := tls.Client(raw, t.tlsConfig)
-		_ = raw.SetDeadline(time.Now().Add(t.cfg.Timeout))
-		if err := tlsConn.HandshakeContext(ctx); err != nil {
-			return fail(fmt.Errorf("TLS handshake with %s: %w", addr, err))
+	if !isASCII(env.From) || !allASCII(env.To) {
+		if _, ok := c.ext["SMTPUTF8"]; !ok {
+			return errors.New("the relay does not offer SMTPUTF8, which the non-ASCII addresses need")
 		}
-		conn, encrypted = tlsConn, true
-	case t.cfg.TLSMode != TLSNone:
-		if conn, encrypted, err = t.startTLS(ctx, raw); err != nil {
-			return fail(err)
-		}
+		b.WriteString(" SMTPUTF8")
 	}
-	_ = raw.SetDeadline(time.Time{})
-
-	client := smtp.NewClient(conn)
-	client.CommandTimeout = t.cfg.Timeout
-	client.SubmissionTimeout = t.cfg.DataTimeout
-	c := &connection{raw: raw, client: client, stopWatch: stopWatch}
-	if err := client.Hello(t.helo); err != nil {
-		c.close(err)
-		return nil, fmt.Errorf("EHLO: %w", err)
-	}
-	if t.cfg.Username != "" {
-		if err := t.authenticate(client, encrypted); err != nil {
-			c.close(err)
-			return nil, err
-		}
-	}
-	return c, nil
+	_, _, err := c.cmd(timeout, 250, "%s", b.String())
+	return err
 }
 
-// startTLS reads the greeting, sends EHLO and upgrades with STARTTLS as the
-// mode asks. go-smtp v0.25 offers STARTTLS only through NewClientStartTLS,
-// which drops the connection when the server lacks STARTTLS, so we negotiate
-// it here and give go-smtp the connection with the greeting replayed. It
-// returns the connection to use and whether it is encrypted.
-func (t *Transport) startTLS(ctx context.Context, raw net.Conn) (net.Conn, bool, error) {
-	step := func() { _ = raw.SetDeadline(time.Now().Add(t.cfg.Timeout)) }
-	// Never Close tp: that would close raw.
-	tp := textproto.NewConn(raw)
-
-	step()
-	_, greeting, err := tp.ReadResponse(220)
-	if err != nil {
-		return nil, false, fmt.Errorf("greeting: %w", err)
+// tooManyRecipients reads a RCPT refusal with status 5.5.3 (too many
+// recipients) as the 452 it should have been: RFC 5321 section 4.5.3.1.10
+// asks clients to treat that 552 as temporary, since the recipient is fine
+// and only this transaction is full.
+func tooManyRecipients(code int, text string) (int, string) {
+	if code == 552 && strings.HasPrefix(text, "5.5.3 ") {
+		return 452, "relay replied 552, taken as 452 (too many recipients in one transaction, RFC 5321 4.5.3.1.10): " + text
 	}
-	plain := func() (net.Conn, bool, error) { return newGreetedConn(raw, greeting), false, nil }
-
-	step()
-	if err := tp.PrintfLine("EHLO %s", t.helo); err != nil {
-		return nil, false, fmt.Errorf("EHLO: %w", err)
-	}
-	offered := false
-	_, ehlo, err := tp.ReadResponse(250)
-	var protoErr *textproto.Error
-	switch {
-	case err == nil:
-		offered = hasExtension(ehlo, "STARTTLS")
-	case errors.As(err, &protoErr) && (protoErr.Code == 500 || protoErr.Code == 502):
-		// A server without EHLO has no STARTTLS either; go-smtp falls back to HELO.
-	default:
-		return nil, false, fmt.Errorf("EHLO: %w", err)
-	}
-	if !offered {
-		if t.cfg.TLSMode == TLSRequired {
-			return nil, false, errors.New("the relay does not offer STARTTLS, which tls=required demands")
-		}
-		return plain()
-	}
-
-	step()
-	if err := tp.PrintfLine("STARTTLS"); err != nil {
-		return nil, false, fmt.Errorf("STARTTLS: %w", err)
-	}
-	if _, _, err := tp.ReadResponse(220); err != nil {
-		if errors.As(err, &protoErr) && t.cfg.TLSMode == TLSOpportunistic {
-			return plain() // RFC 3207 lets the client carry on in clear after a refusal
-		}
-		return nil, false, fmt.Errorf("STARTTLS: %w", err)
-	}
-	if tp.R.Buffered() > 0 {
-		// Anything already sent would be read as if it came over TLS: the
-		// STARTTLS command injection of CVE-2011-0411.
-		return nil, false, errors.New("STARTTLS: the relay sent data before the TLS handshake; refusing to continue")
-	}
-	tlsConn := tls.Client(raw, t.tlsConfig)
-	step()
-	if err := tlsConn.HandshakeContext(ctx); err != nil {
-		return nil, false, fmt.Errorf("STARTTLS handshake with %s: %w", t.cfg.Addr(), err)
-	}
-	return newGreetedConn(tlsConn, greeting), true, nil
-}
-
-// hasExtension reports whether an EHLO reply lists the extension.
-func hasExtension(ehlo, name string) bool {
-	lines := strings.Split(ehlo, "\n")
-	for _, line := range lines[1:] { // the first line is the server's name
-		if fields := strings.Fields(line); len(fields) > 0 && strings.EqualFold(fields[0], name) {
-			return true
-		}
-	}
-	return false
-}
-
-// greetedConn serves a greeting we already read before anything from the
-// network, because a new go-smtp client insists on reading one.
-type greetedConn struct {
-	net.Conn
-	greeting []byte
-}
-
-func newGreetedConn(conn net.Conn, greeting string) *greetedConn {
-	first, _, _ := strings.Cut(greeting, "\n")
-	if first == "" {
-		first = "ready"
-	}
-	return &greetedConn{Conn: conn, greeting: []byte("220 " + first + "\r\n")}
-}
-
-func (c *greetedConn) Read(p []byte) (int, error) {
-	if len(c.greeting) > 0 {
-		n := copy(p, c.greeting)
-		c.greeting = c.greeting[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// authenticate logs in with PLAIN, or LOGIN when that is all the relay offers.
-func (t *Transport) authenticate(client *smtp.Client, encrypted bool) error {
-	if !encrypted && t.cfg.TLSMode != TLSNone && !isLoopback(t.cfg.Host) {
-		// In opportunistic mode an attacker can strip STARTTLS from the EHLO
-		// reply to harvest the password; only an explicit tls=none (or a
-		// loopback relay) allows sending it in clear.
-		return errors.New("AUTH: refusing to send the relay password unencrypted because the relay did not offer STARTTLS; use tls=required, or tls=none to allow it")
-	}
-	ok, mechanisms := client.Extension("AUTH")
-	if !ok {
-		return errors.New("AUTH: credentials are configured but the relay does not offer AUTH")
-	}
-	var mech sasl.Client
-	switch offered := strings.Fields(strings.ToUpper(mechanisms)); {
-	case containsWord(offered, sasl.Plain):
-		mech = sasl.NewPlainClient("", t.cfg.Username, t.cfg.Password)
-	case containsWord(offered, sasl.Login):
-		mech = sasl.NewLoginClient(t.cfg.Username, t.cfg.Password)
-	default:
-		return fmt.Errorf("AUTH: the relay offers %q but neither PLAIN nor LOGIN", mechanisms)
-	}
-	if err := client.Auth(mech); err != nil {
-		// A rejected login is the gateway's misconfiguration, not the
-		// recipients' fault: the relay's 5xx is kept as text only, so the
-		// attempt counts as "no reply" and is retried instead of bouncing mail.
-		return fmt.Errorf("AUTH rejected, check the relay credentials: %s", err.Error())
-	}
-	return nil
-}
-
-func containsWord(words []string, w string) bool {
-	for _, x := range words {
-		if x == w {
-			return true
-		}
-	}
-	return false
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return code, text
 }
 
 // serverReply extracts the SMTP reply an error carries, if the server sent one.
 func serverReply(err error) (code int, text string, ok bool) {
-	var smtpErr *smtp.SMTPError
-	if errors.As(err, &smtpErr) {
-		text := oneLine(smtpErr.Message)
-		if ec := smtpErr.EnhancedCode; ec != smtp.EnhancedCodeNotSet && ec != smtp.NoEnhancedCode {
-			text = fmt.Sprintf("%d.%d.%d %s", ec[0], ec[1], ec[2], text)
-		}
-		return smtpErr.Code, text, true
-	}
 	var protoErr *textproto.Error
 	if errors.As(err, &protoErr) {
-		return protoErr.Code, oneLine(protoErr.Msg), true
+		return protoErr.Code, replyText(protoErr.Msg), true
 	}
 	return 0, "", false
 }
@@ -441,9 +280,31 @@ func failure(ctx context.Context, err error) (int, string) {
 	return 0, err.Error()
 }
 
-// oneLine joins a multi-line reply so it stores and logs as one line.
-func oneLine(s string) string {
-	return strings.ReplaceAll(strings.TrimSpace(s), "\n", " ")
+// replyText joins a multi-line reply so it stores and logs as one line,
+// dropping the enhanced status code that RFC 2034 repeats on every line.
+func replyText(msg string) string {
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	if first, _, ok := strings.Cut(lines[0], " "); ok && isEnhancedCode(first) {
+		for i := 1; i < len(lines); i++ {
+			lines[i] = strings.TrimPrefix(lines[i], first+" ")
+		}
+	}
+	return strings.Join(lines, " ")
+}
+
+// isEnhancedCode reports whether s looks like an RFC 3463 status code such
+// as 5.1.1.
+func isEnhancedCode(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || len(parts[0]) != 1 || !strings.Contains("245", parts[0]) {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if len(p) == 0 || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func isASCII(s string) bool {

@@ -33,13 +33,13 @@ func TestIsLoopback(t *testing.T) {
 	}
 }
 
-func TestHasExtension(t *testing.T) {
-	ehlo := "mx.example.com greets you\nPIPELINING\nstarttls\nAUTH PLAIN LOGIN"
-	if !hasExtension(ehlo, "STARTTLS") || !hasExtension(ehlo, "AUTH") {
-		t.Error("listed extensions not found")
+func TestParseExtensions(t *testing.T) {
+	ext := parseExtensions("mx.example.com greets you\nPIPELINING\nstarttls\nAUTH PLAIN LOGIN\nSIZE  1000 ")
+	if _, ok := ext["STARTTLS"]; !ok || ext["AUTH"] != "PLAIN LOGIN" || ext["SIZE"] != "1000" {
+		t.Errorf("parseExtensions = %q", ext)
 	}
-	if hasExtension(ehlo, "SIZE") || hasExtension("STARTTLS.example.com", "STARTTLS") {
-		t.Error("found an extension that is not listed (the first line is the server name)")
+	if _, ok := parseExtensions("STARTTLS.example.com")["STARTTLS.EXAMPLE.COM"]; ok {
+		t.Error("the first line, the server name, was read as an extension")
 	}
 }
 
@@ -59,8 +59,25 @@ func TestSanitizeForFileName(t *testing.T) {
 	}
 }
 
-func TestOneLine(t *testing.T) {
-	if got := oneLine("first\nsecond\n"); got != "first second" {
-		t.Errorf("oneLine = %q", got)
+func TestReplyText(t *testing.T) {
+	tests := map[string]string{
+		"first\nsecond\n":                       "first second",
+		"5.1.1 No such user\n5.1.1 Try another": "5.1.1 No such user Try another",
+		"2.0.0 OK\n":                            "2.0.0 OK",
+		"1.2.3 not a status code\n1.2.3 x":      "1.2.3 not a status code 1.2.3 x",
+	}
+	for in, want := range tests {
+		if got := replyText(in); got != want {
+			t.Errorf("replyText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTooManyRecipients(t *testing.T) {
+	if code, text := tooManyRecipients(552, "5.5.3 Too many recipients"); code != 452 || !strings.Contains(text, "5.5.3 Too many recipients") {
+		t.Errorf("552 5.5.3 = %d %q, want 452", code, text)
+	}
+	if code, _ := tooManyRecipients(552, "5.2.2 Mailbox full"); code != 552 {
+		t.Errorf("552 5.2.2 = %d, want it kept", code)
 	}
 }

@@ -64,27 +64,69 @@ func transportFor(t *testing.T, srv *smtptest.Server, edit ...func(*smtprelay.Co
 	for _, e := range edit {
 		e(&cfg)
 	}
-	return smtprelay.NewTransport(cfg)
+	return newTransport(t, cfg)
+}
+
+// newTransport returns a Transport for cfg that is closed when the test
+// ends, before the relay it talks to, so no idle connection outlives it.
+func newTransport(t *testing.T, cfg smtprelay.Config) *smtprelay.Transport {
+	t.Helper()
+	transport := smtprelay.NewTransport(cfg)
+	t.Cleanup(func() {
+		if err := transport.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return transport
 }
 
 // assertReplies checks one reply per recipient, in order, with the given
-// code, and text containing wantText.
+// code, text containing wantText, and no possible duplicate.
 func assertReplies(t *testing.T, got []domain.RecipientReply, to []string, code int, wantText string) {
 	t.Helper()
 	if len(got) != len(to) {
 		t.Fatalf("got %d replies %+v, want %d", len(got), got, len(to))
 	}
 	for i, r := range got {
-		if r.Email != to[i] || r.Code != code || !strings.Contains(r.Text, wantText) {
-			t.Errorf("reply %d = %+v, want {%s %d ...%q...}", i, r, to[i], code, wantText)
+		if r.Email != to[i] || r.Code != code || !strings.Contains(r.Text, wantText) || r.PossibleDuplicate {
+			t.Errorf("reply %d = %+v, want {%s %d ...%q... false}", i, r, to[i], code, wantText)
 		}
 	}
 }
 
 func assertReply(t *testing.T, got domain.RecipientReply, email string, code int, wantText string) {
 	t.Helper()
-	if got.Email != email || got.Code != code || !strings.Contains(got.Text, wantText) {
-		t.Errorf("reply = %+v, want {%s %d ...%q...}", got, email, code, wantText)
+	if got.Email != email || got.Code != code || !strings.Contains(got.Text, wantText) || got.PossibleDuplicate {
+		t.Errorf("reply = %+v, want {%s %d ...%q... false}", got, email, code, wantText)
+	}
+}
+
+// assertUnknownOutcome checks the reply of a recipient whose message went
+// out without an answer: retried (451) and flagged as a possible duplicate.
+func assertUnknownOutcome(t *testing.T, got domain.RecipientReply, email string, wantText string) {
+	t.Helper()
+	if got.Email != email || got.Code != 451 || !strings.Contains(got.Text, "outcome is unknown") || !strings.Contains(got.Text, wantText) || !got.PossibleDuplicate {
+		t.Errorf("reply = %+v, want {%s 451 ...outcome is unknown...%q... true}", got, email, wantText)
+	}
+}
+
+// assertDelivered checks that every reply is a 250.
+func assertDelivered(t *testing.T, got []domain.RecipientReply) {
+	t.Helper()
+	for _, r := range got {
+		if r.Code != 250 || r.PossibleDuplicate {
+			t.Errorf("reply %+v, want 250", r)
+		}
+	}
+}
+
+// eventually polls cond until it holds, failing the test after waitTimeout.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(waitTimeout); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v", what, waitTimeout)
+		}
 	}
 }
 
@@ -352,8 +394,8 @@ func TestSendMailFromRejected(t *testing.T) {
 
 func TestSendRcpt421EndsTheTransaction(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Options{
-		Rcpt: func(rcpt string, _ int) *smtp.SMTPError {
-			if rcpt == "carol@example.net" {
+		Rcpt: func(rcpt string, attempt int) *smtp.SMTPError {
+			if rcpt == "carol@example.net" && attempt == 1 {
 				return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down"}
 			}
 			return nil
@@ -361,10 +403,79 @@ func TestSendRcpt421EndsTheTransaction(t *testing.T) {
 	})
 	env, data := buildMessage(t, "hi\r\n")
 
-	assertReplies(t, transportFor(t, srv).Send(context.Background(), env, data), env.To, 421, "4.3.2 Shutting down")
+	transport := transportFor(t, srv)
+
+	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 421, "4.3.2 Shutting down")
 	if srv.RcptAttempts("dave@example.com") != 0 || srv.DataAttempts() != 0 {
 		t.Error("the transaction went on after 421")
 	}
+	// The connection is not reused after a 421, even by a relay that forgot
+	// to close it.
+	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 250, "2.0.0")
+	if srv.Sessions() != 2 {
+		t.Errorf("Sessions() = %d, want 2", srv.Sessions())
+	}
+}
+
+func TestSendRcptTooManyRecipientsDefersTheRest(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{
+		Rcpt: func(rcpt string, _ int) *smtp.SMTPError {
+			switch rcpt {
+			case "carol@example.net":
+				return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}
+			case "dave@example.com":
+				// RFC 821's code for the same condition, still sent by some relays.
+				return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 5, 3}, Message: "Too many recipients"}
+			}
+			return nil
+		},
+	})
+	env, data := buildMessage(t, "hi\r\n")
+	transport := transportFor(t, srv)
+
+	replies := transport.Send(context.Background(), env, data)
+
+	assertReply(t, replies[0], "bob@example.org", 250, "2.0.0")
+	assertReply(t, replies[1], "carol@example.net", 452, "4.5.3 Too many recipients")
+	assertReply(t, replies[2], "dave@example.com", 452, "5.5.3 Too many recipients")
+	for _, r := range replies[1:] {
+		if domain.ClassifyReply(r.Code) != domain.OutcomeDeferred {
+			t.Errorf("%+v is not retried", r)
+		}
+	}
+	if got := srv.WaitForMessages(t, 1, waitTimeout)[0].To; strings.Join(got, ",") != "bob@example.org" {
+		t.Errorf("DATA went to %v, want only the accepted recipient", got)
+	}
+	// The deferred recipients' retry goes over the same connection.
+	assertReplies(t, transport.Send(context.Background(), smtprelay.Envelope{From: env.From, To: env.To[:1]}, data), env.To[:1], 250, "2.0.0")
+	if srv.Sessions() != 1 {
+		t.Errorf("Sessions() = %d, want 1", srv.Sessions())
+	}
+}
+
+func TestSendConnectionLostWhileSendingDataIsNotDuplicate(t *testing.T) {
+	cfg := fakeRelay(t, func(c *textproto.Conn) {
+		_ = c.PrintfLine("220 fake ESMTP")
+		for {
+			line, err := c.ReadLine()
+			if err != nil {
+				return
+			}
+			if strings.EqualFold(line, "DATA") {
+				_ = c.PrintfLine("354 go ahead")
+				return // closes the connection with the message unread: a reset
+			}
+			_ = c.PrintfLine("250 ok")
+		}
+	})
+	cfg.TLSMode = smtprelay.TLSNone
+	env := smtprelay.Envelope{From: "a@example.com", To: []string{"b@example.com"}}
+	// Far more than the socket buffers hold, so writing fails before the final dot.
+	data := bytes.Repeat([]byte(strings.Repeat("x", 998)+"\r\n"), 16<<10)
+
+	replies := newTransport(t, cfg).Send(context.Background(), env, data)
+
+	assertReplies(t, replies, env.To, 0, "sending the message")
 }
 
 func TestSendConnectionDroppedAfterData(t *testing.T) {
@@ -372,12 +483,17 @@ func TestSendConnectionDroppedAfterData(t *testing.T) {
 	env, data := buildMessage(t, "hi\r\n")
 	transport := transportFor(t, srv)
 
-	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 0, "outcome is unknown")
+	for i, r := range transport.Send(context.Background(), env, data) {
+		assertUnknownOutcome(t, r, env.To[i], "EOF")
+	}
+	if domain.ClassifyReply(451) != domain.OutcomeDeferred {
+		t.Error("451 is not retried")
+	}
 
-	// The retry goes through: attempt 2 is not dropped.
+	// The retry goes through on a new connection: attempt 2 is not dropped.
 	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 250, "2.0.0")
-	if srv.DataAttempts() != 2 || len(srv.Messages()) != 1 {
-		t.Errorf("DataAttempts=%d messages=%d, want 2 and 1", srv.DataAttempts(), len(srv.Messages()))
+	if srv.DataAttempts() != 2 || len(srv.Messages()) != 1 || srv.Sessions() != 2 {
+		t.Errorf("DataAttempts=%d messages=%d sessions=%d, want 2, 1 and 2", srv.DataAttempts(), len(srv.Messages()), srv.Sessions())
 	}
 }
 
@@ -395,8 +511,8 @@ func TestSendDropAfterDataKeepsRefusedReplies(t *testing.T) {
 
 	replies := transportFor(t, srv).Send(context.Background(), env, data)
 
-	assertReply(t, replies[0], "bob@example.org", 0, "unknown")
-	assertReply(t, replies[1], "carol@example.net", 0, "unknown")
+	assertUnknownOutcome(t, replies[0], "bob@example.org", "")
+	assertUnknownOutcome(t, replies[1], "carol@example.net", "")
 	assertReply(t, replies[2], "dave@example.com", 550, "No such user")
 }
 
@@ -408,7 +524,7 @@ func TestSendConnectionRefused(t *testing.T) {
 	addr := ln.Addr().(*net.TCPAddr)
 	ln.Close()
 	env, data := buildMessage(t, "hi\r\n")
-	transport := smtprelay.NewTransport(smtprelay.Config{Host: "127.0.0.1", Port: fmt.Sprint(addr.Port), Timeout: waitTimeout})
+	transport := newTransport(t, smtprelay.Config{Host: "127.0.0.1", Port: fmt.Sprint(addr.Port), Timeout: waitTimeout})
 
 	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 0, "refused")
 }
@@ -432,18 +548,6 @@ func TestSendKeepsRecipientsAsGiven(t *testing.T) {
 	got := srv.WaitForMessages(t, 1, waitTimeout)[0]
 	if got.From != "" || strings.Join(got.To, ",") != strings.Join(env.To, ",") {
 		t.Errorf("envelope %q -> %q, want null sender -> %q", got.From, got.To, env.To)
-	}
-}
-
-func TestSendOneConnectionPerCall(t *testing.T) {
-	srv := smtptest.Start(t, smtptest.Options{TLS: true})
-	transport := transportFor(t, srv)
-	env, data := buildMessage(t, "hi\r\n")
-	for range 3 {
-		assertReplies(t, transport.Send(context.Background(), env, data), env.To, 250, "2.0.0")
-	}
-	if srv.Sessions() != 3 {
-		t.Errorf("Sessions() = %d, want 3", srv.Sessions())
 	}
 }
 
@@ -511,7 +615,7 @@ func TestSendHonoursContext(t *testing.T) {
 	defer cancel()
 
 	start := time.Now()
-	replies := smtprelay.NewTransport(cfg).Send(ctx, env, data)
+	replies := newTransport(t, cfg).Send(ctx, env, data)
 
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
 		t.Errorf("Send took %v after the context ended", elapsed)
@@ -527,7 +631,9 @@ func TestSendCancelledAfterData(t *testing.T) {
 	})
 	env, data := buildMessage(t, "hi\r\n")
 
-	assertReplies(t, smtprelay.NewTransport(cfg).Send(ctx, env, data), env.To, 0, "outcome is unknown")
+	for i, r := range newTransport(t, cfg).Send(ctx, env, data) {
+		assertUnknownOutcome(t, r, env.To[i], "cancelled")
+	}
 }
 
 func TestSendAlreadyCancelled(t *testing.T) {
@@ -550,7 +656,7 @@ func TestSendTimesOutEachStep(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			cfg.TLSMode = mode
 			start := time.Now()
-			replies := smtprelay.NewTransport(cfg).Send(context.Background(), env, data)
+			replies := newTransport(t, cfg).Send(context.Background(), env, data)
 			if elapsed := time.Since(start); elapsed > 2*time.Second {
 				t.Errorf("Send took %v with a 150ms timeout", elapsed)
 			}
@@ -560,16 +666,46 @@ func TestSendTimesOutEachStep(t *testing.T) {
 }
 
 func TestSendGreetingRefused(t *testing.T) {
-	cfg := fakeRelay(t, func(c *textproto.Conn) {
-		_ = c.PrintfLine("421 4.3.2 Too busy, come back later")
-		silent(c)
-	})
-	env, data := buildMessage(t, "hi\r\n")
-	for _, mode := range []smtprelay.TLSMode{smtprelay.TLSOpportunistic, smtprelay.TLSNone} {
-		t.Run(mode.String(), func(t *testing.T) {
-			cfg.TLSMode = mode
-			assertReplies(t, smtprelay.NewTransport(cfg).Send(context.Background(), env, data), env.To, 421, "4.3.2 Too busy, come back later")
+	tests := []struct {
+		greeting string
+		code     int
+		// quit says whether the client should still say QUIT: RFC 5321
+		// 3.1 has a server that greets with 554 wait for it, while 421
+		// closes the connection.
+		quit bool
+	}{
+		{"421 4.3.2 Too busy, come back later", 421, false},
+		{"554 5.7.1 No mail from your network", 554, true},
+	}
+	for _, tt := range tests {
+		var mu sync.Mutex
+		var commands []string
+		cfg := fakeRelay(t, func(c *textproto.Conn) {
+			_ = c.PrintfLine("%s", tt.greeting)
+			for {
+				line, err := c.ReadLine()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				commands = append(commands, line)
+				mu.Unlock()
+				_ = c.PrintfLine("221 bye")
+			}
 		})
+		env, data := buildMessage(t, "hi\r\n")
+		for _, mode := range []smtprelay.TLSMode{smtprelay.TLSOpportunistic, smtprelay.TLSNone} {
+			t.Run(fmt.Sprintf("%d/%v", tt.code, mode), func(t *testing.T) {
+				cfg.TLSMode = mode
+				_, text, _ := strings.Cut(tt.greeting, " ")
+				assertReplies(t, newTransport(t, cfg).Send(context.Background(), env, data), env.To, tt.code, text)
+			})
+		}
+		mu.Lock()
+		if want := map[bool][]string{true: {"QUIT", "QUIT"}}[tt.quit]; !slices.Equal(commands, want) {
+			t.Errorf("after greeting %d the client sent %q, want %q", tt.code, commands, want)
+		}
+		mu.Unlock()
 	}
 }
 
@@ -586,7 +722,7 @@ func TestSendRefusesDataInjectedBeforeTLS(t *testing.T) {
 	})
 	env, data := buildMessage(t, "hi\r\n")
 
-	assertReplies(t, smtprelay.NewTransport(cfg).Send(context.Background(), env, data), env.To, 0, "before the TLS handshake")
+	assertReplies(t, newTransport(t, cfg).Send(context.Background(), env, data), env.To, 0, "before the TLS handshake")
 }
 
 func TestSendOpportunisticContinuesAfterSTARTTLSRefusal(t *testing.T) {
@@ -601,11 +737,15 @@ func TestSendOpportunisticContinuesAfterSTARTTLSRefusal(t *testing.T) {
 	})
 	env, data := buildMessage(t, "hi\r\n")
 
-	assertReplies(t, smtprelay.NewTransport(cfg).Send(context.Background(), env, data), env.To, 250, "2.0.0 queued as 42")
+	transport := newTransport(t, cfg)
+	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 250, "2.0.0 queued as 42")
+	if err := transport.Close(); err != nil { // says QUIT on the pooled connection
+		t.Fatal(err)
+	}
 
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{"EHLO client.mailgate.test", "STARTTLS", "EHLO client.mailgate.test", "MAIL", "RCPT", "RCPT", "RCPT", "DATA", "QUIT"}
+	want := []string{"EHLO client.mailgate.test", "STARTTLS", "MAIL", "RCPT", "RCPT", "RCPT", "DATA", "QUIT"}
 	if len(commands) != len(want) {
 		t.Fatalf("commands %q, want %q", commands, want)
 	}
@@ -622,7 +762,8 @@ type script struct {
 	record func(string)
 	// afterData, when set, runs instead of replying to the message.
 	afterData func()
-	// replies overrides the reply to a command verb, such as "DATA".
+	// replies overrides the reply to a command verb, such as "DATA"; ""
+	// leaves the command unanswered.
 	replies map[string]string
 }
 
@@ -640,7 +781,9 @@ func scriptedSession(c *textproto.Conn, s script) {
 		}
 		cmd := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
 		if reply, ok := s.replies[cmd]; ok {
-			_ = c.PrintfLine("%s", reply)
+			if reply != "" {
+				_ = c.PrintfLine("%s", reply)
+			}
 			continue
 		}
 		switch cmd {
@@ -648,7 +791,7 @@ func scriptedSession(c *textproto.Conn, s script) {
 			_ = c.PrintfLine("250-fake\r\n250-8BITMIME\r\n250 STARTTLS")
 		case "STARTTLS":
 			_ = c.PrintfLine("454 4.7.0 TLS not available")
-		case "HELO", "MAIL", "RCPT":
+		case "HELO", "MAIL", "RCPT", "RSET":
 			_ = c.PrintfLine("250 2.1.0 ok")
 		case "DATA":
 			_ = c.PrintfLine("354 go ahead")
@@ -676,7 +819,7 @@ func TestSendDataCommandRefused(t *testing.T) {
 	})
 	env, data := buildMessage(t, "hi\r\n")
 
-	assertReplies(t, smtprelay.NewTransport(cfg).Send(context.Background(), env, data), env.To, 554, "5.5.1 No valid recipients")
+	assertReplies(t, newTransport(t, cfg).Send(context.Background(), env, data), env.To, 554, "5.5.1 No valid recipients")
 }
 
 func TestSendFallsBackToHELO(t *testing.T) {
@@ -694,7 +837,7 @@ func TestSendFallsBackToHELO(t *testing.T) {
 	})
 	env, data := buildMessage(t, "hi\r\n")
 
-	assertReplies(t, smtprelay.NewTransport(cfg).Send(context.Background(), env, data), env.To, 250, "queued as 42")
+	assertReplies(t, newTransport(t, cfg).Send(context.Background(), env, data), env.To, 250, "queued as 42")
 	mu.Lock()
 	defer mu.Unlock()
 	if !slices.Contains(commands, "HELO client.mailgate.test") || slices.Contains(commands, "STARTTLS") {
@@ -725,7 +868,9 @@ func TestSendReportsUnknownOutcomeWhenReplyTimesOut(t *testing.T) {
 	cfg.DataTimeout = 200 * time.Millisecond
 	env, data := buildMessage(t, "hi\r\n")
 
-	assertReplies(t, smtprelay.NewTransport(cfg).Send(context.Background(), env, data), env.To, 0, "outcome is unknown")
+	for i, r := range newTransport(t, cfg).Send(context.Background(), env, data) {
+		assertUnknownOutcome(t, r, env.To[i], "timeout")
+	}
 }
 
 func TestSendFailureTextNamesTheStep(t *testing.T) {
@@ -738,7 +883,7 @@ func TestSendFailureTextNamesTheStep(t *testing.T) {
 	cfg.TLSMode = smtprelay.TLSNone
 	env, data := buildMessage(t, "hi\r\n")
 
-	replies := smtprelay.NewTransport(cfg).Send(context.Background(), env, data)
+	replies := newTransport(t, cfg).Send(context.Background(), env, data)
 
 	assertReplies(t, replies, env.To, 0, "MAIL FROM")
 }

@@ -50,6 +50,10 @@ type Options struct {
 	// reading the message without replying, so the client cannot know
 	// whether it was delivered. attempt is shared with Data.
 	DropAfterData func(attempt int) bool
+	// ReadTimeout is how long the server waits for each line from the
+	// client before it replies "421 4.4.2 Idle timeout" and hangs up, as
+	// relays do with idle clients. Zero means 10 seconds.
+	ReadTimeout time.Duration
 }
 
 // Received is one message the server accepted.
@@ -62,6 +66,10 @@ type Received struct {
 	TLS bool
 	// AuthUser is the user that authenticated, "" without AUTH.
 	AuthUser string
+	// Connection numbers the connection the message came over, from 1 in
+	// the order the server accepted them, so a test can tell reused
+	// connections apart.
+	Connection int
 }
 
 // Server is a running test SMTP server. Its methods are safe for concurrent use.
@@ -74,6 +82,7 @@ type Server struct {
 	messages     []Received
 	changed      chan struct{} // closed and replaced whenever messages grows
 	sessions     int
+	open         map[int]*trackedConn // by connection number
 	mailAttempts int
 	dataAttempts int
 	rcptAttempts map[string]int
@@ -88,10 +97,14 @@ func Start(t testing.TB, opts Options) *Server {
 		opts:         opts,
 		changed:      make(chan struct{}),
 		rcptAttempts: make(map[string]int),
+		open:         make(map[int]*trackedConn),
 	}
 	srv := smtp.NewServer(&backend{server: s})
 	srv.Domain = "smtptest.localhost"
 	srv.ReadTimeout = 10 * time.Second
+	if opts.ReadTimeout > 0 {
+		srv.ReadTimeout = opts.ReadTimeout
+	}
 	srv.WriteTimeout = 10 * time.Second
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = &testLogger{t: t, server: s}
@@ -220,6 +233,29 @@ func (s *Server) Sessions() int {
 	return s.sessions
 }
 
+// OpenConnections returns how many accepted connections are still open.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
+}
+
+// DropConnections closes every open connection without a word, as a
+// restarting relay or a broken network would, and returns how many it
+// closed. A session in the middle of a command sees its connection vanish.
+func (s *Server) DropConnections() int {
+	s.mu.Lock()
+	open := make([]*trackedConn, 0, len(s.open))
+	for _, c := range s.open {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		_ = c.Close()
+	}
+	return len(open)
+}
+
 func cloneMessages(in []Received) []Received {
 	out := make([]Received, len(in))
 	for i, m := range in {
@@ -260,7 +296,8 @@ func (s *Server) nextDataAttempt() int {
 }
 
 // countingListener counts connections, because go-smtp starts a second
-// session after STARTTLS, and tracks them so cleanup can wait until they close.
+// session after STARTTLS, and tracks them so cleanup can wait until they
+// close and DropConnections can find them.
 type countingListener struct {
 	net.Listener
 	server *Server
@@ -272,11 +309,19 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.server.mu.Lock()
-	l.server.sessions++
-	l.server.mu.Unlock()
 	l.open.Add(1)
-	return &trackedConn{Conn: c, done: l.open.Done}, nil
+	l.server.mu.Lock()
+	defer l.server.mu.Unlock()
+	l.server.sessions++
+	tc := &trackedConn{Conn: c, number: l.server.sessions}
+	tc.done = func() {
+		l.server.mu.Lock()
+		delete(l.server.open, tc.number)
+		l.server.mu.Unlock()
+		l.open.Done()
+	}
+	l.server.open[tc.number] = tc
+	return tc, nil
 }
 
 // waitClosed reports whether every accepted connection closed within timeout.
@@ -297,8 +342,24 @@ func (l *countingListener) waitClosed(timeout time.Duration) bool {
 // trackedConn reports its first Close to the listener.
 type trackedConn struct {
 	net.Conn
-	once sync.Once
-	done func()
+	number int
+	once   sync.Once
+	done   func()
+}
+
+// connectionNumber finds the number of the accepted connection under conn,
+// which may be TLS over it.
+func connectionNumber(conn net.Conn) int {
+	for {
+		switch c := conn.(type) {
+		case *trackedConn:
+			return c.number
+		case interface{ NetConn() net.Conn }:
+			conn = c.NetConn()
+		default:
+			return 0
+		}
+	}
 }
 
 func (c *trackedConn) Close() error {
@@ -330,7 +391,7 @@ type backend struct {
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
-	return &session{server: b.server, conn: c, tls: isTLS}, nil
+	return &session{server: b.server, conn: c, tls: isTLS, number: connectionNumber(c.Conn())}, nil
 }
 
 // session is one SMTP session; go-smtp starts a new one after STARTTLS.
@@ -338,6 +399,7 @@ type session struct {
 	server   *Server
 	conn     *smtp.Conn
 	tls      bool
+	number   int
 	authUser string
 	from     string
 	to       []string
@@ -425,11 +487,12 @@ func (s *session) Data(r io.Reader) error {
 		}
 	}
 	s.server.record(Received{
-		From:     s.from,
-		To:       slices.Clone(s.to),
-		Data:     data,
-		TLS:      s.tls,
-		AuthUser: s.authUser,
+		From:       s.from,
+		To:         slices.Clone(s.to),
+		Data:       data,
+		TLS:        s.tls,
+		AuthUser:   s.authUser,
+		Connection: s.number,
 	})
 	return nil
 }

@@ -234,3 +234,74 @@ func TestWaitForMessagesWaits(t *testing.T) {
 		t.Errorf("got %d messages", len(got))
 	}
 }
+
+func TestConnectionNumbers(t *testing.T) {
+	for _, opts := range []smtptest.Options{{}, {TLS: true}} {
+		s := smtptest.Start(t, opts)
+		for want := 1; want <= 2; want++ {
+			dial := smtp.Dial
+			if opts.TLS {
+				dial = func(addr string) (*smtp.Client, error) { return smtp.DialStartTLS(addr, s.ClientTLSConfig()) }
+			}
+			c, err := dial(s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := send(t, c, "a@example.com", "b@example.com"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.Quit(); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range s.WaitForMessages(t, 2*want, time.Second)[2*want-2:] {
+				if m.Connection != want {
+					t.Errorf("TLS=%v: message over connection %d, want %d", opts.TLS, m.Connection, want)
+				}
+			}
+		}
+	}
+}
+
+func TestDropConnections(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{})
+	c := dial(t, s)
+	if err := c.Noop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.OpenConnections(); n != 1 {
+		t.Fatalf("OpenConnections() = %d, want 1", n)
+	}
+	if n := s.DropConnections(); n != 1 {
+		t.Errorf("DropConnections() = %d, want 1", n)
+	}
+	var smtpErr *smtp.SMTPError
+	if err := c.Noop(); err == nil || errors.As(err, &smtpErr) {
+		t.Errorf("NOOP on a dropped connection: %v, want a connection error", err)
+	}
+	if n := s.OpenConnections(); n != 0 {
+		t.Errorf("OpenConnections() = %d after the drop, want 0", n)
+	}
+}
+
+func TestReadTimeoutHangsUpWith421(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{ReadTimeout: 50 * time.Millisecond})
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	c := textproto.NewConn(conn)
+	if _, _, err := c.ReadResponse(220); err != nil {
+		t.Fatal(err)
+	}
+	// Say nothing: the server gives up on us.
+	if _, msg, err := c.ReadResponse(421); err != nil || !strings.Contains(msg, "Idle timeout") {
+		t.Errorf("after idling: %q, %v; want 421 idle timeout", msg, err)
+	}
+	if _, err := c.ReadLine(); err == nil {
+		t.Error("connection still open after the 421")
+	}
+}

@@ -1,0 +1,111 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// IdempotencyStore remembers Idempotency-Keys and their responses.
+type IdempotencyStore interface {
+	ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, requestHash []byte) (*domain.IdempotentResponse, error)
+	FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, status int, body []byte) error
+	ReleaseIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string) error
+}
+
+// capturingWriter keeps a copy of the response for the key's record.
+type capturingWriter struct {
+	gin.ResponseWriter
+	body bytes.Buffer
+}
+
+func (w *capturingWriter) Write(b []byte) (int, error) {
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+// idempotency makes POSTs carrying an Idempotency-Key safe to repeat: the same
+// key and body get the original response back (Idempotent-Replayed: true),
+// the same key with another body gets 422. Messages a keyed request creates
+// are recorded against the key in their own transaction.
+func (s *Server) idempotency(c *gin.Context) {
+	key := c.GetHeader("Idempotency-Key")
+	if c.Request.Method != http.MethodPost || key == "" || s.idem == nil {
+		c.Next()
+		return
+	}
+	if len(key) > 255 || !printableASCII(key) {
+		s.writeError(c, domain.FieldError("Idempotency-Key", "must be 1 to 255 printable ASCII characters"))
+		return
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	h := sha256.New()
+	h.Write([]byte(c.Request.Method + " " + c.Request.URL.Path + "\n" + c.GetHeader("Content-Type") + "\n"))
+	h.Write(body)
+	tenant := principalOf(c).SubscriptionID
+	replay, err := s.idem.ClaimIdempotencyKey(c.Request.Context(), tenant, key, h.Sum(nil))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if replay != nil {
+		s.replay(c, tenant, replay)
+		return
+	}
+	c.Request = c.Request.WithContext(domain.WithIdempotencyKey(c.Request.Context(), key))
+	w := &capturingWriter{ResponseWriter: c.Writer}
+	c.Writer = w
+	c.Next()
+	ctx := context.WithoutCancel(c.Request.Context())
+	if status := w.Status(); status >= 500 || status == http.StatusConflict && w.body.Len() == 0 {
+		_ = s.idem.ReleaseIdempotencyKey(ctx, tenant, key)
+	} else if err := s.idem.FinishIdempotencyKey(ctx, tenant, key, status, w.body.Bytes()); err != nil {
+		s.logger.ErrorContext(ctx, "store idempotent response", "error", err)
+	}
+}
+
+// replay answers with a stored response. When the process stopped after
+// creating the message but before storing the response, the message is
+// read back instead.
+func (s *Server) replay(c *gin.Context, tenant uuid.UUID, r *domain.IdempotentResponse) {
+	c.Header("Idempotent-Replayed", "true")
+	if r.Body != nil {
+		c.Data(r.Status, "application/json; charset=utf-8", r.Body)
+		c.Abort()
+		return
+	}
+	if len(r.MessageIDs) == 1 {
+		id, _ := uuid.Parse(r.MessageIDs[0])
+		msg, err := s.messages.GetMessage(c.Request.Context(), tenant, id)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		s.writeMessage(c, r.Status, msg)
+		c.Abort()
+		return
+	}
+	c.PureJSON(r.Status, gin.H{"message_ids": r.MessageIDs})
+	c.Abort()
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// SuppressionStore keeps a tenant's suppression list.
+type SuppressionStore interface {
+	ListSuppressions(ctx context.Context, tenant uuid.UUID, after string, limit int) ([]domain.Suppression, error)
+	AddSuppression(ctx context.Context, tenant uuid.UUID, sup domain.Suppression) (domain.Suppression, error)
+	RemoveSuppression(ctx context.Context, tenant uuid.UUID, email string) error
+}
+
+type suppressionView struct {
+	Email     string    `json:"email"`
+	Reason    string    `json:"reason"`
+	Source    string    `json:"source"`
+	SMTPCode  int       `json:"smtp_code,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func newSuppressionView(s domain.Suppression) suppressionView {
+	return suppressionView{Email: s.Email, Reason: s.Reason, Source: s.Source, SMTPCode: s.SMTPCode, CreatedAt: s.CreatedAt}
+}
+
+func (s *Server) registerSuppressions(api *gin.RouterGroup) {
+	api.GET("/suppressions", s.listSuppressions)
+	api.POST("/suppressions", s.addSuppression)
+	api.DELETE("/suppressions/:email", s.removeSuppression)
+}
+
+func (s *Server) listSuppressions(c *gin.Context) {
+	limit := domain.DefaultListLimit
+	for name := range c.Request.URL.Query() {
+		if name != "after" && name != "limit" {
+			s.writeError(c, domain.FieldError(name, "is not a parameter of this list; use after and limit"))
+			return
+		}
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > domain.MaxListLimit {
+			s.writeError(c, domain.FieldError("limit", "must be a whole number from 1 to %d", domain.MaxListLimit))
+			return
+		}
+		limit = n
+	}
+	list, err := s.suppressions.ListSuppressions(c.Request.Context(), principalOf(c).SubscriptionID, c.Query("after"), limit)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	items := make([]suppressionView, len(list))
+	next := ""
+	for i, sup := range list {
+		items[i] = newSuppressionView(sup)
+	}
+	if len(list) == limit {
+		next = list[len(list)-1].Email
+	}
+	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_after": next})
+}
+
+func (s *Server) addSuppression(c *gin.Context) {
+	var body struct {
+		Email  string `json:"email"`
+		Reason string `json:"reason"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	addr, err := domain.NormalizeAddress("email", asciiAddress(body.Email))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := domain.CheckHeaderText("reason", body.Reason, 500); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	sup, err := s.suppressions.AddSuppression(c.Request.Context(), principalOf(c).SubscriptionID,
+		domain.Suppression{Email: addr, Reason: body.Reason, Source: domain.SuppressionManual})
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusCreated, newSuppressionView(sup))
+}
+
+func (s *Server) removeSuppression(c *gin.Context) {
+	addr, err := domain.NormalizeAddress("email", asciiAddress(c.Param("email")))
+	if err != nil {
+		s.writeError(c, domain.ErrNotFound)
+		return
+	}
+	if err := s.suppressions.RemoveSuppression(c.Request.Context(), principalOf(c).SubscriptionID, addr); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

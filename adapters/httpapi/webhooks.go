@@ -1,0 +1,229 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// WebhookStore keeps a tenant's webhook endpoints and its event feed.
+type WebhookStore interface {
+	CreateWebhook(ctx context.Context, tenant uuid.UUID, w domain.Webhook) (domain.Webhook, error)
+	ListWebhooks(ctx context.Context, tenant uuid.UUID) ([]domain.Webhook, error)
+	GetWebhook(ctx context.Context, tenant, id uuid.UUID) (domain.Webhook, error)
+	DeleteWebhook(ctx context.Context, tenant, id uuid.UUID) error
+	RotateWebhookSecret(ctx context.Context, tenant, id uuid.UUID, secret []byte, grace time.Duration) (domain.Webhook, error)
+	EventFeed(ctx context.Context, tenant uuid.UUID, after string, limit int) ([]domain.Event, string, error)
+}
+
+// webhookSecretGrace is how long a rotated-out secret keeps signing.
+const webhookSecretGrace = 24 * time.Hour
+
+// knownEventTypes are the event types a webhook may subscribe to.
+var knownEventTypes = map[string]bool{
+	"created": true, "updated": true, "queued": true, "attempt": true, "delivered": true, "deferred": true,
+	"bounced": true, "failed": true, "suppressed": true, "sent": true, "partially_sent": true, "cancelled": true,
+	"deleted": true, "suppression.added": true, "suppression.removed": true, "webhook.disabled": true,
+}
+
+type webhookView struct {
+	ID                  uuid.UUID `json:"id"`
+	URL                 string    `json:"url"`
+	EventTypes          []string  `json:"event_types"`
+	Status              string    `json:"status"`
+	DisabledReason      string    `json:"disabled_reason,omitempty"`
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+	CreatedAt           time.Time `json:"created_at"`
+	// Secret is shown only when created or rotated.
+	Secret string `json:"secret,omitempty"`
+}
+
+func newWebhookView(w domain.Webhook, showSecret bool) webhookView {
+	v := webhookView{ID: w.ID, URL: w.URL, EventTypes: w.EventTypes, Status: w.Status, DisabledReason: w.DisabledReason,
+		ConsecutiveFailures: w.ConsecutiveFailures, CreatedAt: w.CreatedAt}
+	if v.EventTypes == nil {
+		v.EventTypes = []string{}
+	}
+	if showSecret && len(w.Secrets) > 0 {
+		v.Secret = "whsec_" + base64.RawURLEncoding.EncodeToString(w.Secrets[0])
+	}
+	return v
+}
+
+func (s *Server) registerWebhooks(api *gin.RouterGroup) {
+	api.POST("/webhooks", s.createWebhook)
+	api.GET("/webhooks", s.listWebhooks)
+	api.GET("/webhooks/:id", s.getWebhook)
+	api.DELETE("/webhooks/:id", s.deleteWebhook)
+	api.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret)
+	api.GET("/events", s.eventFeed)
+}
+
+func newWebhookSecret() ([]byte, error) {
+	b := make([]byte, 32)
+	_, err := rand.Read(b)
+	return b, err
+}
+
+func (s *Server) createWebhook(c *gin.Context) {
+	var body struct {
+		URL        string   `json:"url"`
+		EventTypes []string `json:"event_types"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if s.validateWebhookURL != nil {
+		if err := s.validateWebhookURL(body.URL); err != nil {
+			s.writeError(c, domain.FieldError("url", "%s", err.Error()))
+			return
+		}
+	}
+	if len(body.EventTypes) == 0 {
+		body.EventTypes = nil // no filter: every event
+	}
+	for i, t := range body.EventTypes {
+		if !knownEventTypes[t] {
+			s.writeError(c, domain.FieldError("event_types["+strconv.Itoa(i)+"]", "%q is not an event type", t))
+			return
+		}
+	}
+	secret, err := newWebhookSecret()
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	w, err := s.webhooks.CreateWebhook(c.Request.Context(), principalOf(c).SubscriptionID,
+		domain.Webhook{URL: body.URL, EventTypes: body.EventTypes, Secrets: [][]byte{secret}})
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Header("Location", "/api/webhooks/"+w.ID.String())
+	c.PureJSON(http.StatusCreated, newWebhookView(w, true))
+}
+
+func (s *Server) listWebhooks(c *gin.Context) {
+	hooks, err := s.webhooks.ListWebhooks(c.Request.Context(), principalOf(c).SubscriptionID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	items := make([]webhookView, len(hooks))
+	for i, w := range hooks {
+		items[i] = newWebhookView(w, false)
+	}
+	c.PureJSON(http.StatusOK, gin.H{"items": items})
+}
+
+func (s *Server) webhookID(c *gin.Context) (uuid.UUID, bool) {
+	id, err := parseGUID("id", c.Param("id"))
+	if err != nil || id == uuid.Nil {
+		s.writeError(c, domain.ErrNotFound)
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
+func (s *Server) getWebhook(c *gin.Context) {
+	id, ok := s.webhookID(c)
+	if !ok {
+		return
+	}
+	w, err := s.webhooks.GetWebhook(c.Request.Context(), principalOf(c).SubscriptionID, id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, newWebhookView(w, false))
+}
+
+func (s *Server) deleteWebhook(c *gin.Context) {
+	id, ok := s.webhookID(c)
+	if !ok {
+		return
+	}
+	if err := s.webhooks.DeleteWebhook(c.Request.Context(), principalOf(c).SubscriptionID, id); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) rotateWebhookSecret(c *gin.Context) {
+	id, ok := s.webhookID(c)
+	if !ok {
+		return
+	}
+	secret, err := newWebhookSecret()
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	w, err := s.webhooks.RotateWebhookSecret(c.Request.Context(), principalOf(c).SubscriptionID, id, secret, webhookSecretGrace)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, newWebhookView(w, true))
+}
+
+// eventFeed pages through the tenant's events in commit order; a consumer
+// stores next_after and resumes from it after an outage.
+func (s *Server) eventFeed(c *gin.Context) {
+	limit := domain.DefaultListLimit
+	for name := range c.Request.URL.Query() {
+		if name != "after" && name != "limit" {
+			s.writeError(c, domain.FieldError(name, "is not a parameter of the feed; use after and limit"))
+			return
+		}
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > domain.MaxListLimit {
+			s.writeError(c, domain.FieldError("limit", "must be a whole number from 1 to %d", domain.MaxListLimit))
+			return
+		}
+		limit = n
+	}
+	events, next, err := s.webhooks.EventFeed(c.Request.Context(), principalOf(c).SubscriptionID, c.Query("after"), limit)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	items := make([]feedEventView, len(events))
+	for i, e := range events {
+		items[i] = newFeedEventView(e)
+	}
+	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_after": next})
+}
+
+// feedEventView is an event of the feed, shaped like a webhook delivery's body.
+type feedEventView struct {
+	ID             string    `json:"id"`
+	Type           string    `json:"type"`
+	CreatedAt      time.Time `json:"created_at"`
+	SubscriptionID uuid.UUID `json:"subscription_id"`
+	MessageID      string    `json:"message_id,omitempty"`
+	Recipient      string    `json:"recipient,omitempty"`
+	SMTPCode       int       `json:"smtp_code,omitempty"`
+	Detail         string    `json:"detail,omitempty"`
+}
+
+func newFeedEventView(e domain.Event) feedEventView {
+	v := feedEventView{ID: strconv.FormatInt(e.Sequence, 10), Type: e.Type, CreatedAt: e.CreatedAt, SubscriptionID: e.SubscriptionID,
+		Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail}
+	if e.MessageID != uuid.Nil {
+		v.MessageID = e.MessageID.String()
+	}
+	return v
+}

@@ -1,0 +1,115 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// ErrIdempotencyInProgress means another request with the same key has not finished.
+var ErrIdempotencyInProgress = &domain.Error{Code: domain.CodeConflict, Field: "Idempotency-Key", Message: "a request with this Idempotency-Key is still in progress"}
+
+// errIdempotencyMismatch is the key reused for another request.
+var errIdempotencyMismatch = &domain.Error{Code: "idempotency_mismatch", Field: "Idempotency-Key", Message: "this Idempotency-Key was used for a different request"}
+
+// ClaimIdempotencyKey reserves a key for a request. It returns the stored
+// response when the key already served the same request, and nil when the
+// caller now owns the key and must run the request.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, requestHash []byte) (*domain.IdempotentResponse, error) {
+	var replay *domain.IdempotentResponse
+	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (subscription_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, tenant, key, requestHash)
+		if err != nil {
+			return fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+		var (
+			hash    []byte
+			status  int
+			body    []byte
+			ids     []uuid.UUID
+			created time.Time
+		)
+		err = tx.QueryRow(ctx, `SELECT request_hash, status, response, message_ids, created_at FROM idempotency_keys
+			WHERE subscription_id = $1 AND key = $2 FOR UPDATE`, tenant, key).Scan(&hash, &status, &body, &ids, &created)
+		if err != nil {
+			return fmt.Errorf("read idempotency key: %w", err)
+		}
+		if time.Since(created) > domain.IdempotencyKeyTTL {
+			// Expired: the key starts over for this request.
+			_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET request_hash = $3, status = 0, response = NULL, message_ids = '{}', created_at = now()
+				WHERE subscription_id = $1 AND key = $2`, tenant, key, requestHash)
+			return err
+		}
+		if !bytes.Equal(hash, requestHash) {
+			return errIdempotencyMismatch
+		}
+		if status == 0 {
+			return ErrIdempotencyInProgress
+		}
+		replay = &domain.IdempotentResponse{Status: status, Body: body}
+		for _, id := range ids {
+			replay.MessageIDs = append(replay.MessageIDs, id.String())
+		}
+		return nil
+	})
+	return replay, err
+}
+
+// FinishIdempotencyKey stores the response of the request that owned the key.
+func (s *Store) FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, status int, body []byte) error {
+	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = $3, response = $4 WHERE subscription_id = $1 AND key = $2`, tenant, key, status, body)
+		return err
+	})
+}
+
+// ReleaseIdempotencyKey forgets a key whose request failed, so it can be retried.
+func (s *Store) ReleaseIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string) error {
+	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE subscription_id = $1 AND key = $2 AND status = 0 AND message_ids = '{}'`, tenant, key)
+		return err
+	})
+}
+
+// recordIdempotentCreate notes, inside the transaction that creates them,
+// which messages a keyed request created: a crash before the response is
+// stored still replays those messages instead of creating them again.
+func recordIdempotentCreate(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, msgs []*domain.Message) error {
+	key, ok := domain.IdempotencyKeyFrom(ctx)
+	if !ok {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = 201, message_ids = $3 WHERE subscription_id = $1 AND key = $2`, tenant, key, ids)
+	if err != nil {
+		return fmt.Errorf("record idempotency key: %w", err)
+	}
+	return nil
+}
+
+// PurgeIdempotencyKeys deletes keys past their 24 hours (operator).
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context, createdBefore time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, createdBefore)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return 0, fmt.Errorf("purge idempotency keys: %w", err)
+	}
+	return n, err
+}

@@ -1,0 +1,31 @@
+package domain
+
+import (
+	"context"
+	"time"
+)
+
+// IdempotencyKeyTTL is how long a key and its response are kept.
+const IdempotencyKeyTTL = 24 * time.Hour
+
+type idempotencyKey struct{}
+
+// WithIdempotencyKey marks ctx as serving a request with an Idempotency-Key,
+// so the store records the created messages against the key in the same
+// transaction that creates them. It is request metadata, like a deadline.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, idempotencyKey{}, key)
+}
+
+// IdempotencyKeyFrom returns the request's Idempotency-Key, if any.
+func IdempotencyKeyFrom(ctx context.Context) (string, bool) {
+	key, ok := ctx.Value(idempotencyKey{}).(string)
+	return key, ok && key != ""
+}
+
+// IdempotentResponse is what a repeated request gets back.
+type IdempotentResponse struct {
+	Status     int
+	Body       []byte
+	MessageIDs []string
+}

@@ -1,0 +1,54 @@
+package domain
+
+import (
+	"strings"
+	"time"
+)
+
+// Suppression sources.
+const (
+	SuppressionBounce = "bounce"
+	SuppressionManual = "manual"
+)
+
+// Suppression is an address a tenant no longer sends to.
+type Suppression struct {
+	Email     string
+	Reason    string
+	Source    string
+	SMTPCode  int
+	CreatedAt time.Time
+}
+
+// IsHardBounce reports whether a 5xx reply says the mailbox itself is bad
+// (unknown, disabled, bad syntax), as opposed to a policy or content refusal
+// that says nothing about the address. Only hard bounces suppress.
+func IsHardBounce(code int, text string) bool {
+	if code < 500 || code > 599 {
+		return false
+	}
+	fields := strings.Fields(text)
+	if len(fields) > 0 && strings.Count(fields[0], ".") == 2 && fields[0][0] == '5' {
+		enhanced := fields[0]
+		return strings.HasPrefix(enhanced, "5.1.") || enhanced == "5.2.1"
+	}
+	return code == 550 || code == 551 || code == 553
+}
+
+// DeliveryContext is what a delivery attempt needs to know besides the message.
+type DeliveryContext struct {
+	// Suppressed holds the lower-cased recipient addresses on the tenant's suppression list.
+	Suppressed map[string]bool
+	// Sandbox tenants' mail is accepted and evented but never leaves the gateway.
+	Sandbox bool
+	// DKIM is the signing key of the sender's domain; nil when it has none.
+	DKIM *DKIMKey
+}
+
+// DKIMKey signs a tenant's mail from one domain.
+type DKIMKey struct {
+	Domain     string
+	Selector   string
+	Algorithm  string
+	PrivateKey []byte
+}

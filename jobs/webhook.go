@@ -1,0 +1,160 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// QueueWebhooks delivers events to tenants' endpoints, apart from mail so a
+// slow endpoint never holds up delivery.
+const QueueWebhooks = "webhooks"
+
+// DeliverWebhookArgs is one event for one endpoint.
+type DeliverWebhookArgs struct {
+	SubscriptionID uuid.UUID `json:"subscription_id"`
+	WebhookID      uuid.UUID `json:"webhook_id"`
+	EventID        int64     `json:"event_id"`
+}
+
+// Kind implements river.JobArgs.
+func (DeliverWebhookArgs) Kind() string { return "deliver_webhook" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts. The worker gives up by
+// the event's age (24 hours), so attempts are generous.
+func (DeliverWebhookArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueWebhooks, MaxAttempts: 50}
+}
+
+// WebhookStore is the persistence the webhook worker needs.
+type WebhookStore interface {
+	WebhookDelivery(ctx context.Context, tenant, webhookID uuid.UUID, eventID int64) (domain.Webhook, domain.Event, error)
+	RecordWebhookResult(ctx context.Context, tenant, id uuid.UUID, ok bool, disable string) error
+}
+
+// WebhookRequest is one signed POST.
+type WebhookRequest struct {
+	URL       string
+	Secrets   [][]byte
+	EventID   string
+	WebhookID string
+	Body      []byte
+}
+
+// WebhookResult is the endpoint's answer.
+type WebhookResult struct {
+	StatusCode int
+	Err        error
+}
+
+// WebhookSender posts one event to one endpoint.
+type WebhookSender interface {
+	SendWebhook(ctx context.Context, req WebhookRequest) WebhookResult
+}
+
+// WebhookObserver counts deliveries by outcome (delivered, failed, disabled, dropped).
+type WebhookObserver interface {
+	ObserveWebhook(outcome string)
+}
+
+// DeliverWebhookWorker posts events and disables endpoints that keep failing.
+type DeliverWebhookWorker struct {
+	river.WorkerDefaults[DeliverWebhookArgs]
+	store    WebhookStore
+	sender   WebhookSender
+	observer WebhookObserver
+	logger   *slog.Logger
+	now      func() time.Time
+}
+
+// NewDeliverWebhookWorker returns the webhook worker.
+func NewDeliverWebhookWorker(store WebhookStore, sender WebhookSender, observer WebhookObserver, logger *slog.Logger) *DeliverWebhookWorker {
+	return &DeliverWebhookWorker{store: store, sender: sender, observer: observer, logger: logger, now: time.Now}
+}
+
+// Timeout bounds one POST and its bookkeeping.
+func (w *DeliverWebhookWorker) Timeout(*river.Job[DeliverWebhookArgs]) time.Duration {
+	return time.Minute
+}
+
+// EventPayload is the JSON body of a webhook delivery, documented in the help page.
+type EventPayload struct {
+	ID             string    `json:"id"`
+	Type           string    `json:"type"`
+	CreatedAt      time.Time `json:"created_at"`
+	SubscriptionID uuid.UUID `json:"subscription_id"`
+	MessageID      string    `json:"message_id,omitempty"`
+	Recipient      string    `json:"recipient,omitempty"`
+	SMTPCode       int       `json:"smtp_code,omitempty"`
+	Detail         string    `json:"detail,omitempty"`
+}
+
+// NewEventPayload renders an event as tenants receive it (webhooks and the feed).
+func NewEventPayload(e domain.Event) EventPayload {
+	p := EventPayload{ID: strconv.FormatInt(e.Sequence, 10), Type: e.Type, CreatedAt: e.CreatedAt, SubscriptionID: e.SubscriptionID,
+		Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail}
+	if e.MessageID != uuid.Nil {
+		p.MessageID = e.MessageID.String()
+	}
+	return p
+}
+
+// Work implements river.Worker.
+func (w *DeliverWebhookWorker) Work(ctx context.Context, job *river.Job[DeliverWebhookArgs]) error {
+	a := job.Args
+	hook, event, err := w.store.WebhookDelivery(ctx, a.SubscriptionID, a.WebhookID, a.EventID)
+	if errors.Is(err, domain.ErrNotFound) {
+		w.observer.ObserveWebhook("dropped") // endpoint deleted since
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if hook.Status != domain.WebhookActive {
+		w.observer.ObserveWebhook("dropped")
+		return nil
+	}
+	body, err := json.Marshal(NewEventPayload(event))
+	if err != nil {
+		return err
+	}
+	res := w.sender.SendWebhook(ctx, WebhookRequest{URL: hook.URL, Secrets: hook.Secrets, EventID: strconv.FormatInt(event.Sequence, 10), WebhookID: hook.ID.String(), Body: body})
+	if res.Err == nil && res.StatusCode >= 200 && res.StatusCode < 300 {
+		w.observer.ObserveWebhook("delivered")
+		return w.store.RecordWebhookResult(ctx, a.SubscriptionID, hook.ID, true, "")
+	}
+	reason := fmt.Sprintf("HTTP %d", res.StatusCode)
+	if res.Err != nil {
+		reason = res.Err.Error()
+	}
+	if w.now().Sub(event.CreatedAt) >= domain.WebhookRetryWindow {
+		w.observer.ObserveWebhook("disabled")
+		w.logger.Warn("disabling a webhook that failed for a day", "webhook_id", hook.ID, "subscription_id", a.SubscriptionID, "reason", reason)
+		return w.store.RecordWebhookResult(ctx, a.SubscriptionID, hook.ID, false, "deliveries failed for 24 hours; last: "+reason)
+	}
+	w.observer.ObserveWebhook("failed")
+	if err := w.store.RecordWebhookResult(ctx, a.SubscriptionID, hook.ID, false, ""); err != nil {
+		return err
+	}
+	return fmt.Errorf("webhook delivery failed: %s", reason)
+}
+
+// EnqueueWebhooksTx inserts webhook deliveries inside tx, with the events they carry.
+func (e *Enqueuer) EnqueueWebhooksTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, jobs []domain.WebhookJob) error {
+	params := make([]river.InsertManyParams, len(jobs))
+	for i, j := range jobs {
+		params[i] = river.InsertManyParams{Args: DeliverWebhookArgs{SubscriptionID: tenant, WebhookID: j.WebhookID, EventID: j.EventID}}
+	}
+	_, err := e.client.InsertManyTx(ctx, tx, params)
+	return err
+}
