@@ -123,7 +123,7 @@ func (a *App) wire(ctx context.Context) error {
 			return err
 		}
 		workers := jobs.Workers{
-			Delivery:  jobs.NewDeliveryWorker(a.store, transport, render, a.cfg.MaxDeliveryAge, a.logger),
+			Delivery:  jobs.NewDeliveryWorker(a.store, transport, render, a.cfg.MaxDeliveryAge, a.logger).LimitPerTenant(a.cfg.TenantMaxDeliveries),
 			Purge:     jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
 			Webhooks:  jobs.NewDeliverWebhookWorker(a.store, webhookSender{webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate})}, a.metrics, a.logger),
 			Reconcile: jobs.NewReconcileWorker(a.store, 15*time.Minute, a.cfg.MaxDeliveryAge, a.logger),
@@ -138,9 +138,13 @@ func (a *App) wire(ctx context.Context) error {
 			return err
 		}
 		a.auth = verifier.auth
+		composer := &domain.Composer{Store: a.store}
 		api := httpapi.New(httpapi.Deps{
 			Verifier:           verifier,
-			Composer:           &domain.Composer{Store: a.store},
+			Composer:           composer,
+			Batch:              composer,
+			Control:            a.store,
+			Idempotency:        a.store,
 			Messages:           a.store,
 			Attachments:        a.store,
 			Admin:              a.store,

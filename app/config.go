@@ -44,7 +44,10 @@ type Config struct {
 	// RateLimit is each tenant's sustained API request rate (per second) and
 	// RateBurst its burst; 0 turns limiting off.
 	RateLimit float64
-	RateBurst int
+	// TenantMaxDeliveries caps one tenant's concurrent deliveries per worker
+	// process (MAILGATE_TENANT_MAX_DELIVERIES, default a fifth of the workers).
+	TenantMaxDeliveries int
+	RateBurst           int
 	// WebhookAllowPrivate lets webhooks reach private and loopback addresses
 	// (tests, or endpoints inside the cluster).
 	WebhookAllowPrivate bool
@@ -77,6 +80,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return cfg, fmt.Errorf("MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES must be true or false, got %q", v)
 		}
 		cfg.AllowExecutables = allow
+	}
+	cfg.TenantMaxDeliveries = max(cfg.Workers/5, 1)
+	if v := getenv("MAILGATE_TENANT_MAX_DELIVERIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return cfg, fmt.Errorf("MAILGATE_TENANT_MAX_DELIVERIES must be a whole number (0 for no cap), got %q", v)
+		}
+		cfg.TenantMaxDeliveries = n
 	}
 	if v := getenv("MAILGATE_RATE_LIMIT"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)

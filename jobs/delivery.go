@@ -66,6 +66,14 @@ type DeliveryWorker struct {
 	logger    *slog.Logger
 	now       func() time.Time
 	maxAge    time.Duration
+	slots     *tenantSlots
+}
+
+// LimitPerTenant caps one tenant's concurrent deliveries in this process
+// (0: no cap); a job over the cap is snoozed briefly without using an attempt.
+func (w *DeliveryWorker) LimitPerTenant(n int) *DeliveryWorker {
+	w.slots = newTenantSlots(n)
+	return w
 }
 
 // NewDeliveryWorker returns a worker delivering through transport; deferred
@@ -86,6 +94,10 @@ func (w *DeliveryWorker) Timeout(*river.Job[DeliverMessageArgs]) time.Duration {
 // Work implements river.Worker.
 func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessageArgs]) error {
 	tenant, id := job.Args.SubscriptionID, job.Args.MessageID
+	if !w.slots.acquire(tenant) {
+		return river.JobSnooze(time.Second)
+	}
+	defer w.slots.release(tenant)
 	log := w.logger.With("message_id", id, "subscription_id", tenant, "attempt", job.Attempt)
 	msg, dc, err := w.store.StartDelivery(ctx, tenant, id)
 	if errors.Is(err, domain.ErrNotFound) {
