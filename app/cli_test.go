@@ -78,6 +78,14 @@ func TestOperatorCLI(t *testing.T) {
 		t.Fatalf("issued token does not verify as an admin token of the tenant: %+v %v", claims, err)
 	}
 
+	code, out, errOut = runCLI(t, env, "tenant", "dkim", "--subscription", tenant.SubscriptionID.String(), "--domain", "ACME.example", "--selector", "mg1", "--algorithm", "ed25519-sha256")
+	if code != 0 || !strings.Contains(out, `"dns_name": "mg1._domainkey.acme.example"`) || !strings.Contains(out, "v=DKIM1; k=ed25519; p=") {
+		t.Fatalf("tenant dkim: exit %d %s %s", code, out, errOut)
+	}
+	if code, _, _ := runCLI(t, env, "tenant", "dkim", "--subscription", tenant.SubscriptionID.String(), "--domain", "other.example", "--selector", "mg1"); code == 0 {
+		t.Fatal("a DKIM key for an unverified domain must be refused")
+	}
+
 	for _, bad := range [][]string{
 		{"bogus"},
 		{"serve", "--role", "everything"},
