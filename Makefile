@@ -13,7 +13,7 @@ FUZZ_TARGETS = domain:FuzzNormalizeAddress domain:FuzzCheckHeaderText domain:Fuz
 	adapters/httpapi:FuzzDecodeJSON adapters/httpapi:FuzzDecodeXML adapters/httpapi:FuzzDecodeForm \
 	adapters/mailbuild:FuzzBuild
 
-.PHONY: run test build lint bench fuzz fmt tidy clean
+.PHONY: run test build lint bench fuzz check-deploy fmt tidy clean
 
 run: ## mailgate dev: local database, captured mail, demo tenant and token
 	$(GO) run ./app/cmd/mailgate dev
@@ -37,6 +37,11 @@ fuzz: ## each fuzz target for FUZZTIME (CI runs a short pass)
 		echo "== $$target ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$$pkg; \
 	done
+
+check-deploy: ## Helm chart (rendered and strictly decoded), dashboard and alert PromQL, Dockerfile lint; deploy/check is its own module
+	cd deploy/check && npm ci --no-audit --no-fund
+	cd deploy/check && node lint-dockerfile.mjs ../../Dockerfile
+	cd deploy/check && $(GO) test -count=1 ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

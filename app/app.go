@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
 
 	"github.com/mailgate/mailgate/adapters/dkim"
 	"github.com/mailgate/mailgate/adapters/httpapi"
@@ -52,6 +52,7 @@ type App struct {
 	serveErr                chan error
 	auth                    *jwtauth.Authenticator
 	relay                   *smtprelay.Transport
+	riverUI                 *riverui.Handler
 	// stop ends background work tied to the app's life (the SIGHUP watcher).
 	stop context.CancelFunc
 }
@@ -61,7 +62,7 @@ func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*Ap
 	if role != RoleAll && role != RoleAPI && role != RoleWorker {
 		return nil, fmt.Errorf("unknown role %q: use all, api or worker", role)
 	}
-	a := &App{cfg: cfg, role: role, logger: logger, metrics: metrics.New(), serveErr: make(chan error, 2)}
+	a := &App{cfg: cfg, role: role, logger: logger, metrics: metrics.New(metrics.Options{TenantLabels: cfg.MetricsTenantLabels}), serveErr: make(chan error, 2)}
 	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.Workers, cfg.DatabaseRole)
 	if err != nil {
 		return nil, err
@@ -123,7 +124,7 @@ func (a *App) wire(ctx context.Context) error {
 			return err
 		}
 		workers := jobs.Workers{
-			Delivery:  jobs.NewDeliveryWorker(a.store, transport, render, a.cfg.MaxDeliveryAge, a.logger).LimitPerTenant(a.cfg.TenantMaxDeliveries),
+			Delivery:  jobs.NewDeliveryWorker(a.store, transport, render, a.cfg.MaxDeliveryAge, a.logger).LimitPerTenant(a.cfg.TenantMaxDeliveries).Observe(a.metrics),
 			Purge:     jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
 			Webhooks:  jobs.NewDeliverWebhookWorker(a.store, webhookSender{webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate})}, a.metrics, a.logger),
 			Reconcile: jobs.NewReconcileWorker(a.store, 15*time.Minute, a.cfg.MaxDeliveryAge, a.logger),
@@ -159,7 +160,16 @@ func (a *App) wire(ctx context.Context) error {
 		})
 		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	}
-	a.adminServer = &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	a.metrics.RegisterQueue(queueStats(a.store), []string{jobs.QueueDelivery, jobs.QueueWebhooks, jobs.QueueMaintenance}, a.logger)
+	if a.role != RoleAPI {
+		a.metrics.SetWorkers(a.cfg.Workers)
+	}
+	ui, err := a.newRiverUI(a.river)
+	if err != nil {
+		return fmt.Errorf("river UI: %w", err)
+	}
+	a.riverUI = ui
+	a.adminServer = &http.Server{Handler: a.adminHandler(ui), ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 
@@ -280,19 +290,12 @@ func (a *App) ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if current != embedded {
+	// A schema ahead of the binary is fine (migrations run before a rollout,
+	// and are additive); one behind it is not.
+	if current < embedded {
 		return fmt.Errorf("database schema is at version %d, this binary needs %d: run mailgate migrate", current, embedded)
 	}
 	return nil
-}
-
-func (a *App) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", a.metrics.Handler())
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return mux
 }
 
 // Start listens on the configured addresses and starts the workers.
@@ -308,15 +311,19 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on MAILGATE_ADMIN_ADDR %s: %w", a.cfg.AdminAddr, err)
 	}
 	go a.serve(a.adminServer, a.adminListener)
+	background, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stop = stop
+	if err := a.riverUI.Start(background); err != nil {
+		return fmt.Errorf("start river UI: %w", err)
+	}
 	if a.role != RoleAPI {
+		a.countJobs(background)
 		if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("start workers: %w", err)
 		}
 	}
 	if a.auth != nil {
-		watchCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		a.stop = stop
-		a.auth.WatchSIGHUP(watchCtx, func(format string, args ...any) { a.logger.Info(fmt.Sprintf(format, args...)) })
+		a.auth.WatchSIGHUP(background, func(format string, args ...any) { a.logger.Info(fmt.Sprintf(format, args...)) })
 	}
 	a.logger.Info("mailgate started", "role", a.role, "http", a.HTTPAddr(), "admin", a.AdminAddr(), "workers", a.cfg.Workers)
 	return nil

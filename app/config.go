@@ -51,6 +51,12 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks reach private and loopback addresses
 	// (tests, or endpoints inside the cluster).
 	WebhookAllowPrivate bool
+	// RiverUIUsername and RiverUIPassword open the River UI with basic auth
+	// (an admin token works too).
+	RiverUIUsername string
+	RiverUIPassword string
+	// MetricsTenantLabels bounds how many tenants get their own metrics label.
+	MetricsTenantLabels int
 	// CaptureDir, when set and SMTPURL is empty, keeps outgoing mail as .eml
 	// files instead of sending it (mailgate dev).
 	CaptureDir string
@@ -59,20 +65,23 @@ type Config struct {
 // LoadConfig reads the MAILGATE_* variables through getenv.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg := Config{
-		DatabaseURL:   or(getenv("MAILGATE_DATABASE_URL"), DefaultDatabaseURL),
-		DatabaseRole:  or(getenv("MAILGATE_DATABASE_ROLE"), db.DefaultRuntimeRole),
-		HTTPAddr:      or(getenv("MAILGATE_HTTP_ADDR"), ":8080"),
-		AdminAddr:     or(getenv("MAILGATE_ADMIN_ADDR"), ":9090"),
-		SMTPURL:       getenv("MAILGATE_SMTP_URL"),
-		JWTSecret:     getenv("MAILGATE_JWT_SECRET"),
-		JWTPublicKeys: getenv("MAILGATE_JWT_PUBLIC_KEYS"),
-		JWTIssuer:     getenv("MAILGATE_JWT_ISSUER"),
-		JWTAudience:   getenv("MAILGATE_JWT_AUDIENCE"),
-		Workers:       50,
-		RetryBase:     time.Minute,
-		ShutdownGrace: 25 * time.Second,
-		RateLimit:     50,
-		RateBurst:     100,
+		DatabaseURL:         or(getenv("MAILGATE_DATABASE_URL"), DefaultDatabaseURL),
+		DatabaseRole:        or(getenv("MAILGATE_DATABASE_ROLE"), db.DefaultRuntimeRole),
+		HTTPAddr:            or(getenv("MAILGATE_HTTP_ADDR"), ":8080"),
+		AdminAddr:           or(getenv("MAILGATE_ADMIN_ADDR"), ":9090"),
+		SMTPURL:             getenv("MAILGATE_SMTP_URL"),
+		JWTSecret:           getenv("MAILGATE_JWT_SECRET"),
+		JWTPublicKeys:       getenv("MAILGATE_JWT_PUBLIC_KEYS"),
+		JWTIssuer:           getenv("MAILGATE_JWT_ISSUER"),
+		JWTAudience:         getenv("MAILGATE_JWT_AUDIENCE"),
+		Workers:             50,
+		RetryBase:           time.Minute,
+		ShutdownGrace:       25 * time.Second,
+		RateLimit:           50,
+		RiverUIUsername:     getenv("MAILGATE_RIVER_UI_USERNAME"),
+		RiverUIPassword:     getenv("MAILGATE_RIVER_UI_PASSWORD"),
+		MetricsTenantLabels: 50,
+		RateBurst:           100,
 	}
 	if v := getenv("MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES"); v != "" {
 		allow, err := strconv.ParseBool(v)
@@ -88,6 +97,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return cfg, fmt.Errorf("MAILGATE_TENANT_MAX_DELIVERIES must be a whole number (0 for no cap), got %q", v)
 		}
 		cfg.TenantMaxDeliveries = n
+	}
+	if v := getenv("MAILGATE_METRICS_TENANT_LABELS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 10000 {
+			return cfg, fmt.Errorf("MAILGATE_METRICS_TENANT_LABELS must be from 0 to 10000, got %q", v)
+		}
+		cfg.MetricsTenantLabels = n
 	}
 	if v := getenv("MAILGATE_RATE_LIMIT"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)

@@ -70,6 +70,7 @@ func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options, con
 		FetchPollEvery: 20 * time.Millisecond,
 		// Test webhook endpoints listen on loopback.
 		WebhookAllowPrivate: true,
+		MetricsTenantLabels: 10,
 	}
 	if configure != nil {
 		configure(&cfg)

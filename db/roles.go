@@ -31,12 +31,20 @@ func EnsureRuntimeRole(ctx context.Context, pool *pgxpool.Pool, role string) err
 		return fmt.Errorf("runtime role %q must be a lower-case identifier", role)
 	}
 	ident := pgx.Identifier{role}.Sanitize()
-	_, err := pool.Exec(ctx, `CREATE ROLE `+ident+` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS`)
-	var pgErr *pgconn.PgError
-	// Another migrator may create it at the same moment: duplicate_object, or
-	// a unique violation on pg_authid when the two race inside the catalog.
-	if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505")) {
-		return fmt.Errorf("create runtime role %s: %w", role, err)
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
+		return fmt.Errorf("look up runtime role %s: %w", role, err)
+	}
+	// Only create it when missing, so an owner without CREATEROLE can
+	// migrate once a DBA has made the role.
+	if !exists {
+		_, err := pool.Exec(ctx, `CREATE ROLE `+ident+` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS`)
+		var pgErr *pgconn.PgError
+		// Another migrator may create it at the same moment: duplicate_object, or
+		// a unique violation on pg_authid when the two race inside the catalog.
+		if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505")) {
+			return fmt.Errorf("create runtime role %s: %w", role, err)
+		}
 	}
 	var super, bypass bool
 	if err := pool.QueryRow(ctx, `SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1`, role).Scan(&super, &bypass); err != nil {

@@ -53,6 +53,12 @@ type Transport interface {
 	Deliver(ctx context.Context, from string, to []string, data []byte) []domain.RecipientReply
 }
 
+// DeliveryObserver counts outcomes for metrics.
+type DeliveryObserver interface {
+	ObserveRecipient(tenant uuid.UUID, outcome string)
+	ObserveSettled(latency time.Duration)
+}
+
 // RenderFunc builds the RFC 5322 bytes of a message with its attachments,
 // signed with dkim when it is not nil.
 type RenderFunc func(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, dkim *domain.DKIMKey) ([]byte, error)
@@ -67,6 +73,30 @@ type DeliveryWorker struct {
 	now       func() time.Time
 	maxAge    time.Duration
 	slots     *tenantSlots
+	observer  DeliveryObserver
+}
+
+// Observe reports outcomes to o.
+func (w *DeliveryWorker) Observe(o DeliveryObserver) *DeliveryWorker {
+	w.observer = o
+	return w
+}
+
+// observe counts an attempt's recipient outcomes and, once final, the latency.
+func (w *DeliveryWorker) observe(msg *domain.Message, rec domain.AttemptRecord) {
+	if w.observer == nil {
+		return
+	}
+	for _, r := range rec.Changed {
+		outcome := string(r.Status)
+		if r.Status == domain.RecipientDelivered {
+			outcome = "sent"
+		}
+		w.observer.ObserveRecipient(msg.SubscriptionID, outcome)
+	}
+	if rec.State.Final() && !msg.QueuedAt.IsZero() {
+		w.observer.ObserveSettled(w.now().Sub(msg.QueuedAt))
+	}
 }
 
 // LimitPerTenant caps one tenant's concurrent deliveries in this process
@@ -162,6 +192,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		if err := w.store.RecordAttempt(ctx, tenant, rec, nil); err != nil {
 			return fmt.Errorf("record deferred attempt: %w", err)
 		}
+		w.observe(msg, rec)
 		return &DeferredError{Reason: rec.LastError}
 	}
 	return w.finish(ctx, job, msg, rec)
@@ -185,10 +216,14 @@ func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *d
 
 // finish records a final outcome and completes the job in the same transaction.
 func (w *DeliveryWorker) finish(ctx context.Context, job *river.Job[DeliverMessageArgs], msg *domain.Message, rec domain.AttemptRecord) error {
-	return w.store.RecordAttempt(ctx, msg.SubscriptionID, rec, func(ctx context.Context, tx pgx.Tx) error {
+	err := w.store.RecordAttempt(ctx, msg.SubscriptionID, rec, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
 		return err
 	})
+	if err == nil {
+		w.observe(msg, rec)
+	}
+	return err
 }
 
 // DeferredError makes River retry the job with backoff; the recipients'

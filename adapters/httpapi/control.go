@@ -168,6 +168,12 @@ func (s *Server) batchSend(c *gin.Context) {
 			s.writeError(c, err)
 			return
 		}
+		created := 0
+		defer func() {
+			if s.observer != nil && created > 0 {
+				s.observer.ObserveAccepted(principalOf(c).SubscriptionID, created)
+			}
+		}()
 		for k, i := range index {
 			if errs[k] != nil {
 				results[i].Status, results[i].Problem = s.itemProblem(c, i, errs[k])
@@ -175,6 +181,7 @@ func (s *Server) batchSend(c *gin.Context) {
 			}
 			view := newMessageView(msgs[k])
 			results[i].Status, results[i].Message = http.StatusCreated, &view
+			created++
 		}
 	}
 	c.PureJSON(http.StatusOK, gin.H{"results": results})

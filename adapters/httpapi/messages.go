@@ -43,6 +43,9 @@ func (s *Server) compose(c *gin.Context, model composeModel) {
 	status := http.StatusOK
 	if msg.Version == 1 {
 		status = http.StatusCreated
+		if s.observer != nil {
+			s.observer.ObserveAccepted(msg.SubscriptionID, 1)
+		}
 	}
 	c.Header("Location", "/api/messages/"+msg.ID.String())
 	s.writeMessage(c, status, msg)

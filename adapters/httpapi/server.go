@@ -42,9 +42,10 @@ type AttachmentStore interface {
 	AttachmentContent(ctx context.Context, tenant, id uuid.UUID) (domain.AttachmentContent, error)
 }
 
-// RequestObserver records one finished request, for metrics.
+// RequestObserver records finished requests and accepted messages, for metrics.
 type RequestObserver interface {
 	ObserveRequest(method, route string, status int, elapsed time.Duration)
+	ObserveAccepted(tenant uuid.UUID, n int)
 }
 
 // Deps are the ports the API needs.

@@ -126,3 +126,47 @@ func fromNullUUID(id *uuid.UUID) uuid.UUID {
 	}
 	return *id
 }
+
+// QueueStat is one queue and state's job count; OldestAvailableAt is set for
+// available jobs.
+type QueueStat struct {
+	Queue             string
+	State             string
+	Jobs              int64
+	OldestAvailableAt time.Time
+}
+
+// QueueStats counts River jobs by queue and state for the metrics scrape,
+// bounded by a statement timeout. Finished jobs are left out: River prunes
+// them and they say nothing about the backlog.
+func (s *Store) QueueStats(ctx context.Context) ([]QueueStat, error) {
+	var out []QueueStat
+	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = '2s'`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT queue, state::text, count(*), min(scheduled_at) FILTER (WHERE state = 'available')
+			FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')
+			GROUP BY queue, state`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (QueueStat, error) {
+			var (
+				q      QueueStat
+				oldest *time.Time
+			)
+			err := row.Scan(&q.Queue, &q.State, &q.Jobs, &oldest)
+			if oldest != nil {
+				q.OldestAvailableAt = *oldest
+			}
+			return q, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue stats: %w", err)
+	}
+	return out, nil
+}

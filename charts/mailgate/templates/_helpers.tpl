@@ -1,0 +1,216 @@
+{{/*
+Names. Kubernetes names are capped at 63 characters; suffixes such as
+"-metrics" or "-migrate" are added by the templates, so the base is cut at 50.
+*/}}
+{{- define "mailgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 50 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mailgate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mailgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every resource. */}}
+{{- define "mailgate.labels" -}}
+helm.sh/chart: {{ include "mailgate.chart" . }}
+{{ include "mailgate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mailgate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "mailgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mailgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+A component's labels and selector labels. Call with
+(dict "root" $ "component" "api").
+*/}}
+{{- define "mailgate.componentLabels" -}}
+{{ include "mailgate.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "mailgate.componentSelectorLabels" -}}
+{{ include "mailgate.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "mailgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "mailgate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "mailgate.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the pods read: the chart's own or existingSecret. */}}
+{{- define "mailgate.secretName" -}}
+{{- default (include "mailgate.fullname" .) .Values.secret.existingSecret }}
+{{- end }}
+
+{{/* "true" when the chart manages the Secret, empty otherwise. */}}
+{{- define "mailgate.chartSecret" -}}
+{{- if not .Values.secret.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/*
+Whether a Secret item is there to reference. Call with
+(dict "root" $ "item" "smtpUrl"). With existingSecret every item may be there
+(references to items other than databaseUrl are optional); with the chart's
+Secret only the items that have a value.
+*/}}
+{{- define "mailgate.hasSecretItem" -}}
+{{- if .root.Values.secret.existingSecret }}true{{ else if (index .root.Values.secret.values .item) }}true{{ end }}
+{{- end }}
+
+{{- define "mailgate.mountJwtPublicKeys" -}}
+{{- if or .Values.jwtPublicKeys.mount (and (not .Values.secret.existingSecret) .Values.secret.values.jwtPublicKeys) }}true{{ end }}
+{{- end }}
+
+{{/*
+One env var from a Secret item. Call with
+(dict "root" $ "name" "MAILGATE_SMTP_URL" "item" "smtpUrl" "secret" NAME "optional" true).
+*/}}
+{{- define "mailgate.secretEnv" -}}
+{{- if include "mailgate.hasSecretItem" . }}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ index .root.Values.secret.keys .item }}
+      {{- if and .root.Values.secret.existingSecret .optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The environment of the api and worker containers. Call with
+(dict "root" $ "component" "api").
+*/}}
+{{- define "mailgate.env" -}}
+{{- $root := .root }}
+{{- $secret := include "mailgate.secretName" $root }}
+- name: MAILGATE_HTTP_ADDR
+  value: {{ printf ":%d" (int $root.Values.ports.http) | quote }}
+- name: MAILGATE_ADMIN_ADDR
+  value: {{ printf ":%d" (int $root.Values.ports.admin) | quote }}
+- name: MAILGATE_DATABASE_ROLE
+  value: {{ $root.Values.config.databaseRole | quote }}
+- name: MAILGATE_WORKERS
+  value: {{ $root.Values.config.workers | quote }}
+- name: MAILGATE_SHUTDOWN_GRACE
+  value: {{ $root.Values.config.shutdownGrace | quote }}
+{{- with $root.Values.config.jwtIssuer }}
+- name: MAILGATE_JWT_ISSUER
+  value: {{ . | quote }}
+{{- end }}
+{{- with $root.Values.config.jwtAudience }}
+- name: MAILGATE_JWT_AUDIENCE
+  value: {{ . | quote }}
+{{- end }}
+{{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_DATABASE_URL" "item" "databaseUrl" "secret" $secret "optional" false) }}
+{{- /* Each component gets only the credentials it uses. */}}
+{{- if eq .component "api" }}
+{{- if include "mailgate.mountJwtPublicKeys" $root }}
+- name: MAILGATE_JWT_PUBLIC_KEYS
+  value: {{ printf "%s/%s" (trimSuffix "/" $root.Values.jwtPublicKeys.mountPath) $root.Values.secret.keys.jwtPublicKeys | quote }}
+{{- end }}
+{{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_JWT_SECRET" "item" "jwtSecret" "secret" $secret "optional" true) }}
+{{- end }}
+{{- if eq .component "worker" }}
+{{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_SMTP_URL" "item" "smtpUrl" "secret" $secret "optional" true) }}
+{{- end }}
+{{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_RIVER_UI_USERNAME" "item" "riverUiUsername" "secret" $secret "optional" true) }}
+{{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_RIVER_UI_PASSWORD" "item" "riverUiPassword" "secret" $secret "optional" true) }}
+{{- with $root.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- with (index $root.Values .component).extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The fixed pod security context. */}}
+{{- define "mailgate.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+fsGroup: {{ .Values.securityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The fixed container security context. */}}
+{{- define "mailgate.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Topology spread constraints of a component: the explicit list, or zone and
+node spreading. Call with (dict "root" $ "component" "api").
+*/}}
+{{- define "mailgate.topologySpread" -}}
+{{- $c := index .root.Values .component }}
+{{- if $c.topologySpreadConstraints }}
+{{- toYaml $c.topologySpreadConstraints }}
+{{- else if .root.Values.topologySpread.enabled }}
+{{- $ctx := . }}
+{{- range .root.Values.topologySpread.topologyKeys }}
+- maxSkew: {{ $ctx.root.Values.topologySpread.maxSkew }}
+  topologyKey: {{ . }}
+  whenUnsatisfiable: {{ $ctx.root.Values.topologySpread.whenUnsatisfiable }}
+  labelSelector:
+    matchLabels:
+      {{- include "mailgate.componentSelectorLabels" $ctx | nindent 6 }}
+  matchLabelKeys:
+    - pod-template-hash
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Label matchers that scope the alerts to this release's metrics. */}}
+{{- define "mailgate.alertSelector" -}}
+{{- if .Values.metrics.prometheusRule.selector }}
+{{- .Values.metrics.prometheusRule.selector }}
+{{- else }}
+{{- printf "job=%q,namespace=%q" (printf "%s-metrics" (include "mailgate.fullname" .)) .Release.Namespace }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,17 @@
+// Package check holds Mailgate's deploy checks, run with `go test ./...` in
+// this directory. They are a module of their own so that Helm, the
+// Kubernetes API types, Prometheus and BuildKit never enter the gateway's
+// module:
+//
+//   - the Helm chart (charts/mailgate) renders with its default values and
+//     with every optional feature on (testdata/all-features.yaml), and every
+//     manifest decodes strictly into its Kubernetes (or Prometheus Operator,
+//     or KEDA) type, so a misspelled field or a wrong type fails;
+//   - pod security, probes, hooks, references between objects and the
+//     dashboard ConfigMap are as the operator contract says;
+//   - `helm lint` passes, and values.schema.json refuses bad values;
+//   - every PromQL expression in the Grafana dashboard and the PrometheusRule
+//     parses, and the metric names they use are listed in
+//     testdata/metrics-used.txt (regenerate with `go test ./... -update`);
+//   - the Dockerfile passes BuildKit's lint rules, offline.
+package check
