@@ -31,7 +31,7 @@ type fixtureOpts struct {
 	enqueuer postgres.Enqueuer
 }
 
-func newFixture(t *testing.T, opts fixtureOpts) fixture {
+func newFixture(t testing.TB, opts fixtureOpts) fixture {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
@@ -55,7 +55,7 @@ func newFixture(t *testing.T, opts fixtureOpts) fixture {
 	return fixture{store: store, tenant: tenant, sender: sender, domain: d}
 }
 
-func (f fixture) compose(t *testing.T, send bool) *domain.Message {
+func (f fixture) compose(t testing.TB, send bool) *domain.Message {
 	t.Helper()
 	c := &domain.Composer{Store: f.store}
 	msg, err := c.Compose(context.Background(), f.tenant.ID, domain.ComposeRequest{
