@@ -40,18 +40,18 @@ type gateway struct {
 	domain string
 }
 
-func startGateway(t *testing.T, relayOpts smtptest.Options) *gateway {
+func startGateway(t testing.TB, relayOpts smtptest.Options) *gateway {
 	t.Helper()
 	return startGatewayWith(t, RoleAll, relayOpts, nil)
 }
 
-func startGatewayRole(t *testing.T, role string) *gateway {
+func startGatewayRole(t testing.TB, role string) *gateway {
 	t.Helper()
 	return startGatewayWith(t, role, smtptest.Options{}, nil)
 }
 
 // startGatewayWith boots the app; configure, when set, adjusts its Config.
-func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options, configure func(*Config)) *gateway {
+func startGatewayWith(t testing.TB, role string, relayOpts smtptest.Options, configure func(*Config)) *gateway {
 	t.Helper()
 	ctx := context.Background()
 	relay := smtptest.Start(t, relayOpts)
@@ -109,7 +109,7 @@ func startGatewayWith(t *testing.T, role string, relayOpts smtptest.Options, con
 	return g
 }
 
-func (g *gateway) issue(t *testing.T, tenant uuid.UUID) string {
+func (g *gateway) issue(t testing.TB, tenant uuid.UUID) string {
 	t.Helper()
 	token, err := g.auth.Issue(tenant, time.Hour, false)
 	if err != nil {
@@ -124,14 +124,14 @@ type response struct {
 	body   []byte
 }
 
-func (r response) decode(t *testing.T, v any) {
+func (r response) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
 	}
 }
 
-func (g *gateway) do(t *testing.T, method, path, contentType, token string, body []byte) response {
+func (g *gateway) do(t testing.TB, method, path, contentType, token string, body []byte) response {
 	t.Helper()
 	req, err := http.NewRequest(method, g.base+path, bytes.NewReader(body))
 	if err != nil {
@@ -155,7 +155,7 @@ func (g *gateway) do(t *testing.T, method, path, contentType, token string, body
 	return response{status: res.StatusCode, header: res.Header, body: b}
 }
 
-func (g *gateway) postJSON(t *testing.T, body any) response {
+func (g *gateway) postJSON(t testing.TB, body any) response {
 	t.Helper()
 	b, ok := body.([]byte)
 	if !ok {
@@ -185,7 +185,7 @@ type messageView struct {
 	LastError string `json:"last_error"`
 }
 
-func (g *gateway) get(t *testing.T, id string) messageView {
+func (g *gateway) get(t testing.TB, id string) messageView {
 	t.Helper()
 	res := g.do(t, http.MethodGet, "/api/messages/"+id, "", g.token, nil)
 	if res.status != http.StatusOK {
@@ -197,7 +197,7 @@ func (g *gateway) get(t *testing.T, id string) messageView {
 }
 
 // waitForState polls the message until it reaches a final state or the time runs out.
-func (g *gateway) waitForState(t *testing.T, id string, want string) messageView {
+func (g *gateway) waitForState(t testing.TB, id string, want string) messageView {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -212,7 +212,7 @@ func (g *gateway) waitForState(t *testing.T, id string, want string) messageView
 	}
 }
 
-func (g *gateway) countRows(t *testing.T, query string) int {
+func (g *gateway) countRows(t testing.TB, query string) int {
 	t.Helper()
 	var n int
 	if err := g.owner.QueryRow(context.Background(), query, g.tenant.ID).Scan(&n); err != nil {
