@@ -87,28 +87,6 @@ func (w *DeliverWebhookWorker) Timeout(*river.Job[DeliverWebhookArgs]) time.Dura
 	return time.Minute
 }
 
-// EventPayload is the JSON body of a webhook delivery, documented in the help page.
-type EventPayload struct {
-	ID             string    `json:"id"`
-	Type           string    `json:"type"`
-	CreatedAt      time.Time `json:"created_at"`
-	SubscriptionID uuid.UUID `json:"subscription_id"`
-	MessageID      string    `json:"message_id,omitempty"`
-	Recipient      string    `json:"recipient,omitempty"`
-	SMTPCode       int       `json:"smtp_code,omitempty"`
-	Detail         string    `json:"detail,omitempty"`
-}
-
-// NewEventPayload renders an event as tenants receive it (webhooks and the feed).
-func NewEventPayload(e domain.Event) EventPayload {
-	p := EventPayload{ID: strconv.FormatInt(e.Sequence, 10), Type: e.Type, CreatedAt: e.CreatedAt, SubscriptionID: e.SubscriptionID,
-		Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail}
-	if e.MessageID != uuid.Nil {
-		p.MessageID = e.MessageID.String()
-	}
-	return p
-}
-
 // Work implements river.Worker.
 func (w *DeliverWebhookWorker) Work(ctx context.Context, job *river.Job[DeliverWebhookArgs]) error {
 	a := job.Args
@@ -124,7 +102,7 @@ func (w *DeliverWebhookWorker) Work(ctx context.Context, job *river.Job[DeliverW
 		w.observer.ObserveWebhook("dropped")
 		return nil
 	}
-	body, err := json.Marshal(NewEventPayload(event))
+	body, err := json.Marshal(event.Payload())
 	if err != nil {
 		return err
 	}

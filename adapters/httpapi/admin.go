@@ -91,15 +91,6 @@ func decodeStrict(c *gin.Context, v any) error {
 	return nil
 }
 
-func (s *Server) tenantParam(c *gin.Context) (uuid.UUID, bool) {
-	id, err := parseGUID("id", c.Param("id"))
-	if err != nil || id == uuid.Nil {
-		s.writeError(c, domain.ErrNotFound)
-		return uuid.Nil, false
-	}
-	return id, true
-}
-
 func (s *Server) createTenant(c *gin.Context) {
 	var body struct {
 		Name          string   `json:"name"`
@@ -139,7 +130,7 @@ func (s *Server) listTenants(c *gin.Context) {
 }
 
 func (s *Server) getTenant(c *gin.Context) {
-	id, ok := s.tenantParam(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -153,7 +144,7 @@ func (s *Server) getTenant(c *gin.Context) {
 
 func (s *Server) setTenantStatus(status string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id, ok := s.tenantParam(c)
+		id, ok := s.pathID(c)
 		if !ok {
 			return
 		}
@@ -167,7 +158,7 @@ func (s *Server) setTenantStatus(status string) gin.HandlerFunc {
 }
 
 func (s *Server) addSenderDomain(c *gin.Context) {
-	id, ok := s.tenantParam(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -187,7 +178,7 @@ func (s *Server) addSenderDomain(c *gin.Context) {
 }
 
 func (s *Server) removeSenderDomain(c *gin.Context) {
-	id, ok := s.tenantParam(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -200,7 +191,7 @@ func (s *Server) removeSenderDomain(c *gin.Context) {
 }
 
 func (s *Server) createAccount(c *gin.Context) {
-	id, ok := s.tenantParam(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -225,7 +216,7 @@ func (s *Server) createAccount(c *gin.Context) {
 }
 
 func (s *Server) listAccounts(c *gin.Context) {
-	id, ok := s.tenantParam(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -248,7 +239,7 @@ func (s *Server) listAccounts(c *gin.Context) {
 // setSandbox turns a tenant's sandbox mode on or off: mail is accepted,
 // stored and evented, but nothing leaves the gateway.
 func (s *Server) setSandbox(c *gin.Context) {
-	id, ok := s.tenantParam(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}

@@ -152,17 +152,8 @@ func sanitizeFilename(name string) string {
 	return name
 }
 
-func (s *Server) attachmentID(c *gin.Context) (uuid.UUID, bool) {
-	id, err := parseGUID("id", c.Param("id"))
-	if err != nil || id == uuid.Nil {
-		s.writeError(c, domain.ErrNotFound)
-		return uuid.Nil, false
-	}
-	return id, true
-}
-
 func (s *Server) getAttachment(c *gin.Context) {
-	id, ok := s.attachmentID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -175,7 +166,7 @@ func (s *Server) getAttachment(c *gin.Context) {
 }
 
 func (s *Server) attachmentContent(c *gin.Context) {
-	id, ok := s.attachmentID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}

@@ -35,7 +35,7 @@ func (s *Server) registerControl(api *gin.RouterGroup) {
 }
 
 func (s *Server) cancelMessage(c *gin.Context) {
-	id, ok := s.messageID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -48,7 +48,7 @@ func (s *Server) cancelMessage(c *gin.Context) {
 }
 
 func (s *Server) retryMessage(c *gin.Context) {
-	id, ok := s.messageID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}

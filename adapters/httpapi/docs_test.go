@@ -30,7 +30,6 @@ import (
 
 	"github.com/mailgate/mailgate/adapters/webhook"
 	"github.com/mailgate/mailgate/domain"
-	"github.com/mailgate/mailgate/jobs"
 )
 
 // pendingRoutes are operations the document describes ahead of their
@@ -224,8 +223,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		{"Account", accountView{}},
 		{"Suppression", suppressionView{}},
 		{"Webhook", webhookView{}},
-		{"EventPayload", jobs.EventPayload{}},
-		{"EventPayload", feedEventView{}},
+		{"EventPayload", domain.EventPayload{}},
 		{"BatchItemResult", batchItem{}},
 	} {
 		schema := spec.Components.Schemas[tc.schema]

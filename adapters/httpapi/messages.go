@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,7 +78,9 @@ func decodeBody(c *gin.Context) (composeModel, error) {
 		Message: "send application/json, text/json, application/xml, text/xml or application/x-www-form-urlencoded"}
 }
 
-func (s *Server) messageID(c *gin.Context) (uuid.UUID, bool) {
+// pathID reads the :id path parameter; anything that is not a GUID is simply
+// not found, like an id of another tenant.
+func (s *Server) pathID(c *gin.Context) (uuid.UUID, bool) {
 	id, err := parseGUID("id", c.Param("id"))
 	if err != nil || id == uuid.Nil {
 		s.writeError(c, domain.ErrNotFound)
@@ -87,7 +90,7 @@ func (s *Server) messageID(c *gin.Context) (uuid.UUID, bool) {
 }
 
 func (s *Server) getMessage(c *gin.Context) {
-	id, ok := s.messageID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -120,7 +123,7 @@ func ifMatch(c *gin.Context) (*domain.Version, error) {
 
 // putMessage replaces a draft (or creates a message under that id).
 func (s *Server) putMessage(c *gin.Context) {
-	id, ok := s.messageID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -160,7 +163,7 @@ func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *compose
 
 // patchMessage applies a JSON merge patch of compose-model fields to a draft.
 func (s *Server) patchMessage(c *gin.Context) {
-	id, ok := s.messageID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -243,7 +246,7 @@ func modelFromMessage(m *domain.Message) composeModel {
 }
 
 func (s *Server) sendDraft(c *gin.Context) {
-	id, ok := s.messageID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -261,7 +264,7 @@ func (s *Server) sendDraft(c *gin.Context) {
 }
 
 func (s *Server) deleteMessage(c *gin.Context) {
-	id, ok := s.messageID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -382,7 +385,7 @@ type eventView struct {
 }
 
 func (s *Server) messageEvents(c *gin.Context) {
-	id, ok := s.messageID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -422,4 +425,22 @@ func formatOptionalTime(t time.Time) string {
 		return ""
 	}
 	return t.Format(time.RFC3339Nano)
+}
+
+// parseLimit reads the limit query parameter and refuses any parameter not in allowed.
+func parseLimit(c *gin.Context, allowed ...string) (int, error) {
+	for name := range c.Request.URL.Query() {
+		if name != "limit" && !slices.Contains(allowed, name) {
+			return 0, domain.FieldError(name, "is not a parameter of this list; use limit or %s", strings.Join(allowed, ", "))
+		}
+	}
+	v := c.Query("limit")
+	if v == "" {
+		return domain.DefaultListLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > domain.MaxListLimit {
+		return 0, domain.FieldError("limit", "must be a whole number from 1 to %d", domain.MaxListLimit)
+	}
+	return n, nil
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -38,20 +37,10 @@ func (s *Server) registerSuppressions(api *gin.RouterGroup) {
 }
 
 func (s *Server) listSuppressions(c *gin.Context) {
-	limit := domain.DefaultListLimit
-	for name := range c.Request.URL.Query() {
-		if name != "after" && name != "limit" {
-			s.writeError(c, domain.FieldError(name, "is not a parameter of this list; use after and limit"))
-			return
-		}
-	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > domain.MaxListLimit {
-			s.writeError(c, domain.FieldError("limit", "must be a whole number from 1 to %d", domain.MaxListLimit))
-			return
-		}
-		limit = n
+	limit, err := parseLimit(c, "after")
+	if err != nil {
+		s.writeError(c, err)
+		return
 	}
 	list, err := s.suppressions.ListSuppressions(c.Request.Context(), principalOf(c).SubscriptionID, c.Query("after"), limit)
 	if err != nil {

@@ -125,17 +125,8 @@ func (s *Server) listWebhooks(c *gin.Context) {
 	c.PureJSON(http.StatusOK, gin.H{"items": items})
 }
 
-func (s *Server) webhookID(c *gin.Context) (uuid.UUID, bool) {
-	id, err := parseGUID("id", c.Param("id"))
-	if err != nil || id == uuid.Nil {
-		s.writeError(c, domain.ErrNotFound)
-		return uuid.Nil, false
-	}
-	return id, true
-}
-
 func (s *Server) getWebhook(c *gin.Context) {
-	id, ok := s.webhookID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -148,7 +139,7 @@ func (s *Server) getWebhook(c *gin.Context) {
 }
 
 func (s *Server) deleteWebhook(c *gin.Context) {
-	id, ok := s.webhookID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -160,7 +151,7 @@ func (s *Server) deleteWebhook(c *gin.Context) {
 }
 
 func (s *Server) rotateWebhookSecret(c *gin.Context) {
-	id, ok := s.webhookID(c)
+	id, ok := s.pathID(c)
 	if !ok {
 		return
 	}
@@ -180,50 +171,19 @@ func (s *Server) rotateWebhookSecret(c *gin.Context) {
 // eventFeed pages through the tenant's events in commit order; a consumer
 // stores next_after and resumes from it after an outage.
 func (s *Server) eventFeed(c *gin.Context) {
-	limit := domain.DefaultListLimit
-	for name := range c.Request.URL.Query() {
-		if name != "after" && name != "limit" {
-			s.writeError(c, domain.FieldError(name, "is not a parameter of the feed; use after and limit"))
-			return
-		}
-	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > domain.MaxListLimit {
-			s.writeError(c, domain.FieldError("limit", "must be a whole number from 1 to %d", domain.MaxListLimit))
-			return
-		}
-		limit = n
+	limit, err := parseLimit(c, "after")
+	if err != nil {
+		s.writeError(c, err)
+		return
 	}
 	events, next, err := s.webhooks.EventFeed(c.Request.Context(), principalOf(c).SubscriptionID, c.Query("after"), limit)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	items := make([]feedEventView, len(events))
+	items := make([]domain.EventPayload, len(events))
 	for i, e := range events {
-		items[i] = newFeedEventView(e)
+		items[i] = e.Payload()
 	}
 	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_after": next})
-}
-
-// feedEventView is an event of the feed, shaped like a webhook delivery's body.
-type feedEventView struct {
-	ID             string    `json:"id"`
-	Type           string    `json:"type"`
-	CreatedAt      time.Time `json:"created_at"`
-	SubscriptionID uuid.UUID `json:"subscription_id"`
-	MessageID      string    `json:"message_id,omitempty"`
-	Recipient      string    `json:"recipient,omitempty"`
-	SMTPCode       int       `json:"smtp_code,omitempty"`
-	Detail         string    `json:"detail,omitempty"`
-}
-
-func newFeedEventView(e domain.Event) feedEventView {
-	v := feedEventView{ID: strconv.FormatInt(e.Sequence, 10), Type: e.Type, CreatedAt: e.CreatedAt, SubscriptionID: e.SubscriptionID,
-		Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail}
-	if e.MessageID != uuid.Nil {
-		v.MessageID = e.MessageID.String()
-	}
-	return v
 }

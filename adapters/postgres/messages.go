@@ -289,8 +289,19 @@ func (s *Store) UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *domain.M
 	})
 }
 
-// explainMissedUpdate tells why a compare-and-set matched no row.
+// explainMissedUpdate tells why a compare-and-set on a draft matched no row.
 func (s *Store) explainMissedUpdate(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) error {
+	return explainMiss(ctx, tx, tenant, id, func(state domain.MessageState) string {
+		if state != domain.StateDraft {
+			return "only drafts can be changed; this message is " + string(state)
+		}
+		return ""
+	})
+}
+
+// explainMiss reads the row a guarded write missed: not found, a conflict
+// that blocked tells (when blocked returns a reason), or a stale version.
+func explainMiss(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, blocked func(domain.MessageState) string) error {
 	var (
 		state   string
 		version int64
@@ -302,10 +313,10 @@ func (s *Store) explainMissedUpdate(ctx context.Context, tx pgx.Tx, tenant, id u
 	if err != nil {
 		return fmt.Errorf("read current version: %w", err)
 	}
-	if state != string(domain.StateDraft) {
-		return &domain.Error{Code: domain.CodeConflict, Message: "only drafts can be changed; this message is " + state, CurrentVersion: domain.Version(version)}
+	if reason := blocked(domain.MessageState(state)); reason != "" {
+		return &domain.Error{Code: domain.CodeConflict, Message: reason, CurrentVersion: domain.Version(version)}
 	}
-	return &domain.Error{Code: domain.CodeVersionMismatch, Field: "ts", Message: "the draft was changed since this ts was read", CurrentVersion: domain.Version(version)}
+	return &domain.Error{Code: domain.CodeVersionMismatch, Field: "ts", Message: "the message was changed since this ts was read", CurrentVersion: domain.Version(version)}
 }
 
 // GetMessage implements domain.MessageStore: the message and its recipients in one round trip.
@@ -397,21 +408,12 @@ func (s *Store) DeleteMessage(ctx context.Context, tenant, id uuid.UUID, expecte
 }
 
 func (s *Store) explainMissedDelete(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) error {
-	var (
-		state   string
-		version int64
-	)
-	err := tx.QueryRow(ctx, `SELECT state, version FROM messages WHERE subscription_id = $1 AND id = $2`, tenant, id).Scan(&state, &version)
-	if err == pgx.ErrNoRows {
-		return domain.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("read message: %w", err)
-	}
-	if !domain.MessageState(state).CanDelete() {
-		return &domain.Error{Code: domain.CodeConflict, Message: "the message can't be deleted while its delivery is " + state, CurrentVersion: domain.Version(version)}
-	}
-	return &domain.Error{Code: domain.CodeVersionMismatch, Field: "ts", Message: "the message was changed since this ts was read", CurrentVersion: domain.Version(version)}
+	return explainMiss(ctx, tx, tenant, id, func(state domain.MessageState) string {
+		if !state.CanDelete() {
+			return "the message can't be deleted while its delivery is " + string(state)
+		}
+		return ""
+	})
 }
 
 // LookupAccounts implements domain.MessageStore.
