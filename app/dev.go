@@ -73,8 +73,12 @@ func devCommand(ctx context.Context, cfg Config, env Env, logger *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	adminToken, err := auth.Issue(tenant.ID, 7*24*time.Hour, true)
+	if err != nil {
+		return err
+	}
 	return runUntilSignal(ctx, cfg, RoleAll, logger, func(a *App) {
-		printDevBanner(env, cfg, a, tenant, account, token)
+		printDevBanner(env, cfg, a, tenant, account, token, adminToken)
 	})
 }
 
@@ -128,7 +132,7 @@ func devSecret(path string) (string, error) {
 	return secret, nil
 }
 
-func printDevBanner(env Env, cfg Config, a *App, tenant postgres.Tenant, account postgres.Account, token string) {
+func printDevBanner(env Env, cfg Config, a *App, tenant postgres.Tenant, account postgres.Account, token, adminToken string) {
 	base := "http://" + reachable(a.HTTPAddr())
 	delivery := "captured as .eml files in " + cfg.CaptureDir + " (set MAILGATE_SMTP_URL to relay instead)"
 	if cfg.SMTPURL != "" {
@@ -151,9 +155,14 @@ Send a message:
     -H "Authorization: Bearer $MAILGATE_TOKEN" -H "Content-Type: application/json" \
     -d '{"sender_email":"%s","sender_display_name":"Demo Sender","to":[{"display_name":"Ada","email_address":"ada@example.net"}],"subject":"Hello from Mailgate","body":"It works.","importance":1,"send":true}'
 
-Then read it back with GET %s/api/messages/{id}. Stop with Ctrl-C.
+Then read it back with GET %s/api/messages/{id}; the API is described at %s/help.
+
+Operator token (admin endpoints, River UI at http://%s/admin/river/ with "Authorization: Bearer ..."):
+  export MAILGATE_ADMIN_TOKEN=%s
+
+Stop with Ctrl-C.
 `, base, base, reachable(a.AdminAddr()), redactURL(cfg.DatabaseURL), delivery,
-		tenant.Name, tenant.ID, account.Email, account.ID, token, base, account.Email, base)
+		tenant.Name, tenant.ID, account.Email, account.ID, token, base, account.Email, base, base, reachable(a.AdminAddr()), adminToken)
 }
 
 // reachable turns a listen address such as [::]:8080 into one a browser can use.

@@ -134,11 +134,18 @@ func TestIdempotencyKey(t *testing.T) {
 	if first.status != 201 || second.status != 201 || !bytes.Equal(first.body, second.body) || second.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("repeat: %d/%d replayed=%q\n%s\n%s", first.status, second.status, second.header.Get("Idempotent-Replayed"), first.body, second.body)
 	}
+	// An XML answer is replayed as XML.
+	xmlKey := map[string]string{"Idempotency-Key": "xml-1"}
+	xmlFirst := g.request(t, "POST", "/api/messages/sendmessage", "application/json", "application/xml", xmlKey, body)
+	xmlAgain := g.request(t, "POST", "/api/messages/sendmessage", "application/json", "application/xml", xmlKey, body)
+	if xmlAgain.header.Get("Content-Type") != xmlFirst.header.Get("Content-Type") || !bytes.Equal(xmlFirst.body, xmlAgain.body) {
+		t.Fatalf("XML replay: %q vs %q", xmlFirst.header.Get("Content-Type"), xmlAgain.header.Get("Content-Type"))
+	}
 	other := g.request(t, "POST", "/api/messages/sendmessage", "application/json", "", key,
 		mustJSON(map[string]any{"sender_email": g.sender.Email, "subject": "twice", "to": rcpts("ada@example.net")}))
 	assertProblem(t, other, http.StatusUnprocessableEntity, "Idempotency-Key")
-	if n := g.countRows(t, `SELECT count(*) FROM messages WHERE subscription_id = $1`); n != 1 {
-		t.Fatalf("%d messages for one key", n)
+	if n := g.countRows(t, `SELECT count(*) FROM messages WHERE subscription_id = $1`); n != 2 {
+		t.Fatalf("%d messages for two keys", n)
 	}
 	// A refused request does not burn its key.
 	bad := map[string]string{"Idempotency-Key": "retry-me"}
@@ -159,7 +166,7 @@ func TestIdempotencyKey(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := g.countRows(t, `SELECT count(*) FROM messages WHERE subscription_id = $1`); n != 2 {
+	if n := g.countRows(t, `SELECT count(*) FROM messages WHERE subscription_id = $1`); n != 3 {
 		t.Fatalf("concurrent repeats created %d messages in all (%v)", n, statuses)
 	}
 }

@@ -25,7 +25,8 @@ func IdempotencyKeyFrom(ctx context.Context) (string, bool) {
 
 // IdempotentResponse is what a repeated request gets back.
 type IdempotentResponse struct {
-	Status     int
-	Body       []byte
-	MessageIDs []string
+	Status      int
+	Body        []byte
+	ContentType string
+	MessageIDs  []string
 }

@@ -806,7 +806,7 @@ func (f *docsFakes) ClaimIdempotencyKey(_ context.Context, _ uuid.UUID, key stri
 	return nil, nil
 }
 
-func (f *docsFakes) FinishIdempotencyKey(context.Context, uuid.UUID, string, int, []byte) error {
+func (f *docsFakes) FinishIdempotencyKey(context.Context, uuid.UUID, string, domain.IdempotentResponse) error {
 	return nil
 }
 

@@ -16,7 +16,7 @@ import (
 // IdempotencyStore remembers Idempotency-Keys and their responses.
 type IdempotencyStore interface {
 	ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, requestHash []byte) (*domain.IdempotentResponse, error)
-	FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, status int, body []byte) error
+	FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, resp domain.IdempotentResponse) error
 	ReleaseIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string) error
 }
 
@@ -71,7 +71,8 @@ func (s *Server) idempotency(c *gin.Context) {
 	ctx := context.WithoutCancel(c.Request.Context())
 	if status := w.Status(); status >= 500 || status == http.StatusConflict && w.body.Len() == 0 {
 		_ = s.idem.ReleaseIdempotencyKey(ctx, tenant, key)
-	} else if err := s.idem.FinishIdempotencyKey(ctx, tenant, key, status, w.body.Bytes()); err != nil {
+	} else if err := s.idem.FinishIdempotencyKey(ctx, tenant, key,
+		domain.IdempotentResponse{Status: status, Body: w.body.Bytes(), ContentType: w.Header().Get("Content-Type")}); err != nil {
 		s.logger.ErrorContext(ctx, "store idempotent response", "error", err)
 	}
 }
@@ -82,7 +83,7 @@ func (s *Server) idempotency(c *gin.Context) {
 func (s *Server) replay(c *gin.Context, tenant uuid.UUID, r *domain.IdempotentResponse) {
 	c.Header("Idempotent-Replayed", "true")
 	if r.Body != nil {
-		c.Data(r.Status, "application/json; charset=utf-8", r.Body)
+		c.Data(r.Status, r.ContentType, r.Body)
 		c.Abort()
 		return
 	}

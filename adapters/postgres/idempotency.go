@@ -33,14 +33,15 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key s
 			return nil
 		}
 		var (
-			hash    []byte
-			status  int
-			body    []byte
-			ids     []uuid.UUID
-			created time.Time
+			hash        []byte
+			status      int
+			body        []byte
+			ids         []uuid.UUID
+			created     time.Time
+			contentType string
 		)
-		err = tx.QueryRow(ctx, `SELECT request_hash, status, response, message_ids, created_at FROM idempotency_keys
-			WHERE subscription_id = $1 AND key = $2 FOR UPDATE`, tenant, key).Scan(&hash, &status, &body, &ids, &created)
+		err = tx.QueryRow(ctx, `SELECT request_hash, status, response, message_ids, created_at, content_type FROM idempotency_keys
+			WHERE subscription_id = $1 AND key = $2 FOR UPDATE`, tenant, key).Scan(&hash, &status, &body, &ids, &created, &contentType)
 		if err != nil {
 			return fmt.Errorf("read idempotency key: %w", err)
 		}
@@ -56,7 +57,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key s
 		if status == 0 {
 			return ErrIdempotencyInProgress
 		}
-		replay = &domain.IdempotentResponse{Status: status, Body: body}
+		replay = &domain.IdempotentResponse{Status: status, Body: body, ContentType: contentType}
 		for _, id := range ids {
 			replay.MessageIDs = append(replay.MessageIDs, id.String())
 		}
@@ -66,9 +67,10 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key s
 }
 
 // FinishIdempotencyKey stores the response of the request that owned the key.
-func (s *Store) FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, status int, body []byte) error {
+func (s *Store) FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, resp domain.IdempotentResponse) error {
 	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = $3, response = $4 WHERE subscription_id = $1 AND key = $2`, tenant, key, status, body)
+		_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = $3, response = $4, content_type = $5 WHERE subscription_id = $1 AND key = $2`,
+			tenant, key, resp.Status, resp.Body, resp.ContentType)
 		return err
 	})
 }
