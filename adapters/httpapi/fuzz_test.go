@@ -33,7 +33,7 @@ func FuzzDecodeForm(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		values, err := url.ParseQuery(body)
 		if err != nil {
-			t.Skip("not a parseable form body")
+			return // the HTTP layer refuses such a body before decodeForm sees it
 		}
 		m, err := decodeForm(values)
 		requireDecodedModelSafe(t, "decodeForm", m, err)
