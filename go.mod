@@ -18,6 +18,7 @@ require (
 	github.com/riverqueue/river v0.51.1
 	github.com/riverqueue/river/riverdriver/riverpgxv5 v0.51.1
 	github.com/riverqueue/river/rivertype v0.51.1
+	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.61.0
 	riverqueue.com/riverui v0.22.0
 )
