@@ -141,6 +141,35 @@ func TestCreateMessage(t *testing.T) {
 		}
 	})
 
+	t.Run("ErrFailureAfterInsertRollsBackMessageAndJob", func(t *testing.T) {
+		t.Parallel()
+		// The River job and the message rows are written; then the webhook
+		// fan-out fails. Neither the rows nor the job may survive.
+		client, err := jobs.NewInsertClient(dbtest.Pool(t), jobs.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := newFixture(t, fixtureOpts{enqueuer: webhooksDown{jobs.NewEnqueuer(client)}})
+		if _, err := f.store.CreateWebhook(ctx, f.tenant.ID, domain.Webhook{URL: "https://hooks.example/x", Secrets: [][]byte{[]byte("s")}}); err != nil {
+			t.Fatal(err)
+		}
+		c := &domain.Composer{Store: f.store}
+		_, err = c.Compose(ctx, f.tenant.ID, domain.ComposeRequest{
+			SenderEmail: f.sender.Email, To: []domain.RecipientInput{{EmailAddress: "ada@example.net"}}, Send: true,
+		})
+		if err == nil || !strings.Contains(err.Error(), "webhook queue is down") {
+			t.Fatalf("want the fan-out error, got %v", err)
+		}
+		for _, table := range []string{"messages", "message_recipients", "message_events"} {
+			if n := countRows(t, `SELECT count(*) FROM `+table+` WHERE subscription_id = $1`, f.tenant.ID); n != 0 {
+				t.Fatalf("%s kept %d rows after a failure after the insert", table, n)
+			}
+		}
+		if n := countRows(t, `SELECT count(*) FROM river_job WHERE args->>'subscription_id' = $1::text`, f.tenant.ID); n != 0 {
+			t.Fatalf("the delivery job survived the rolled-back message (%d)", n)
+		}
+	})
+
 	t.Run("ErrDuplicateIDIsNotFound", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, fixtureOpts{})
@@ -158,7 +187,15 @@ func (failingEnqueuer) EnqueueWebhooksTx(context.Context, pgx.Tx, uuid.UUID, []d
 	return errors.New("queue is down")
 }
 
-// failingEnqueuer fails after the message rows were written in the transaction.
+// webhooksDown queues deliveries for real and fails the webhook fan-out,
+// which runs after the message rows are inserted.
+type webhooksDown struct{ *jobs.Enqueuer }
+
+func (webhooksDown) EnqueueWebhooksTx(context.Context, pgx.Tx, uuid.UUID, []domain.WebhookJob) error {
+	return errors.New("webhook queue is down")
+}
+
+// failingEnqueuer refuses every job, before any message row is written.
 type failingEnqueuer struct{}
 
 func (failingEnqueuer) EnqueueDeliveriesTx(context.Context, pgx.Tx, uuid.UUID, []domain.ScheduledDelivery) ([]int64, error) {
