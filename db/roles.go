@@ -66,8 +66,14 @@ func EnsureRuntimeRole(ctx context.Context, pool *pgxpool.Pool, role string) err
 		`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ` + s + ` TO ` + ident,
 	}
 	if !meSuper && me != role {
-		// Lets the owner's connections SET ROLE to the runtime role.
-		grants = append(grants, `GRANT `+ident+` TO `+pgx.Identifier{me}.Sanitize())
+		var member bool
+		if err := pool.QueryRow(ctx, `SELECT pg_has_role(current_user, $1, 'MEMBER')`, role).Scan(&member); err != nil {
+			return fmt.Errorf("check role membership: %w", err)
+		}
+		if !member {
+			// Lets the owner's connections SET ROLE to the runtime role.
+			grants = append(grants, `GRANT `+ident+` TO `+pgx.Identifier{me}.Sanitize())
+		}
 	}
 	for _, g := range grants {
 		if _, err := pool.Exec(ctx, g); err != nil {
