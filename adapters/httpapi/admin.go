@@ -122,10 +122,7 @@ func (s *Server) listTenants(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	items := make([]tenantView, len(tenants))
-	for i, t := range tenants {
-		items[i] = newTenantView(t)
-	}
+	items := mapViews(tenants, newTenantView)
 	c.PureJSON(http.StatusOK, gin.H{"items": items})
 }
 
@@ -229,10 +226,7 @@ func (s *Server) listAccounts(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	items := make([]accountView, len(accounts))
-	for i, a := range accounts {
-		items[i] = newAccountView(a)
-	}
+	items := mapViews(accounts, newAccountView)
 	c.PureJSON(http.StatusOK, gin.H{"items": items})
 }
 

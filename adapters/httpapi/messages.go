@@ -297,10 +297,7 @@ func (s *Server) listMessages(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	items := make([]messageView, len(page.Messages))
-	for i, m := range page.Messages {
-		items[i] = newMessageView(m)
-	}
+	items := mapViews(page.Messages, newMessageView)
 	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_cursor": page.NextCursor})
 }
 
@@ -394,10 +391,9 @@ func (s *Server) messageEvents(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	items := make([]eventView, len(events))
-	for i, e := range events {
-		items[i] = eventView{Sequence: e.Sequence, Type: e.Type, Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail, CreatedAt: e.CreatedAt}
-	}
+	items := mapViews(events, func(e domain.Event) eventView {
+		return eventView{Sequence: e.Sequence, Type: e.Type, Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail, CreatedAt: e.CreatedAt}
+	})
 	c.PureJSON(http.StatusOK, gin.H{"message_id": id, "items": items})
 }
 
@@ -443,4 +439,13 @@ func parseLimit(c *gin.Context, allowed ...string) (int, error) {
 		return 0, domain.FieldError("limit", "must be a whole number from 1 to %d", domain.MaxListLimit)
 	}
 	return n, nil
+}
+
+// mapViews renders a list of domain values as their wire views.
+func mapViews[T, V any](in []T, view func(T) V) []V {
+	out := make([]V, len(in))
+	for i, v := range in {
+		out[i] = view(v)
+	}
+	return out
 }

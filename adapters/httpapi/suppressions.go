@@ -47,11 +47,8 @@ func (s *Server) listSuppressions(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	items := make([]suppressionView, len(list))
+	items := mapViews(list, newSuppressionView)
 	next := ""
-	for i, sup := range list {
-		items[i] = newSuppressionView(sup)
-	}
 	if len(list) == limit {
 		next = list[len(list)-1].Email
 	}

@@ -118,10 +118,7 @@ func (s *Server) listWebhooks(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	items := make([]webhookView, len(hooks))
-	for i, w := range hooks {
-		items[i] = newWebhookView(w, false)
-	}
+	items := mapViews(hooks, func(w domain.Webhook) webhookView { return newWebhookView(w, false) })
 	c.PureJSON(http.StatusOK, gin.H{"items": items})
 }
 
@@ -181,9 +178,6 @@ func (s *Server) eventFeed(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	items := make([]domain.EventPayload, len(events))
-	for i, e := range events {
-		items[i] = e.Payload()
-	}
+	items := mapViews(events, domain.Event.Payload)
 	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_after": next})
 }
