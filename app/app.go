@@ -2,11 +2,13 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,6 +55,8 @@ type App struct {
 	auth                    *jwtauth.Authenticator
 	relay                   *smtprelay.Transport
 	riverUI                 *riverui.Handler
+	// fair tags new delivery jobs for fair ordering between tenants.
+	fair *jobs.FairClock
 	// stop ends background work tied to the app's life (the SIGHUP watcher).
 	stop context.CancelFunc
 }
@@ -116,18 +120,22 @@ func (a *App) wire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.store = postgres.New(a.pool, jobs.NewEnqueuer(insertClient))
+	a.fair = jobs.NewFairClock()
+	a.store = postgres.New(a.pool, jobs.NewEnqueuer(insertClient, a.fair))
 	a.river = insertClient
 	if a.role != RoleAPI {
 		transport, err := a.transport()
 		if err != nil {
 			return err
 		}
+		renderer := newRenderer()
+		delivery := jobs.NewDeliveryWorker(a.store, transport, renderer.render, a.cfg.MaxDeliveryAge, a.logger).
+			LimitPerTenant(a.cfg.TenantMaxDeliveries).WithAttemptTimeout(a.cfg.DeliveryTimeout).Observe(a.metrics)
 		workers := jobs.Workers{
-			Delivery:  jobs.NewDeliveryWorker(a.store, transport, render, a.cfg.MaxDeliveryAge, a.logger).LimitPerTenant(a.cfg.TenantMaxDeliveries).Observe(a.metrics),
+			Delivery:  delivery,
 			Purge:     jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
 			Webhooks:  jobs.NewDeliverWebhookWorker(a.store, webhookSender{webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate})}, a.metrics, a.logger),
-			Reconcile: jobs.NewReconcileWorker(a.store, 15*time.Minute, a.cfg.MaxDeliveryAge, a.logger),
+			Reconcile: jobs.NewReconcileWorker(a.store, 30*time.Second, a.cfg.MaxDeliveryAge, a.logger),
 		}
 		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, workers); err != nil {
 			return err
@@ -173,16 +181,47 @@ func (a *App) wire(ctx context.Context) error {
 	return nil
 }
 
-func render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, key *domain.DKIMKey) ([]byte, error) {
+// renderer builds outgoing messages, keeping one DKIM signer per key so a
+// key is parsed once, not once per message.
+type renderer struct {
+	mu      sync.Mutex
+	signers map[string]*dkim.Signer
+}
+
+func newRenderer() *renderer { return &renderer{signers: map[string]*dkim.Signer{}} }
+
+// maxCachedSigners bounds the cache; past it, it starts over.
+const maxCachedSigners = 1000
+
+func (r *renderer) render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, key *domain.DKIMKey) ([]byte, error) {
 	data, err := mailbuild.Build(msg, mailbuild.Options{Date: date, Attachments: attachments})
 	if err != nil || key == nil {
 		return data, err
 	}
-	signer, err := dkim.NewSigner(key.Domain, key.Selector, key.PrivateKey)
+	signer, err := r.signer(key)
 	if err != nil {
 		return nil, fmt.Errorf("DKIM key of %s: %w", key.Domain, err)
 	}
 	return signer.Sign(data)
+}
+
+func (r *renderer) signer(key *domain.DKIMKey) (*dkim.Signer, error) {
+	sum := sha256.Sum256(key.PrivateKey)
+	id := key.Domain + "\x00" + key.Selector + "\x00" + string(sum[:])
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.signers[id]; ok {
+		return s, nil
+	}
+	s, err := dkim.NewSigner(key.Domain, key.Selector, key.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.signers) >= maxCachedSigners {
+		clear(r.signers)
+	}
+	r.signers[id] = s
+	return s, nil
 }
 
 // transport picks the relay in MAILGATE_SMTP_URL, or the capture directory in dev.
@@ -194,6 +233,7 @@ func (a *App) transport() (jobs.Transport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("MAILGATE_SMTP_URL: %w", err)
 		}
+		relayCfg.Timeout, relayCfg.DataTimeout = a.cfg.SMTPTimeout, a.cfg.SMTPDataTimeout
 		relay := smtprelay.NewTransport(relayCfg)
 		a.relay = relay
 		send = relay.Send
@@ -215,7 +255,14 @@ type relayTransport struct {
 	metrics *metrics.Metrics
 }
 
-func (t relayTransport) Deliver(ctx context.Context, from string, to []string, data []byte) []domain.RecipientReply {
+func (t relayTransport) Deliver(ctx context.Context, from string, to []string, data []byte, beforeData func(context.Context, []string) error) []domain.RecipientReply {
+	if err := beforeData(ctx, to); err != nil {
+		replies := make([]domain.RecipientReply, len(to))
+		for i, rcpt := range to {
+			replies[i] = domain.RecipientReply{Email: rcpt, Code: 0, Text: "not sent: " + err.Error()}
+		}
+		return replies
+	}
 	replies := t.send(ctx, smtprelay.Envelope{From: from, To: to}, data)
 	for _, r := range replies {
 		t.metrics.ObserveReply(r.Code)
@@ -322,6 +369,11 @@ func (a *App) Start(ctx context.Context) error {
 			return fmt.Errorf("start workers: %w", err)
 		}
 	}
+	if a.role != RoleWorker {
+		go a.fair.Run(background, a.store, 200*time.Millisecond, func(err error) {
+			a.logger.Warn("sync fair-queuing clocks", "error", err)
+		})
+	}
 	if a.auth != nil {
 		a.auth.WatchSIGHUP(background, func(format string, args ...any) { a.logger.Info(fmt.Sprintf(format, args...)) })
 	}
@@ -370,10 +422,15 @@ func (a *App) Shutdown(ctx context.Context) error {
 		errs = append(errs, a.httpServer.Shutdown(ctx))
 	}
 	if a.role != RoleAPI {
-		if err := a.river.Stop(ctx); err != nil {
-			hardCtx, hardCancel := context.WithTimeout(context.Background(), 5*time.Second)
-			errs = append(errs, a.river.StopAndCancel(hardCtx))
-			hardCancel()
+		// Deliveries get most of the grace to finish; the rest is for those
+		// still running to be cancelled and record what they know (their
+		// outcome is written detached from the cancel), so the process exits
+		// within the grace.
+		softCtx, softCancel := context.WithTimeout(ctx, a.cfg.ShutdownGrace-cancelShare(a.cfg.ShutdownGrace))
+		err := a.river.Stop(softCtx)
+		softCancel()
+		if err != nil {
+			errs = append(errs, a.river.StopAndCancel(ctx))
 		}
 	}
 	if a.relay != nil {
@@ -384,6 +441,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	a.pool.Close()
 	return errors.Join(errs...)
+}
+
+// cancelShare is the part of the shutdown grace kept for cancelled
+// deliveries to record their outcome: a fifth, between 1 and 5 seconds.
+func cancelShare(grace time.Duration) time.Duration {
+	return min(max(grace/5, time.Second), 5*time.Second, grace/2)
 }
 
 // Close releases the database pool of an App that was never started.

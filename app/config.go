@@ -44,9 +44,18 @@ type Config struct {
 	// RateLimit is each tenant's sustained API request rate (per second) and
 	// RateBurst its burst; 0 turns limiting off.
 	RateLimit float64
-	// TenantMaxDeliveries caps one tenant's concurrent deliveries per worker
-	// process (MAILGATE_TENANT_MAX_DELIVERIES, default a fifth of the workers).
+	// TenantMaxDeliveries caps one tenant's concurrent deliveries across
+	// every worker process (MAILGATE_TENANT_MAX_DELIVERIES, default 0: no
+	// cap; tenants share the workers by weight without it).
 	TenantMaxDeliveries int
+	// SMTPTimeout bounds each SMTP step and SMTPDataTimeout the wait for the
+	// reply after the message data (MAILGATE_SMTP_TIMEOUT, default 30s;
+	// MAILGATE_SMTP_DATA_TIMEOUT, default 10m as RFC 5321 recommends).
+	SMTPTimeout     time.Duration
+	SMTPDataTimeout time.Duration
+	// DeliveryTimeout bounds one delivery attempt end to end
+	// (MAILGATE_DELIVERY_TIMEOUT; default: the SMTP steps added up).
+	DeliveryTimeout time.Duration
 	RateBurst           int
 	// WebhookAllowPrivate lets webhooks reach private and loopback addresses
 	// (tests, or endpoints inside the cluster).
@@ -90,7 +99,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		cfg.AllowExecutables = allow
 	}
-	cfg.TenantMaxDeliveries = max(cfg.Workers/5, 1)
 	if v := getenv("MAILGATE_TENANT_MAX_DELIVERIES"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -146,6 +154,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		{"MAILGATE_SHUTDOWN_GRACE", &cfg.ShutdownGrace},
 		{"MAILGATE_FETCH_COOLDOWN", &cfg.FetchCooldown},
 		{"MAILGATE_FETCH_POLL_INTERVAL", &cfg.FetchPollEvery},
+		{"MAILGATE_SMTP_TIMEOUT", &cfg.SMTPTimeout},
+		{"MAILGATE_SMTP_DATA_TIMEOUT", &cfg.SMTPDataTimeout},
+		{"MAILGATE_DELIVERY_TIMEOUT", &cfg.DeliveryTimeout},
 	}
 	for _, d := range durations {
 		if v := getenv(d.name); v != "" {
@@ -156,7 +167,28 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			*d.dst = parsed
 		}
 	}
+	if cfg.SMTPTimeout == 0 {
+		cfg.SMTPTimeout = 30 * time.Second
+	}
+	if cfg.SMTPDataTimeout == 0 {
+		cfg.SMTPDataTimeout = 10 * time.Minute
+	}
+	steps := cfg.SMTPStepsTotal()
+	if cfg.DeliveryTimeout == 0 {
+		cfg.DeliveryTimeout = steps
+	}
+	if cfg.DeliveryTimeout < steps {
+		return cfg, fmt.Errorf("MAILGATE_DELIVERY_TIMEOUT (%s) must cover the SMTP steps added up (%s: 10 × MAILGATE_SMTP_TIMEOUT + MAILGATE_SMTP_DATA_TIMEOUT)", cfg.DeliveryTimeout, steps)
+	}
 	return cfg, nil
+}
+
+// SMTPStepsTotal is every SMTP step timeout of one pipelined transaction
+// added up: connect, greeting, EHLO, STARTTLS, the TLS handshake, EHLO
+// again, AUTH, the pipelined MAIL/RCPT/DATA, the message data and QUIT
+// (10 × SMTPTimeout), plus the wait for the reply to the data.
+func (c Config) SMTPStepsTotal() time.Duration {
+	return 10*c.SMTPTimeout + c.SMTPDataTimeout
 }
 
 func or(v, fallback string) string {

@@ -118,6 +118,16 @@ func (g *gateway) issue(t testing.TB, tenant uuid.UUID) string {
 	return token
 }
 
+// issueAdmin signs an operator token.
+func (g *gateway) issueAdmin(t testing.TB) string {
+	t.Helper()
+	token, err := g.auth.Issue(g.tenant.ID, time.Hour, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
 type response struct {
 	status int
 	header http.Header
@@ -181,6 +191,8 @@ type messageView struct {
 		Status       string `json:"status"`
 		Attempts     int    `json:"attempts"`
 		LastCode     int    `json:"last_code"`
+		// PossibleDuplicate: the recipient may have the message twice.
+		PossibleDuplicate bool `json:"possible_duplicate"`
 	}
 	LastError string `json:"last_error"`
 }
@@ -207,6 +219,24 @@ func (g *gateway) waitForState(t testing.TB, id string, want string) messageView
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("message %s is %s (last error %q), want %s", id, v.State, v.LastError, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitForRow polls query (owner, past row-level security, never through the
+// rate-limited API) until it returns want or the time runs out.
+func (g *gateway) waitForRow(t testing.TB, want string, query string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var got string
+		err := g.owner.QueryRow(context.Background(), query, args...).Scan(&got)
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s gave %q (%v), want %q", query, got, err, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -64,6 +64,8 @@ func (m *Message) ApplyReplies(replies []RecipientReply, lastAttempt bool) []Rec
 		rcpt.Attempts++
 		rcpt.LastCode, rcpt.LastReply = reply.Code, reply.Text
 		rcpt.PossibleDuplicate = rcpt.PossibleDuplicate || reply.PossibleDuplicate
+		// The attempt's outcome is known: the journal mark is settled.
+		rcpt.InFlightSince = time.Time{}
 		switch ClassifyReply(reply.Code) {
 		case OutcomeDelivered:
 			rcpt.Status = RecipientDelivered

@@ -101,7 +101,11 @@ type Recipient struct {
 	// PossibleDuplicate marks a recipient that may have received the message
 	// although the relay's answer was lost.
 	PossibleDuplicate bool
-	UpdatedAt         time.Time
+	// InFlightSince is set by the attempt journal while an attempt has
+	// handed this recipient to the relay and its outcome is not yet written;
+	// zero otherwise.
+	InFlightSince time.Time
+	UpdatedAt     time.Time
 }
 
 // Message is an email owned by one tenant (subscription).
@@ -131,6 +135,8 @@ type Message struct {
 	Version  Version
 	// LastError explains a failed state.
 	LastError string
+	// SendSlot is the send time a rate-limited message reserved; zero when none.
+	SendSlot time.Time
 }
 
 // CanDelete is the computed can_delete of the wire model.

@@ -43,6 +43,19 @@ type DeliveryContext struct {
 	Sandbox bool
 	// DKIM is the signing key of the sender's domain; nil when it has none.
 	DKIM *DKIMKey
+	// TenantStatus is the tenant's status now (TenantActive or suspended).
+	TenantStatus string
+	// SenderDomainVerified is whether the sender's domain is still one of
+	// the tenant's verified domains.
+	SenderDomainVerified bool
+	// SenderAccountExists is whether the sender account, when the message
+	// has one, still exists.
+	SenderAccountExists bool
+	// MaxSendRate is the tenant's maximum send rate in messages a second (0: none).
+	MaxSendRate float64
+	// Sending is how many of the tenant's messages are being delivered now,
+	// across every worker; only read when a concurrency cap is set.
+	Sending int
 }
 
 // DKIMKey signs a tenant's mail from one domain.

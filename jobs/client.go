@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -31,6 +32,10 @@ type Config struct {
 	RetryMax  time.Duration
 	// ReconcileEvery is how often stalled messages are looked for.
 	ReconcileEvery time.Duration
+	// RescueAfter is how long a job may stay running before River's rescuer
+	// takes it back from a worker that vanished; it must exceed every
+	// worker's timeout (NewWorkerClient derives it from the delivery worker's).
+	RescueAfter time.Duration
 	Logger         *slog.Logger
 }
 
@@ -54,7 +59,7 @@ func (c Config) withDefaults() Config {
 		c.RetryMax = 4 * time.Hour
 	}
 	if c.ReconcileEvery <= 0 {
-		c.ReconcileEvery = 5 * time.Minute
+		c.ReconcileEvery = time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -96,9 +101,16 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 	if err := river.AddWorkerSafely(workers, w.Reconcile); err != nil {
 		return nil, fmt.Errorf("register reconcile worker: %w", err)
 	}
+	// A job whose worker died stays running until the rescuer sees it: just
+	// past the longest job timeout, not River's default hour.
+	rescueAfter := cfg.RescueAfter
+	if floor := w.Delivery.JobTimeout() + 30*time.Second; rescueAfter < floor {
+		rescueAfter = floor
+	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Logger:  cfg.Logger,
-		Workers: workers,
+		Logger:               cfg.Logger,
+		Workers:              workers,
+		RescueStuckJobsAfter: rescueAfter,
 		Queues: map[string]river.QueueConfig{
 			QueueDelivery:    {MaxWorkers: cfg.Workers},
 			QueueMaintenance: {MaxWorkers: 2},
@@ -144,18 +156,47 @@ func (p *BackoffPolicy) NextRetry(job *rivertype.JobRow) time.Time {
 // Enqueuer inserts delivery jobs in the caller's transaction.
 type Enqueuer struct {
 	client *river.Client[pgx.Tx]
+	fair   *FairClock
 }
 
-// NewEnqueuer wraps a River client (an insert-only one is enough).
-func NewEnqueuer(client *river.Client[pgx.Tx]) *Enqueuer { return &Enqueuer{client: client} }
+// NewEnqueuer wraps a River client (an insert-only one is enough); fair tags
+// immediate deliveries for fair ordering between tenants (nil: plain FIFO).
+func NewEnqueuer(client *river.Client[pgx.Tx], fair *FairClock) *Enqueuer {
+	return &Enqueuer{client: client, fair: fair}
+}
+
+// CancelJobTx cancels a job that is not running, inside tx.
+func (e *Enqueuer) CancelJobTx(ctx context.Context, tx pgx.Tx, jobID int64) error {
+	_, err := e.client.JobCancelTx(ctx, tx, jobID)
+	if errors.Is(err, river.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// RetryJobTx makes a waiting job available now, inside tx.
+func (e *Enqueuer) RetryJobTx(ctx context.Context, tx pgx.Tx, jobID int64) error {
+	_, err := e.client.JobRetryTx(ctx, tx, jobID)
+	if errors.Is(err, river.ErrNotFound) {
+		return nil
+	}
+	return err
+}
 
 // EnqueueDeliveriesTx inserts delivery jobs inside tx with one batch insert,
 // each scheduled at its time when set, and returns the job ids in order.
 func (e *Enqueuer) EnqueueDeliveriesTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, deliveries []domain.ScheduledDelivery) ([]int64, error) {
 	params := make([]river.InsertManyParams, len(deliveries))
+	var tags []time.Time
+	if e.fair != nil {
+		tags = e.fair.Tags(tenant, len(deliveries))
+	}
 	for i, d := range deliveries {
 		opts := DeliverMessageArgs{}.InsertOpts()
 		opts.ScheduledAt = d.At
+		if d.At.IsZero() && tags != nil {
+			opts.ScheduledAt = tags[i]
+		}
 		params[i] = river.InsertManyParams{Args: DeliverMessageArgs{SubscriptionID: tenant, MessageID: d.MessageID}, InsertOpts: &opts}
 	}
 	res, err := e.client.InsertManyTx(ctx, tx, params)

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -42,15 +42,19 @@ func (DeliverMessageArgs) InsertOpts() river.InsertOpts {
 
 // DeliveryStore is the persistence the delivery worker needs.
 type DeliveryStore interface {
-	StartDelivery(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, domain.DeliveryContext, error)
+	LoadDelivery(ctx context.Context, tenant, id uuid.UUID, countSending bool) (*domain.Message, domain.DeliveryContext, error)
+	JournalAttempt(ctx context.Context, tenant, id uuid.UUID, attempt int, journal []domain.Recipient) error
+	ReserveSendSlot(ctx context.Context, tenant, id uuid.UUID) (time.Time, error)
 	RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(ctx context.Context, tx pgx.Tx) error) error
 	MessageAttachments(ctx context.Context, tenant, id uuid.UUID) ([]domain.AttachmentContent, error)
 }
 
 // Transport hands one message to the next hop in one SMTP transaction and
-// returns one reply per envelope recipient.
+// returns one reply per envelope recipient. It calls beforeData with the
+// recipients the relay accepted, after RCPT and before the message data;
+// when beforeData fails nothing is sent and every recipient is deferred.
 type Transport interface {
-	Deliver(ctx context.Context, from string, to []string, data []byte) []domain.RecipientReply
+	Deliver(ctx context.Context, from string, to []string, data []byte, beforeData func(ctx context.Context, accepted []string) error) []domain.RecipientReply
 }
 
 // DeliveryObserver counts outcomes for metrics.
@@ -63,6 +67,19 @@ type DeliveryObserver interface {
 // signed with dkim when it is not nil.
 type RenderFunc func(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, dkim *domain.DKIMKey) ([]byte, error)
 
+// Delivery timing defaults.
+const (
+	// DefaultDeliveryTimeout bounds one attempt's SMTP transaction.
+	DefaultDeliveryTimeout = 15 * time.Minute
+	// recordTimeout bounds writing an attempt's journal or outcome, which
+	// runs detached from the job's context so a cancelled or timed-out
+	// attempt still says what happened.
+	recordTimeout = 20 * time.Second
+	// holdRecheck is how often a suspended tenant's held message looks
+	// again; reinstatement releases held messages at once.
+	holdRecheck = time.Minute
+)
+
 // DeliveryWorker delivers a queued message to its pending recipients.
 type DeliveryWorker struct {
 	river.WorkerDefaults[DeliverMessageArgs]
@@ -72,8 +89,13 @@ type DeliveryWorker struct {
 	logger    *slog.Logger
 	now       func() time.Time
 	maxAge    time.Duration
-	slots     *tenantSlots
-	observer  DeliveryObserver
+	// attemptTimeout bounds the SMTP transaction; the job's timeout adds
+	// the time to record its outcome.
+	attemptTimeout time.Duration
+	// maxPerTenant caps one tenant's concurrent deliveries across every
+	// worker process (0: no cap).
+	maxPerTenant int
+	observer     DeliveryObserver
 }
 
 // Observe reports outcomes to o.
@@ -99,10 +121,18 @@ func (w *DeliveryWorker) observe(msg *domain.Message, rec domain.AttemptRecord) 
 	}
 }
 
-// LimitPerTenant caps one tenant's concurrent deliveries in this process
-// (0: no cap); a job over the cap is snoozed briefly without using an attempt.
+// LimitPerTenant caps one tenant's concurrent deliveries across every worker
+// process (0: no cap; fairness between tenants comes from the job order).
 func (w *DeliveryWorker) LimitPerTenant(n int) *DeliveryWorker {
-	w.slots = newTenantSlots(n)
+	w.maxPerTenant = n
+	return w
+}
+
+// WithAttemptTimeout bounds one attempt's SMTP transaction (0: the default).
+func (w *DeliveryWorker) WithAttemptTimeout(d time.Duration) *DeliveryWorker {
+	if d > 0 {
+		w.attemptTimeout = d
+	}
 	return w
 }
 
@@ -112,57 +142,76 @@ func NewDeliveryWorker(store DeliveryStore, transport Transport, render RenderFu
 	if maxAge <= 0 {
 		maxAge = domain.MaxDeliveryAge
 	}
-	return &DeliveryWorker{store: store, transport: transport, render: render, logger: logger, now: time.Now, maxAge: maxAge}
+	return &DeliveryWorker{store: store, transport: transport, render: render, logger: logger, now: time.Now, maxAge: maxAge, attemptTimeout: DefaultDeliveryTimeout}
 }
 
-// Timeout gives one delivery room for a slow relay; each SMTP step has its own
-// shorter timeout in the transport.
+// JobTimeout is the whole job's bound: the SMTP transaction plus writing
+// its journal and outcome. River rescues a job whose worker vanished after
+// this (see NewWorkerClient).
+func (w *DeliveryWorker) JobTimeout() time.Duration {
+	return w.attemptTimeout + 2*recordTimeout
+}
+
+// Timeout implements river.Worker.
 func (w *DeliveryWorker) Timeout(*river.Job[DeliverMessageArgs]) time.Duration {
-	return 5 * time.Minute
+	return w.JobTimeout()
 }
 
 // Work implements river.Worker.
 func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessageArgs]) error {
 	tenant, id := job.Args.SubscriptionID, job.Args.MessageID
-	if !w.slots.acquire(tenant) {
-		return river.JobSnooze(time.Second)
-	}
-	defer w.slots.release(tenant)
 	log := w.logger.With("message_id", id, "subscription_id", tenant, "attempt", job.Attempt)
-	msg, dc, err := w.store.StartDelivery(ctx, tenant, id)
+	msg, dc, err := w.store.LoadDelivery(ctx, tenant, id, w.maxPerTenant > 0)
 	if errors.Is(err, domain.ErrNotFound) {
 		log.Warn("delivery job for a message that no longer exists; dropping it")
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("start delivery: %w", err)
+		return fmt.Errorf("load delivery: %w", err)
 	}
-	if msg.State.Final() || msg.State == domain.StateDraft {
+	switch verdict, reason := domain.DeliveryVerdict(msg, dc); verdict {
+	case domain.VerdictDone:
 		return nil
+	case domain.VerdictHold:
+		log.Info("delivery held", "reason", reason)
+		return river.JobSnooze(holdRecheck)
+	case domain.VerdictRefuse:
+		log.Warn("delivery refused", "reason", reason)
+		return w.record(ctx, msg, msg.RefuseAll(reason))
+	}
+	if w.maxPerTenant > 0 && dc.Sending >= w.maxPerTenant {
+		// A short, jittered wait: the cap is an operator's choice, off by default.
+		return river.JobSnooze(time.Duration(20+rand.IntN(40)) * time.Millisecond)
+	}
+	if dc.MaxSendRate > 0 {
+		slot := msg.SendSlot
+		if slot.IsZero() {
+			if slot, err = w.store.ReserveSendSlot(ctx, tenant, id); err != nil {
+				return err
+			}
+		}
+		if wait := slot.Sub(w.now()); wait > 2*time.Millisecond {
+			return river.JobSnooze(wait)
+		}
 	}
 	suppressed := msg.Suppress(dc.Suppressed)
-	pending := msg.Pending()
-	if len(pending) == 0 {
-		return w.finish(ctx, job, msg, domain.AttemptRecord{MessageID: id, Changed: suppressed, State: domain.SettledState(msg.Recipients), LastError: summarizeFailures(msg.Recipients)})
-	}
 	var (
 		replies  []domain.RecipientReply
 		mailbox  []uuid.UUID
 		external []string
 	)
-	for _, r := range pending {
-		if dc.Sandbox && r.AccountID == uuid.Nil {
+	for _, r := range msg.Pending() {
+		switch {
+		case dc.Sandbox && r.AccountID == uuid.Nil:
 			// Sandbox: accepted, stored and evented like a delivery, but nothing leaves.
 			replies = append(replies, domain.RecipientReply{Email: r.Email, Code: 250, Text: "2.0.0 sandbox: accepted, not sent"})
-			continue
-		}
-		if r.AccountID != uuid.Nil {
-			// Internal delivery: the account's inbox, no SMTP.
+		case r.AccountID != uuid.Nil:
+			// Internal delivery: the account's inbox, no SMTP; written with the outcome.
 			replies = append(replies, domain.RecipientReply{Email: r.Email, Code: 250, Text: "2.0.0 delivered to the account's inbox"})
 			mailbox = append(mailbox, r.AccountID)
-			continue
+		default:
+			external = append(external, r.Email)
 		}
-		external = append(external, r.Email)
 	}
 	if len(external) > 0 {
 		data, err := w.build(ctx, msg, dc.DKIM)
@@ -170,11 +219,15 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 			var de *domain.Error
 			if errors.As(err, &de) && de.Code != domain.CodeInternal {
 				// A message that can't be built never will be: fail it rather than retry.
-				return w.finish(ctx, job, msg, failAll(msg, "could not build the message: "+err.Error()))
+				return w.record(ctx, msg, failAll(msg, "could not build the message: "+err.Error()))
 			}
 			return err
 		}
-		replies = append(replies, w.transport.Deliver(ctx, msg.SenderEmail, external, data)...)
+		attemptCtx, cancel := context.WithTimeout(ctx, w.attemptTimeout)
+		replies = append(replies, w.transport.Deliver(attemptCtx, msg.SenderEmail, external, data, func(_ context.Context, accepted []string) error {
+			return w.journal(ctx, job, msg, accepted)
+		})...)
+		cancel()
 	}
 	// Past the delivery age, a deferral is final however many attempts are left.
 	lastAttempt := job.Attempt >= job.MaxAttempts || (!msg.QueuedAt.IsZero() && w.now().Sub(msg.QueuedAt) > w.maxAge)
@@ -185,17 +238,51 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		State:           domain.SettledState(msg.Recipients),
 		MailboxAccounts: mailbox,
 		Suppress:        domain.HardBounces(changed, w.now()),
+		LastError:       summarizeFailures(msg.Recipients),
 	}
-	rec.LastError = summarizeFailures(msg.Recipients)
-	log.Info("delivery attempt", "state", rec.State, "external", len(external), "internal", len(mailbox))
-	if !rec.State.Final() {
-		if err := w.store.RecordAttempt(ctx, tenant, rec, nil); err != nil {
-			return fmt.Errorf("record deferred attempt: %w", err)
-		}
-		w.observe(msg, rec)
-		return &DeferredError{Reason: rec.LastError}
+	log.Debug("delivery attempt", "state", rec.State, "external", len(external), "internal", len(mailbox))
+	if err := w.record(ctx, msg, rec); err != nil {
+		return err
 	}
-	return w.finish(ctx, job, msg, rec)
+	if rec.State.Final() {
+		return nil
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The worker is stopping: the next one picks the message up at once,
+		// without using an attempt.
+		return river.JobSnooze(0)
+	}
+	return &DeferredError{Reason: rec.LastError}
+}
+
+// journal writes the attempt journal for the recipients the relay accepted,
+// detached from the job's context (bounded on its own) so its commit is
+// never torn by a cancel: either it is durable before the data goes out, or
+// nothing is sent.
+func (w *DeliveryWorker) journal(ctx context.Context, job *river.Job[DeliverMessageArgs], msg *domain.Message, accepted []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	entries := msg.BeginAttempt(accepted, w.now())
+	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := w.store.JournalAttempt(jctx, msg.SubscriptionID, msg.ID, job.Attempt, entries); err != nil {
+		return fmt.Errorf("attempt journal: %w", err)
+	}
+	return nil
+}
+
+// record writes an attempt's outcome detached from the job's context, so a
+// cancelled or timed-out job still records what the relay said. A failure
+// leaves the journal marks in place: the next attempt flags those recipients.
+func (w *DeliveryWorker) record(ctx context.Context, msg *domain.Message, rec domain.AttemptRecord) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := w.store.RecordAttempt(rctx, msg.SubscriptionID, rec, nil); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	w.observe(msg, rec)
+	return nil
 }
 
 // build renders the message once per attempt with its attachments.
@@ -212,18 +299,6 @@ func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *d
 		return nil, &domain.Error{Code: domain.CodeInvalid, Message: "render", Cause: err}
 	}
 	return data, nil
-}
-
-// finish records a final outcome and completes the job in the same transaction.
-func (w *DeliveryWorker) finish(ctx context.Context, job *river.Job[DeliverMessageArgs], msg *domain.Message, rec domain.AttemptRecord) error {
-	err := w.store.RecordAttempt(ctx, msg.SubscriptionID, rec, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		return err
-	})
-	if err == nil {
-		w.observe(msg, rec)
-	}
-	return err
 }
 
 // DeferredError makes River retry the job with backoff; the recipients'

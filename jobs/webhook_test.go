@@ -107,16 +107,3 @@ func TestBackoffPolicyGrowsAndCaps(t *testing.T) {
 		prev = nominal
 	}
 }
-
-func TestTenantSlotsCapConcurrency(t *testing.T) {
-	t.Parallel()
-	slots := newTenantSlots(2)
-	a, b := uuid.New(), uuid.New()
-	if !slots.acquire(a) || !slots.acquire(a) || slots.acquire(a) || !slots.acquire(b) {
-		t.Fatal("tenant a gets two slots and b is unaffected")
-	}
-	slots.release(a)
-	if !slots.acquire(a) {
-		t.Fatal("a released slot is reusable")
-	}
-}

@@ -24,6 +24,7 @@ type AdminStore interface {
 	CreateAccount(ctx context.Context, tenant uuid.UUID, email, displayName string) (domain.Account, error)
 	ListAccounts(ctx context.Context, tenant uuid.UUID) ([]domain.Account, error)
 	SetSandbox(ctx context.Context, tenant uuid.UUID, on bool) error
+	SetDeliveryPolicy(ctx context.Context, tenant uuid.UUID, p domain.DeliveryPolicy) (domain.Tenant, error)
 }
 
 type tenantView struct {
@@ -32,6 +33,9 @@ type tenantView struct {
 	Status         string    `json:"status"`
 	SenderDomains  []string  `json:"sender_domains"`
 	CreatedAt      time.Time `json:"created_at"`
+	// DeliveryWeight and MaxSendRate are the tenant's delivery plan.
+	DeliveryWeight float64 `json:"delivery_weight"`
+	MaxSendRate    float64 `json:"max_send_rate"`
 }
 
 func newTenantView(t domain.Tenant) tenantView {
@@ -39,7 +43,8 @@ func newTenantView(t domain.Tenant) tenantView {
 	if domains == nil {
 		domains = []string{}
 	}
-	return tenantView{SubscriptionID: t.ID, Name: t.Name, Status: t.Status, SenderDomains: domains, CreatedAt: t.CreatedAt}
+	return tenantView{SubscriptionID: t.ID, Name: t.Name, Status: t.Status, SenderDomains: domains, CreatedAt: t.CreatedAt,
+		DeliveryWeight: t.Delivery.Weight, MaxSendRate: t.Delivery.MaxSendRate}
 }
 
 type accountView struct {
@@ -67,6 +72,7 @@ func (s *Server) registerAdmin(api *gin.RouterGroup) {
 	admin.POST("/tenants/:id/accounts", s.createAccount)
 	admin.GET("/tenants/:id/accounts", s.listAccounts)
 	admin.PUT("/tenants/:id/sandbox", s.setSandbox)
+	admin.PUT("/tenants/:id/delivery", s.setDeliveryPolicy)
 }
 
 func (s *Server) requireAdmin(c *gin.Context) {
@@ -253,4 +259,39 @@ func (s *Server) setSandbox(c *gin.Context) {
 		return
 	}
 	c.PureJSON(http.StatusOK, gin.H{"subscription_id": id, "sandbox": *body.Enabled})
+}
+
+// setDeliveryPolicy sets a tenant's fair-share weight and maximum send rate;
+// a member left out keeps its current value.
+func (s *Server) setDeliveryPolicy(c *gin.Context) {
+	id, ok := s.pathID(c)
+	if !ok {
+		return
+	}
+	var body struct {
+		Weight      *float64 `json:"delivery_weight"`
+		MaxSendRate *float64 `json:"max_send_rate"`
+	}
+	if err := decodeStrict(c, &body); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	current, err := s.admin.GetTenant(c.Request.Context(), id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	p := current.Delivery
+	if body.Weight != nil {
+		p.Weight = *body.Weight
+	}
+	if body.MaxSendRate != nil {
+		p.MaxSendRate = *body.MaxSendRate
+	}
+	t, err := s.admin.SetDeliveryPolicy(c.Request.Context(), id, p)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, newTenantView(t))
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,18 +38,14 @@ func (s *Store) CancelMessage(ctx context.Context, tenant, id uuid.UUID) (*domai
 			return &domain.Error{Code: domain.CodeConflict, Message: "only a queued or scheduled message can be cancelled; this one is " + state}
 		}
 		if jobID != nil {
-			// Lock the job; a running job means a worker already has the message.
-			var current string
-			err := tx.QueryRow(ctx, `SELECT state::text FROM river_job WHERE id = $1 FOR UPDATE`, *jobID).Scan(&current)
-			if err != nil && err != pgx.ErrNoRows {
-				return fmt.Errorf("lock delivery job: %w", err)
-			}
-			if current == "running" {
+			// A running job means a worker already has the message.
+			if jobState != nil && *jobState == "running" {
 				return &domain.Error{Code: domain.CodeConflict, Message: "delivery has started; the message can't be cancelled"}
 			}
-			if _, err := tx.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now()
-				WHERE id = $1 AND state IN ('available', 'scheduled', 'retryable', 'pending')`, *jobID); err != nil {
-				return fmt.Errorf("cancel delivery job: %w", err)
+			if jobState != nil && s.enqueuer != nil {
+				if err := s.enqueuer.CancelJobTx(ctx, tx, *jobID); err != nil {
+					return fmt.Errorf("cancel delivery job: %w", err)
+				}
 			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE messages SET state = 'cancelled', version = version + 1, updated_at = now(), finished_at = now()
@@ -139,19 +136,21 @@ func (s *Store) RetryMessages(ctx context.Context, tenant uuid.UUID, state domai
 	return ids, err
 }
 
-// FindStalled lists, across tenants (operator), queued or sending messages
-// whose job vanished or was finalized without settling the message, or that
-// stayed in sending longer than stuckAfter.
-func (s *Store) FindStalled(ctx context.Context, stuckAfter time.Duration, limit int) ([]domain.StalledMessage, error) {
+// FindStalled lists, across tenants (operator), the messages waiting for
+// delivery that the reconciler must act on (domain.DecideStall): a sending
+// message whose job is not running, or a queued or sending one whose job is
+// gone or finished. A message is only considered once it has been unsettled
+// for grace, so a write in progress is never mistaken for a stall.
+func (s *Store) FindStalled(ctx context.Context, grace time.Duration, limit int) ([]domain.StalledMessage, error) {
 	var out []domain.StalledMessage
 	b := newBatch(operatorScope)
 	b.Queue(`
 		SELECT m.subscription_id, m.id, coalesce(m.queued_at, m.created_date)
 		FROM messages m LEFT JOIN river_job j ON j.id = m.job_id
-		WHERE m.state IN ('queued', 'sending')
+		WHERE m.state IN ('queued', 'sending') AND m.updated_at < now() - $1::interval
 		  AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded')
-		       OR (m.state = 'sending' AND m.updated_at < now() - $1::interval AND j.state <> 'running'))
-		ORDER BY m.updated_at LIMIT $2`, fmt.Sprintf("%d seconds", int(stuckAfter.Seconds())), limit).
+		       OR (m.state = 'sending' AND j.state <> 'running'))
+		ORDER BY m.updated_at LIMIT $2`, fmt.Sprintf("%d milliseconds", grace.Milliseconds()), limit).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var m domain.StalledMessage
@@ -168,36 +167,84 @@ func (s *Store) FindStalled(ctx context.Context, stuckAfter time.Duration, limit
 	return out, nil
 }
 
-// Reconcile requeues a stalled message, or fails it when it is older than
-// the delivery age limit, with an event either way.
-func (s *Store) Reconcile(ctx context.Context, m domain.StalledMessage, maxAge time.Duration) error {
-	return s.inTx(ctx, tenantScope(m.SubscriptionID), func(tx pgx.Tx) error {
-		var state string
-		if err := tx.QueryRow(ctx, `SELECT state FROM messages WHERE subscription_id = $1 AND id = $2 FOR UPDATE`, m.SubscriptionID, m.ID).Scan(&state); err != nil {
+// Reconcile applies domain.DecideStall to one message under its row lock,
+// re-reading its job there so a worker that picked it up meanwhile wins:
+// an interrupted attempt goes back to queued, a message whose job is gone is
+// requeued with a new job (never beside a live one), or failed when it is
+// past the delivery age. It reports what it did.
+func (s *Store) Reconcile(ctx context.Context, m domain.StalledMessage, maxAge time.Duration) (domain.StallAction, error) {
+	action := domain.StallNone
+	err := s.inTx(ctx, tenantScope(m.SubscriptionID), func(tx pgx.Tx) error {
+		msg, err := getMessage(ctx, tx, m.SubscriptionID, m.ID, true)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("reconcile: %w", err)
 		}
-		if state != string(domain.StateQueued) && state != string(domain.StateSending) {
-			return nil // settled meanwhile
+		var (
+			jobID    *int64
+			jobState *string
+		)
+		if err := tx.QueryRow(ctx, `SELECT m.job_id, j.state::text FROM messages m LEFT JOIN river_job j ON j.id = m.job_id
+			WHERE m.subscription_id = $1 AND m.id = $2`, m.SubscriptionID, m.ID).Scan(&jobID, &jobState); err != nil {
+			return fmt.Errorf("reconcile: read job: %w", err)
 		}
-		if time.Since(m.QueuedAt) > maxAge {
-			if _, err := tx.Exec(ctx, `UPDATE message_recipients SET status = 'failed', last_reply = 'delivery gave up: no worker finished it in time', updated_at = now()
-				WHERE subscription_id = $1 AND message_id = $2 AND status IN ('pending', 'deferred')`, m.SubscriptionID, m.ID); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE messages SET state = CASE WHEN EXISTS (SELECT 1 FROM message_recipients r
-					WHERE r.subscription_id = $1 AND r.message_id = $2 AND r.status = 'delivered') THEN 'partially_sent' ELSE 'failed' END,
-				last_error = 'the delivery job was lost and the message is past its delivery age', version = version + 1, updated_at = now(), finished_at = now()
+		job := domain.JobStatus{Exists: jobState != nil}
+		if jobState != nil {
+			job.State = *jobState
+		}
+		action = domain.DecideStall(msg.State, job, msg.QueuedAt, time.Now(), maxAge)
+		switch action {
+		case domain.StallReset:
+			if _, err := tx.Exec(ctx, `UPDATE messages SET state = 'queued', version = version + 1, updated_at = now()
 				WHERE subscription_id = $1 AND id = $2`, m.SubscriptionID, m.ID); err != nil {
 				return err
 			}
-			return s.writeEvents(ctx, tx, m.SubscriptionID, m.ID, event{kind: "failed", detail: "reconciler: delivery job lost, past the delivery age"})
+			return s.writeEvents(ctx, tx, m.SubscriptionID, m.ID, event{kind: "queued", detail: "reconciler: the attempt was interrupted; waiting for its retry"})
+		case domain.StallGiveUp:
+			rec := msg.RefuseAll("delivery gave up: the delivery job was lost and the message is past its delivery age")
+			return s.writeAttempt(ctx, tx, m.SubscriptionID, rec)
+		case domain.StallRequeue:
+			if _, err := tx.Exec(ctx, `UPDATE messages SET state = 'queued', version = version + 1, updated_at = now() WHERE subscription_id = $1 AND id = $2`, m.SubscriptionID, m.ID); err != nil {
+				return err
+			}
+			if err := s.enqueue(ctx, tx, m.SubscriptionID, m.ID, time.Time{}); err != nil {
+				return err
+			}
+			return s.writeEvents(ctx, tx, m.SubscriptionID, m.ID, event{kind: "queued", detail: "reconciler: the delivery job was lost; requeued"})
 		}
-		if _, err := tx.Exec(ctx, `UPDATE messages SET state = 'queued', version = version + 1, updated_at = now() WHERE subscription_id = $1 AND id = $2`, m.SubscriptionID, m.ID); err != nil {
-			return err
-		}
-		if err := s.enqueue(ctx, tx, m.SubscriptionID, m.ID, time.Time{}); err != nil {
-			return err
-		}
-		return s.writeEvents(ctx, tx, m.SubscriptionID, m.ID, event{kind: "queued", detail: "reconciler: delivery job was lost; requeued"})
+		return nil
 	})
+	return action, err
+}
+
+// ReleaseHeld makes a reinstated tenant's held deliveries available at once
+// instead of at their next hold check; scheduled sends keep their time.
+func (s *Store) ReleaseHeld(ctx context.Context, tenant uuid.UUID) (int, error) {
+	released := 0
+	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT j.id FROM messages m JOIN river_job j ON j.id = m.job_id
+			WHERE m.subscription_id = $1 AND m.state = 'queued' AND j.state = 'scheduled'
+			  AND (m.send_at IS NULL OR m.send_at <= now()) AND m.send_slot IS NULL`, tenant)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := s.enqueuer.RetryJobTx(ctx, tx, id); err != nil {
+				return fmt.Errorf("release held job %d: %w", id, err)
+			}
+		}
+		released = len(ids)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release held deliveries: %w", err)
+	}
+	return released, nil
 }

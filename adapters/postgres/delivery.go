@@ -2,8 +2,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -11,85 +12,169 @@ import (
 	"github.com/mailgate/mailgate/domain"
 )
 
-// StartDelivery marks a queued message as sending and returns it with its
-// recipients. A message already in a final state is returned unchanged so the
-// worker can finish its job without sending; a vanished one is ErrNotFound.
-func (s *Store) StartDelivery(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, domain.DeliveryContext, error) {
+// LoadDelivery reads, in one scoped round trip and without locks, a message
+// with its recipients and everything its delivery depends on: the tenant's
+// status, sandbox and rate settings, whether the sender is still authorised,
+// the DKIM key and the suppressed recipients. countSending also counts the
+// tenant's deliveries in flight (for a concurrency cap). A vanished message
+// is ErrNotFound. Nothing is written: the attempt journal does that once the
+// worker knows what it will send.
+func (s *Store) LoadDelivery(ctx context.Context, tenant, id uuid.UUID, countSending bool) (*domain.Message, domain.DeliveryContext, error) {
 	var (
 		msg *domain.Message
 		dc  = domain.DeliveryContext{Suppressed: map[string]bool{}}
 	)
-	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		var err error
-		msg, err = getMessage(ctx, tx, tenant, id, true)
-		if err != nil {
+	b := newBatch(tenantScope(tenant))
+	queueMessage(b, tenant, id, &msg)
+	b.Queue(`
+		SELECT s.status, s.sandbox, s.max_send_rate,
+		       EXISTS (SELECT 1 FROM sender_domains d WHERE d.subscription_id = s.id
+		               AND d.domain = lower(split_part(m.sender_email, '@', 2)) AND d.verified_at IS NOT NULL),
+		       m.sender_account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.subscription_id = s.id AND a.id = m.sender_account_id),
+		       CASE WHEN $3 THEN (SELECT count(*) FROM messages x WHERE x.subscription_id = s.id AND x.state = 'sending') ELSE 0 END
+		FROM subscriptions s JOIN messages m ON m.subscription_id = s.id AND m.id = $2
+		WHERE s.id = $1`, tenant, id, countSending).
+		QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&dc.TenantStatus, &dc.Sandbox, &dc.MaxSendRate, &dc.SenderDomainVerified, &dc.SenderAccountExists, &dc.Sending)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil // the message is gone; queueMessage reports it
+			}
 			return err
-		}
-		if msg.State != domain.StateQueued && msg.State != domain.StateSending {
-			return nil
-		}
-		emails := make([]string, 0, len(msg.Recipients))
-		for _, r := range msg.Recipients {
-			emails = append(emails, strings.ToLower(r.Email))
-		}
-		b := &pgx.Batch{}
-		b.Queue(`SELECT sandbox FROM subscriptions WHERE id = $1`, tenant).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&dc.Sandbox) })
-		b.Queue(`SELECT domain, selector, algorithm, private_key FROM dkim_keys WHERE subscription_id = $1 AND domain = $2`,
-			tenant, domain.DomainOf(msg.SenderEmail)).
-			Query(func(rows pgx.Rows) error {
-				for rows.Next() {
-					var k domain.DKIMKey
-					if err := rows.Scan(&k.Domain, &k.Selector, &k.Algorithm, &k.PrivateKey); err != nil {
-						return err
-					}
-					dc.DKIM = &k
+		})
+	b.Queue(`
+		SELECT k.domain, k.selector, k.algorithm, k.private_key
+		FROM dkim_keys k JOIN messages m ON m.subscription_id = k.subscription_id AND m.id = $2
+		WHERE k.subscription_id = $1 AND k.domain = lower(split_part(m.sender_email, '@', 2))`, tenant, id).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k domain.DKIMKey
+				if err := rows.Scan(&k.Domain, &k.Selector, &k.Algorithm, &k.PrivateKey); err != nil {
+					return err
 				}
-				return rows.Err()
-			})
-		b.Queue(`SELECT email FROM suppressions WHERE subscription_id = $1 AND email = ANY($2)`, tenant, emails).
-			Query(func(rows pgx.Rows) error {
-				for rows.Next() {
-					var e string
-					if err := rows.Scan(&e); err != nil {
-						return err
-					}
-					dc.Suppressed[e] = true
+				dc.DKIM = &k
+			}
+			return rows.Err()
+		})
+	b.Queue(`
+		SELECT s.email FROM suppressions s JOIN message_recipients r
+		  ON r.subscription_id = s.subscription_id AND lower(r.email) = s.email
+		WHERE s.subscription_id = $1 AND r.message_id = $2`, tenant, id).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var e string
+				if err := rows.Scan(&e); err != nil {
+					return err
 				}
-				return rows.Err()
-			})
-		b.Queue(`UPDATE messages SET state = 'sending', version = version + 1, updated_at = now()
-			WHERE subscription_id = $1 AND id = $2 RETURNING version`, tenant, id).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&msg.Version) })
-		var hooks []domain.WebhookJob
-		queueEvents(b, tenant, id, []event{{kind: "attempt"}}, &hooks)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("mark sending: %w", err)
+				dc.Suppressed[e] = true
+			}
+			return rows.Err()
+		})
+	if err := s.read(ctx, b); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil, dc, domain.ErrNotFound
 		}
-		msg.State = domain.StateSending
-		return s.flushWebhooks(ctx, tx, tenant, hooks)
-	})
-	if err != nil {
-		return nil, dc, err
+		return nil, dc, fmt.Errorf("load delivery: %w", err)
 	}
 	return msg, dc, nil
 }
 
-// RecordAttempt writes one attempt's outcome: the changed recipients, the
-// message state and the events, then runs inTx (the job's completion) in the
-// same transaction so state and job can't disagree.
+// JournalAttempt is the attempt journal: in one transaction it marks the
+// message sending and the recipients in journal as handed to the relay
+// (with the possible-duplicate flag the domain decided), before the first
+// byte of their data goes out. It fails with a conflict when the message can
+// no longer be delivered (cancelled or settled meanwhile), so nothing is sent.
+func (s *Store) JournalAttempt(ctx context.Context, tenant, id uuid.UUID, attempt int, journal []domain.Recipient) error {
+	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		var updated bool
+		b.Queue(`UPDATE messages SET state = 'sending', send_slot = NULL, version = version + 1, updated_at = now()
+			WHERE subscription_id = $1 AND id = $2 AND state IN ('queued', 'sending') RETURNING true`, tenant, id).
+			QueryRow(func(row pgx.Row) error {
+				err := row.Scan(&updated)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return &domain.Error{Code: domain.CodeConflict, Message: "the message is no longer waiting for delivery"}
+				}
+				return err
+			})
+		positions := make([]int32, len(journal))
+		flags := make([]bool, len(journal))
+		var since time.Time
+		for i, r := range journal {
+			positions[i], flags[i], since = int32(r.Position), r.PossibleDuplicate, r.InFlightSince
+		}
+		if len(journal) > 0 {
+			b.Queue(`UPDATE message_recipients r SET in_flight_since = $3, possible_duplicate = r.possible_duplicate OR j.flag, updated_at = now()
+				FROM unnest($4::int[], $5::bool[]) AS j(position, flag)
+				WHERE r.subscription_id = $1 AND r.message_id = $2 AND r.position = j.position`,
+				tenant, id, since, positions, flags)
+		}
+		var hooks []domain.WebhookJob
+		queueEvents(b, tenant, id, []event{{kind: "attempt", detail: fmt.Sprintf("attempt %d: %d recipients handed to the relay", attempt, len(journal))}}, &hooks)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			var de *domain.Error
+			if errors.As(err, &de) {
+				return de
+			}
+			return fmt.Errorf("journal attempt: %w", err)
+		}
+		return s.flushWebhooks(ctx, tx, tenant, hooks)
+	})
+}
+
+// ReserveSendSlot takes the tenant's next send slot under its maximum rate
+// (a GCRA shared by every worker through the subscription row) and keeps it
+// on the message, so a job put back to wait for it doesn't take another.
+func (s *Store) ReserveSendSlot(ctx context.Context, tenant, id uuid.UUID) (time.Time, error) {
+	var slot time.Time
+	// Operator scope: tenants may read their subscription row, not write it.
+	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			WITH reserved AS (
+				UPDATE subscriptions SET send_tat = greatest(coalesce(send_tat, now()), now()) + make_interval(secs => 1.0 / max_send_rate)
+				WHERE id = $1 AND max_send_rate > 0
+				RETURNING send_tat - make_interval(secs => 1.0 / max_send_rate) AS slot
+			)
+			UPDATE messages SET send_slot = (SELECT slot FROM reserved)
+			WHERE subscription_id = $1 AND id = $2 RETURNING coalesce(send_slot, now())`, tenant, id).Scan(&slot)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return domain.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reserve send slot: %w", err)
+	}
+	return slot, nil
+}
+
+// RecordAttempt writes one attempt's outcome: the changed recipients (their
+// journal marks cleared), the message state and the events, then runs inTx
+// in the same transaction when it is not nil.
 func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(ctx context.Context, tx pgx.Tx) error) error {
 	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		if err := s.writeAttempt(ctx, tx, tenant, rec); err != nil {
+			return err
+		}
+		if inTx != nil {
+			return inTx(ctx, tx)
+		}
+		return nil
+	})
+}
+
+// writeAttempt writes an attempt record inside tx.
+func (s *Store) writeAttempt(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, rec domain.AttemptRecord) error {
+	{
 		b := &pgx.Batch{}
 		events := make([]event, 0, len(rec.Changed)+1)
 		for _, r := range rec.Changed {
 			b.Queue(`UPDATE message_recipients SET status = $4, attempts = $5, last_code = $6, last_reply = $7,
-					possible_duplicate = $8, updated_at = now()
+					possible_duplicate = $8, in_flight_since = $9, updated_at = now()
 				WHERE subscription_id = $1 AND message_id = $2 AND position = $3`,
-				tenant, rec.MessageID, r.Position, string(r.Status), r.Attempts, r.LastCode, r.LastReply, r.PossibleDuplicate)
+				tenant, rec.MessageID, r.Position, string(r.Status), r.Attempts, r.LastCode, r.LastReply, r.PossibleDuplicate, nullTime(r.InFlightSince))
 			detail := r.LastReply
 			if r.PossibleDuplicate {
-				detail += " (possible duplicate: the connection was lost after the message was sent)"
+				detail += " (possible duplicate: an earlier attempt may have delivered it)"
 			}
 			events = append(events, event{kind: string(r.Status), recipient: r.Email, code: r.LastCode, detail: detail})
 		}
@@ -115,12 +200,6 @@ func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("record attempt: %w", err)
 		}
-		if err := s.flushWebhooks(ctx, tx, tenant, hooks); err != nil {
-			return err
-		}
-		if inTx != nil {
-			return inTx(ctx, tx)
-		}
-		return nil
-	})
+		return s.flushWebhooks(ctx, tx, tenant, hooks)
+	}
 }

@@ -127,7 +127,7 @@ func (s *Store) loadDetails(ctx context.Context, tenant uuid.UUID, msgs []*domai
 	}
 	b := newBatch(tenantScope(tenant))
 	b.Queue(`
-		SELECT message_id, kind, position, display_name, email, account_id, status, attempts, last_code, last_reply, possible_duplicate, updated_at
+		SELECT message_id, kind, position, display_name, email, account_id, status, attempts, last_code, last_reply, possible_duplicate, in_flight_since, updated_at
 		FROM message_recipients WHERE subscription_id = $1 AND message_id = ANY($2) ORDER BY message_id, position`, tenant, ids).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {

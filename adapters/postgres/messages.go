@@ -14,7 +14,7 @@ import (
 
 const messageColumns = `id, subscription_id, sender_account_id, sender_email, sender_display_name,
 	subject, body, importance, message_id, in_reply_to, references_header, parent_id,
-	conversation_id, state, version, last_error, created_date, updated_at, send_at, queued_at`
+	conversation_id, state, version, last_error, created_date, updated_at, send_at, queued_at, send_slot`
 
 func scanMessage(row pgx.Row) (*domain.Message, error) {
 	var (
@@ -23,10 +23,11 @@ func scanMessage(row pgx.Row) (*domain.Message, error) {
 		state             string
 		importance        int16
 		sendAt, queuedAt  *time.Time
+		sendSlot          *time.Time
 	)
 	err := row.Scan(&m.ID, &m.SubscriptionID, &senderAcc, &m.SenderEmail, &m.SenderDisplayName,
 		&m.Subject, &m.Body, &importance, &m.MessageID, &m.InReplyTo, &m.References, &parent,
-		&m.ConversationID, &state, &m.Version, &m.LastError, &m.CreatedDate, &m.UpdatedAt, &sendAt, &queuedAt)
+		&m.ConversationID, &state, &m.Version, &m.LastError, &m.CreatedDate, &m.UpdatedAt, &sendAt, &queuedAt, &sendSlot)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +39,9 @@ func scanMessage(row pgx.Row) (*domain.Message, error) {
 	}
 	if queuedAt != nil {
 		m.QueuedAt = queuedAt.UTC()
+	}
+	if sendSlot != nil {
+		m.SendSlot = sendSlot.UTC()
 	}
 	return &m, nil
 }
@@ -333,22 +337,36 @@ type querier interface {
 // inside a transaction already scoped the same way).
 func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate bool) (*domain.Message, error) {
 	var msg *domain.Message
+	b := newBatch(tenantScope(tenant))
+	queueMessage(b, tenant, id, &msg, forUpdate)
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil, domain.ErrNotFound
+		}
+		return nil, fmt.Errorf("get message: %w", err)
+	}
+	return msg, nil
+}
+
+// queueMessage queues the reads of a message, its recipients and its
+// attachment ids on b; *dst is set when the batch runs, and a missing
+// message fails the batch with domain.ErrNotFound.
+func queueMessage(b *pgx.Batch, tenant, id uuid.UUID, dst **domain.Message, forUpdate ...bool) {
 	lock := ""
-	if forUpdate {
+	if len(forUpdate) > 0 && forUpdate[0] {
 		lock = " FOR UPDATE"
 	}
-	b := newBatch(tenantScope(tenant))
 	b.Queue(`SELECT `+messageColumns+` FROM messages WHERE subscription_id = $1 AND id = $2`+lock, tenant, id).
 		QueryRow(func(row pgx.Row) error {
 			m, err := scanMessage(row)
 			if err == pgx.ErrNoRows {
 				return domain.ErrNotFound
 			}
-			msg = m
+			*dst = m
 			return err
 		})
 	b.Queue(`
-		SELECT kind, position, display_name, email, account_id, status, attempts, last_code, last_reply, possible_duplicate, updated_at
+		SELECT kind, position, display_name, email, account_id, status, attempts, last_code, last_reply, possible_duplicate, in_flight_since, updated_at
 		FROM message_recipients WHERE subscription_id = $1 AND message_id = $2 ORDER BY position`, tenant, id).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
@@ -356,8 +374,8 @@ func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate 
 				if err != nil {
 					return err
 				}
-				if msg != nil {
-					msg.Recipients = append(msg.Recipients, r)
+				if *dst != nil {
+					(*dst).Recipients = append((*dst).Recipients, r)
 				}
 			}
 			return rows.Err()
@@ -369,19 +387,12 @@ func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate 
 				if err := rows.Scan(&a); err != nil {
 					return err
 				}
-				if msg != nil {
-					msg.Attachments = append(msg.Attachments, a)
+				if *dst != nil {
+					(*dst).Attachments = append((*dst).Attachments, a)
 				}
 			}
 			return rows.Err()
 		})
-	if err := q.SendBatch(ctx, b).Close(); err != nil {
-		if errors.Is(err, domain.ErrNotFound) {
-			return nil, domain.ErrNotFound
-		}
-		return nil, fmt.Errorf("get message: %w", err)
-	}
-	return msg, nil
 }
 
 // DeleteMessage implements domain.MessageStore. The checks and the delete are
@@ -446,8 +457,9 @@ func scanRecipient(rows pgx.Rows, messageID *uuid.UUID) (domain.Recipient, error
 		account             *uuid.UUID
 		pos, attempts, code int32
 		updated             time.Time
+		inFlight            *time.Time
 	)
-	dest := []any{&kind, &pos, &r.DisplayName, &r.Email, &account, &status, &attempts, &code, &r.LastReply, &r.PossibleDuplicate, &updated}
+	dest := []any{&kind, &pos, &r.DisplayName, &r.Email, &account, &status, &attempts, &code, &r.LastReply, &r.PossibleDuplicate, &inFlight, &updated}
 	if messageID != nil {
 		dest = append([]any{messageID}, dest...)
 	}
@@ -456,5 +468,8 @@ func scanRecipient(rows pgx.Rows, messageID *uuid.UUID) (domain.Recipient, error
 	}
 	r.Kind, r.Status, r.AccountID = domain.RecipientKind(kind), domain.RecipientStatus(status), fromNullUUID(account)
 	r.Position, r.Attempts, r.LastCode, r.UpdatedAt = int(pos), int(attempts), int(code), updated.UTC()
+	if inFlight != nil {
+		r.InFlightSince = inFlight.UTC()
+	}
 	return r, nil
 }

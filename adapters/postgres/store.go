@@ -24,6 +24,11 @@ type Enqueuer interface {
 	// their ids in order.
 	EnqueueDeliveriesTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, deliveries []domain.ScheduledDelivery) ([]int64, error)
 	EnqueueWebhooksTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, jobs []domain.WebhookJob) error
+	// CancelJobTx cancels a job that is not running, through River's client:
+	// River's rows change only through River.
+	CancelJobTx(ctx context.Context, tx pgx.Tx, jobID int64) error
+	// RetryJobTx makes a waiting (snoozed or retryable) job available now.
+	RetryJobTx(ctx context.Context, tx pgx.Tx, jobID int64) error
 }
 
 // Store implements the domain's persistence ports on a pgx pool.
@@ -146,7 +151,9 @@ func (s *Store) QueueStats(ctx context.Context) ([]QueueStat, error) {
 			return err
 		}
 		rows, err := tx.Query(ctx, `
-			SELECT queue, state::text, count(*), min(scheduled_at) FILTER (WHERE state = 'available')
+			SELECT queue, state::text, count(*),
+			       -- Not scheduled_at: delivery jobs carry a fair-queuing tag there.
+			       min(greatest(created_at, least(scheduled_at, now()))) FILTER (WHERE state = 'available')
 			FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')
 			GROUP BY queue, state`)
 		if err != nil {

@@ -40,7 +40,7 @@ func newFixture(t testing.TB, opts fixtureOpts) fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts.enqueuer = jobs.NewEnqueuer(client)
+		opts.enqueuer = jobs.NewEnqueuer(client, nil)
 	}
 	store := postgres.New(pool, opts.enqueuer)
 	d := "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + ".example"
@@ -149,7 +149,7 @@ func TestCreateMessage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := newFixture(t, fixtureOpts{enqueuer: webhooksDown{jobs.NewEnqueuer(client)}})
+		f := newFixture(t, fixtureOpts{enqueuer: webhooksDown{jobs.NewEnqueuer(client, nil)}})
 		if _, err := f.store.CreateWebhook(ctx, f.tenant.ID, domain.Webhook{URL: "https://hooks.example/x", Secrets: [][]byte{[]byte("s")}}); err != nil {
 			t.Fatal(err)
 		}
@@ -201,6 +201,10 @@ type failingEnqueuer struct{}
 func (failingEnqueuer) EnqueueDeliveriesTx(context.Context, pgx.Tx, uuid.UUID, []domain.ScheduledDelivery) ([]int64, error) {
 	return nil, errors.New("queue is down")
 }
+
+func (failingEnqueuer) CancelJobTx(context.Context, pgx.Tx, int64) error { return errors.New("queue is down") }
+
+func (failingEnqueuer) RetryJobTx(context.Context, pgx.Tx, int64) error { return errors.New("queue is down") }
 
 func TestGetMessage(t *testing.T) {
 	t.Parallel()

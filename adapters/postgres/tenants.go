@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -54,7 +55,7 @@ func (s *Store) FindTenantByName(ctx context.Context, name string) (Tenant, erro
 	var t Tenant
 	b := newBatch(operatorScope)
 	b.Queue(`
-		SELECT s.id, s.name, s.status, s.created_at,
+		SELECT s.id, s.name, s.status, s.created_at, s.delivery_weight, s.max_send_rate,
 		       coalesce(array_agg(d.domain ORDER BY d.domain) FILTER (WHERE d.domain IS NOT NULL), '{}')
 		FROM subscriptions s LEFT JOIN sender_domains d ON d.subscription_id = s.id
 		WHERE s.name = $1
@@ -184,14 +185,18 @@ func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email strin
 }
 
 const tenantSelect = `
-	SELECT s.id, s.name, s.status, s.created_at,
+	SELECT s.id, s.name, s.status, s.created_at, s.delivery_weight, s.max_send_rate,
 	       coalesce((SELECT array_agg(d.domain ORDER BY d.domain) FROM sender_domains d
 	                 WHERE d.subscription_id = s.id AND d.verified_at IS NOT NULL), '{}')
 	FROM subscriptions s`
 
 func scanTenant(row pgx.Row) (Tenant, error) {
-	var t Tenant
-	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.SenderDomains)
+	var (
+		t            Tenant
+		weight, rate float32
+	)
+	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &weight, &rate, &t.SenderDomains)
+	t.Delivery = domain.DeliveryPolicy{Weight: float64(weight), MaxSendRate: float64(rate)}
 	t.CreatedAt = t.CreatedAt.UTC()
 	return t, err
 }
@@ -248,7 +253,80 @@ func (s *Store) SetTenantStatus(ctx context.Context, id uuid.UUID, status string
 	if err != nil {
 		return Tenant{}, err
 	}
+	if status == domain.TenantActive && s.enqueuer != nil {
+		// Held mail goes out now rather than at its next hold check.
+		if _, err := s.ReleaseHeld(ctx, id); err != nil {
+			return Tenant{}, err
+		}
+	}
 	return s.GetTenant(ctx, id)
+}
+
+// SetDeliveryPolicy sets a tenant's weight and maximum send rate (operator).
+func (s *Store) SetDeliveryPolicy(ctx context.Context, id uuid.UUID, p domain.DeliveryPolicy) (Tenant, error) {
+	if err := p.Validate(); err != nil {
+		return Tenant{}, err
+	}
+	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE subscriptions SET delivery_weight = $2::real, max_send_rate = $3::real,
+			send_tat = CASE WHEN $3::real = 0 THEN NULL ELSE send_tat END WHERE id = $1`, id, p.Weight, p.MaxSendRate)
+		if err != nil {
+			return fmt.Errorf("set delivery policy: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return domain.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return Tenant{}, err
+	}
+	return s.GetTenant(ctx, id)
+}
+
+// AdvanceClocks implements jobs.FairClockStore (the table is unlogged, so
+// this write costs no WAL flush): it adds each tenant's
+// advance to its shared fair-queuing clock, never letting a clock lag
+// behind floor, and returns the clocks with the tenants' weights.
+func (s *Store) AdvanceClocks(ctx context.Context, advances map[uuid.UUID]time.Duration, floor time.Time) (map[uuid.UUID]domain.TenantClock, error) {
+	ids := make([]uuid.UUID, 0, len(advances))
+	micros := make([]int64, 0, len(advances))
+	for id, d := range advances {
+		ids = append(ids, id)
+		micros = append(micros, d.Microseconds())
+	}
+	out := make(map[uuid.UUID]domain.TenantClock, len(ids))
+	b := newBatch(operatorScope)
+	b.Queue(`
+		WITH advanced AS (
+			INSERT INTO delivery_clocks AS c (subscription_id, virtual_time)
+			SELECT a.id, $3::timestamptz + make_interval(secs => a.us / 1e6)
+			FROM unnest($1::uuid[], $2::bigint[]) AS a(id, us) JOIN subscriptions s ON s.id = a.id
+			ON CONFLICT (subscription_id) DO UPDATE
+			SET virtual_time = greatest(c.virtual_time, $3::timestamptz) + (excluded.virtual_time - $3::timestamptz)
+			RETURNING c.subscription_id, c.virtual_time
+		)
+		SELECT a.subscription_id, a.virtual_time, s.delivery_weight
+		FROM advanced a JOIN subscriptions s ON s.id = a.subscription_id`, ids, micros, floor).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					id     uuid.UUID
+					c      domain.TenantClock
+					weight float32
+				)
+				if err := rows.Scan(&id, &c.VirtualTime, &weight); err != nil {
+					return err
+				}
+				c.Weight = float64(weight)
+				out[id] = c
+			}
+			return rows.Err()
+		})
+	if err := s.read(ctx, b); err != nil {
+		return nil, fmt.Errorf("advance delivery clocks: %w", err)
+	}
+	return out, nil
 }
 
 // TenantStatus returns a tenant's status in its own scope; ErrNotFound when

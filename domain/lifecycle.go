@@ -1,0 +1,157 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Verdict is what a delivery job does with a message it picked up, decided
+// before anything goes to the relay.
+type Verdict int
+
+// The verdicts, in the order they are checked.
+const (
+	// VerdictDone: nothing to deliver (a final state, or a draft); the job ends.
+	VerdictDone Verdict = iota
+	// VerdictHold: the tenant is suspended; the message waits, neither sent
+	// nor failed, until reinstatement or a cancel.
+	VerdictHold
+	// VerdictRefuse: the sender is no longer authorised; the message fails
+	// with the reason instead of going out.
+	VerdictRefuse
+	// VerdictDeliver: go ahead.
+	VerdictDeliver
+)
+
+// DeliveryVerdict decides whether msg may be delivered now, and why not.
+// Authority is checked again at delivery because a tenant can be suspended,
+// or lose a sender domain or account, between accept and send.
+func DeliveryVerdict(msg *Message, dc DeliveryContext) (Verdict, string) {
+	if msg.State.Final() || msg.State == StateDraft {
+		return VerdictDone, ""
+	}
+	if dc.TenantStatus != TenantActive {
+		return VerdictHold, "the subscription is " + dc.TenantStatus + "; delivery is held until it is reinstated"
+	}
+	if msg.SenderAccountID != uuid.Nil && !dc.SenderAccountExists {
+		return VerdictRefuse, "sender not authorised: the sender account was deleted"
+	}
+	if !dc.SenderDomainVerified {
+		return VerdictRefuse, fmt.Sprintf("sender not authorised: %s is no longer a verified domain of the subscription", DomainOf(msg.SenderEmail))
+	}
+	return VerdictDeliver, ""
+}
+
+// RefuseAll fails every unsettled recipient with reason and returns the record
+// to write; used when the sender lost its authority.
+func (m *Message) RefuseAll(reason string) AttemptRecord {
+	var changed []Recipient
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		if r.Status.Final() {
+			continue
+		}
+		r.Status, r.LastCode, r.LastReply = RecipientFailed, 0, reason
+		r.InFlightSince = time.Time{}
+		changed = append(changed, *r)
+	}
+	return AttemptRecord{MessageID: m.ID, Changed: changed, State: SettledState(m.Recipients), LastError: reason}
+}
+
+// BeginAttempt is the attempt journal's rule: it marks the recipients in
+// emails as handed to the relay at now and returns them, to be written
+// durably before their data goes out. A recipient still marked from an
+// earlier attempt was in one that died (a crash, a kill, a lost database)
+// before its outcome was written: the relay may have accepted it, so the
+// resend is flagged as a possible duplicate. Recipients that were only
+// picked up, and never handed over, carry no mark and are not flagged.
+func (m *Message) BeginAttempt(emails []string, now time.Time) []Recipient {
+	want := make(map[string]bool, len(emails))
+	for _, e := range emails {
+		want[e] = true
+	}
+	var journal []Recipient
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		if !want[r.Email] || r.Status.Final() {
+			continue
+		}
+		if !r.InFlightSince.IsZero() {
+			r.PossibleDuplicate = true
+		}
+		r.InFlightSince = now
+		journal = append(journal, *r)
+	}
+	return journal
+}
+
+// Interrupted returns the recipients an earlier attempt handed to the relay
+// without recording their outcome.
+func (m *Message) Interrupted() []Recipient {
+	var out []Recipient
+	for _, r := range m.Recipients {
+		if !r.InFlightSince.IsZero() && !r.Status.Final() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// StallAction is what the reconciler does with an unsettled message.
+type StallAction int
+
+// The reconciler's actions.
+const (
+	// StallNone: the message has a live job (or one River will rescue).
+	StallNone StallAction = iota
+	// StallReset: the message says sending but no attempt runs: back to queued.
+	StallReset
+	// StallRequeue: the message's job is gone or finished; insert a new one.
+	StallRequeue
+	// StallGiveUp: as StallRequeue, but the message is past its delivery age.
+	StallGiveUp
+)
+
+// JobStatus is what the reconciler knows of a message's delivery job.
+type JobStatus struct {
+	// Exists is false when the job row is gone (pruned or deleted).
+	Exists bool
+	// State is River's job state: available, scheduled, retryable, pending,
+	// running, completed, cancelled or discarded.
+	State string
+}
+
+// live reports whether River will still run the job.
+func (j JobStatus) live() bool {
+	if !j.Exists {
+		return false
+	}
+	switch j.State {
+	case "available", "scheduled", "retryable", "pending", "running":
+		return true
+	}
+	return false
+}
+
+// DecideStall is the reconciler's rule. A message waiting for delivery must
+// have exactly one live job; sending means an attempt runs now, so a message
+// in sending whose job is not running was interrupted. A running job whose
+// worker died is River's to rescue (after the delivery timeout), never a
+// reason for a second job.
+func DecideStall(state MessageState, job JobStatus, queuedAt, now time.Time, maxAge time.Duration) StallAction {
+	if state != StateQueued && state != StateSending {
+		return StallNone
+	}
+	if job.live() {
+		if state == StateSending && job.State != "running" {
+			return StallReset
+		}
+		return StallNone
+	}
+	if !queuedAt.IsZero() && now.Sub(queuedAt) > maxAge {
+		return StallGiveUp
+	}
+	return StallRequeue
+}
