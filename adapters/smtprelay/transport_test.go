@@ -393,27 +393,36 @@ func TestSendMailFromRejected(t *testing.T) {
 }
 
 func TestSendRcpt421EndsTheTransaction(t *testing.T) {
-	srv := smtptest.Start(t, smtptest.Options{
-		Rcpt: func(rcpt string, attempt int) *smtp.SMTPError {
-			if rcpt == "carol@example.net" && attempt == 1 {
-				return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down"}
+	for _, pipelining := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pipelining=%v", pipelining), func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{
+				NoPipelining: !pipelining,
+				Rcpt: func(rcpt string, attempt int) *smtp.SMTPError {
+					if rcpt == "carol@example.net" && attempt == 1 {
+						return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down"}
+					}
+					return nil
+				},
+			})
+			env, data := buildMessage(t, "hi\r\n")
+
+			transport := transportFor(t, srv)
+
+			assertReplies(t, transport.Send(context.Background(), env, data), env.To, 421, "4.3.2 Shutting down")
+			if srv.DataAttempts() != 0 {
+				t.Error("the message was sent after 421")
 			}
-			return nil
-		},
-	})
-	env, data := buildMessage(t, "hi\r\n")
-
-	transport := transportFor(t, srv)
-
-	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 421, "4.3.2 Shutting down")
-	if srv.RcptAttempts("dave@example.com") != 0 || srv.DataAttempts() != 0 {
-		t.Error("the transaction went on after 421")
-	}
-	// The connection is not reused after a 421, even by a relay that forgot
-	// to close it.
-	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 250, "2.0.0")
-	if srv.Sessions() != 2 {
-		t.Errorf("Sessions() = %d, want 2", srv.Sessions())
+			// Pipelined, the later RCPT was on its way before the 421 came.
+			if !pipelining && srv.RcptAttempts("dave@example.com") != 0 {
+				t.Error("the transaction went on after 421")
+			}
+			// The connection is not reused after a 421, even by a relay that forgot
+			// to close it.
+			assertReplies(t, transport.Send(context.Background(), env, data), env.To, 250, "2.0.0")
+			if srv.Sessions() != 2 {
+				t.Errorf("Sessions() = %d, want 2", srv.Sessions())
+			}
+		})
 	}
 }
 
@@ -791,7 +800,7 @@ func scriptedSession(c *textproto.Conn, s script) {
 			_ = c.PrintfLine("250-fake\r\n250-8BITMIME\r\n250 STARTTLS")
 		case "STARTTLS":
 			_ = c.PrintfLine("454 4.7.0 TLS not available")
-		case "HELO", "MAIL", "RCPT", "RSET":
+		case "HELO", "MAIL", "RCPT", "RSET", "NOOP":
 			_ = c.PrintfLine("250 2.1.0 ok")
 		case "DATA":
 			_ = c.PrintfLine("354 go ahead")
