@@ -774,6 +774,11 @@ type script struct {
 	// replies overrides the reply to a command verb, such as "DATA"; ""
 	// leaves the command unanswered.
 	replies map[string]string
+	// rcpt, when set, overrides the reply to a RCPT TO line unless it
+	// returns "".
+	rcpt func(line string) string
+	// pipelining offers PIPELINING in the EHLO reply.
+	pipelining bool
 }
 
 // scriptedSession plays a minimal server that offers STARTTLS but refuses
@@ -795,8 +800,18 @@ func scriptedSession(c *textproto.Conn, s script) {
 			}
 			continue
 		}
+		if cmd == "RCPT" && s.rcpt != nil {
+			if reply := s.rcpt(line); reply != "" {
+				_ = c.PrintfLine("%s", reply)
+				continue
+			}
+		}
 		switch cmd {
 		case "EHLO":
+			if s.pipelining {
+				_ = c.PrintfLine("250-fake\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 STARTTLS")
+				continue
+			}
 			_ = c.PrintfLine("250-fake\r\n250-8BITMIME\r\n250 STARTTLS")
 		case "STARTTLS":
 			_ = c.PrintfLine("454 4.7.0 TLS not available")
