@@ -25,7 +25,7 @@ var modes = []struct {
 }{{"lock-step", false}, {"pipelined", true}}
 
 // configFor returns a relay configuration for addr, as transportFor does.
-func configFor(t *testing.T, addr string) smtprelay.Config {
+func configFor(t testing.TB, addr string) smtprelay.Config {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

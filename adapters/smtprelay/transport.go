@@ -84,7 +84,9 @@ func defaultHeloName() string {
 // data. A failure before RCPT gives every recipient the same reply: the
 // server's code when it sent one, else code 0 (no reply, retry). A
 // connection lost after the message was sent, whose outcome is unknown,
-// gives the accepted recipients code 451 with PossibleDuplicate set.
+// gives the accepted recipients code 451 with PossibleDuplicate set. When
+// the relay offers PIPELINING the envelope and DATA go out in one write;
+// the replies are the same as without it.
 func (t *Transport) Send(ctx context.Context, env Envelope, data []byte) []domain.RecipientReply {
 	tx := newTransaction(env.To)
 	switch {

@@ -69,7 +69,7 @@ func transportFor(t *testing.T, srv *smtptest.Server, edit ...func(*smtprelay.Co
 
 // newTransport returns a Transport for cfg that is closed when the test
 // ends, before the relay it talks to, so no idle connection outlives it.
-func newTransport(t *testing.T, cfg smtprelay.Config) *smtprelay.Transport {
+func newTransport(t testing.TB, cfg smtprelay.Config) *smtprelay.Transport {
 	t.Helper()
 	transport := smtprelay.NewTransport(cfg)
 	t.Cleanup(func() {
