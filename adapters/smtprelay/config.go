@@ -54,9 +54,13 @@ const (
 
 // Default limits of the connection pool.
 const (
-	DefaultMaxIdleConns       = 4
+	// DefaultMaxIdleConns keeps a connection for each of a busy worker
+	// pool's concurrent Sends, so none pays for a new session while the
+	// load lasts; idle ones close after IdleTimeout.
+	DefaultMaxIdleConns       = 64
 	DefaultMaxConnLifetime    = 5 * time.Minute
 	DefaultIdleTimeout        = 30 * time.Second
+	DefaultCheckAfterIdle     = 2 * time.Second
 	DefaultMaxMessagesPerConn = 100
 )
 
@@ -94,6 +98,11 @@ type Config struct {
 	// Send, well before relays drop idle clients (often without a word).
 	// Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// CheckAfterIdle is how long a pooled connection may wait for its next
+	// Send before it must answer NOOP to be reused; one used more recently
+	// is reused without a round trip. Zero means DefaultCheckAfterIdle; a
+	// negative value checks before every reuse.
+	CheckAfterIdle time.Duration
 	// MaxMessagesPerConn is how many Sends one connection serves before it is
 	// closed. Zero means DefaultMaxMessagesPerConn.
 	MaxMessagesPerConn int
@@ -116,10 +125,45 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.CheckAfterIdle == 0 {
+		c.CheckAfterIdle = DefaultCheckAfterIdle
+	}
 	if c.MaxMessagesPerConn <= 0 {
 		c.MaxMessagesPerConn = DefaultMaxMessagesPerConn
 	}
 	return c
+}
+
+// MaxTransactionTime is the longest one Send can take for a message of
+// messageBytes to the given number of recipients when every step uses up
+// its timeout: checking a pooled connection that then turns out lost,
+// connecting anew with greeting, EHLO (and HELO), TLS and AUTH as
+// configured, MAIL, each RCPT, DATA, writing the message in 64 KiB chunks,
+// the final reply (DataTimeout), RSET and QUIT. A job that runs Send
+// needs a longer timeout, or it may give up on a message the relay took.
+func (c Config) MaxTransactionTime(recipients, messageBytes int) time.Duration {
+	c = c.withDefaults()
+	step := c.Timeout
+	check := min(step, checkTimeout)
+	// hello is EHLO, then HELO when the relay knows no EHLO.
+	hello := 2 * step
+	session := step + step + hello // connect, greeting, hello
+	switch {
+	case c.ImplicitTLS:
+		session += step // handshake
+	case c.TLSMode != TLSNone:
+		session += step + step + hello // STARTTLS, handshake, hello again
+	}
+	if c.Username != "" {
+		// LOGIN takes two exchanges; a failed one adds the cancelling "*".
+		session += 3 * step
+	}
+	chunks := (messageBytes + writeChunk - 1) / writeChunk
+	transaction := step + time.Duration(max(recipients, 0))*step + step + // MAIL, RCPT, DATA
+		time.Duration(chunks+1)*step + c.DataTimeout // the message, its final dot, the reply
+	// A pooled connection: NOOP, then a first try that waits out MAIL's
+	// reply before Send dials anew. Afterwards RSET, then QUIT.
+	return check + step + session + transaction + check + min(step, quitTimeout)
 }
 
 // Addr returns host:port with the scheme's default port filled in.

@@ -10,37 +10,46 @@ import (
 )
 
 // acquire returns a connection ready for MAIL FROM that watches ctx until
-// release: an idle one that still answers RSET, else a new one. A pooled
-// connection the relay dropped or is closing (421) is replaced here, so its
-// loss costs the message nothing.
-func (t *Transport) acquire(ctx context.Context) (*connection, error) {
-	for {
-		c := t.takeIdle()
-		if c == nil {
-			return t.dial(ctx)
-		}
-		c.stopWatch = context.AfterFunc(ctx, func() { _ = c.raw.Close() })
-		_, _, err := c.cmd(min(t.cfg.Timeout, checkTimeout), 250, "RSET")
-		if err == nil && c.text.R.Buffered() > 0 {
-			// More than the one reply came: replies and commands no longer pair up.
-			c.broken = true
-			err = errors.New("the relay sent more than the reply to RSET")
-		}
-		if err == nil {
-			return c, nil
-		}
-		c.stopWatch()
-		c.quit(t.cfg.Timeout)
-		if ctx.Err() != nil {
-			// Not the connection's fault; don't spend the rest of the pool.
-			return nil, fmt.Errorf("RSET: %w", err)
-		}
+// release, and whether it came from the pool. A pooled connection used
+// within CheckAfterIdle is taken as it is, with no round trip: if the relay
+// dropped it meanwhile, Send notices before anything was delivered and
+// tries again on a new one. One idle longer must first answer NOOP, so a
+// connection that died in silence costs a short check, not a full Timeout.
+func (t *Transport) acquire(ctx context.Context) (*connection, bool, error) {
+	c, check := t.takeIdle()
+	if c == nil {
+		c, err := t.dial(ctx)
+		return c, false, err
 	}
+	c.stopWatch = context.AfterFunc(ctx, func() { _ = c.raw.Close() })
+	if !check {
+		return c, true, nil
+	}
+	_, _, err := c.cmd(min(t.cfg.Timeout, checkTimeout), 250, "NOOP")
+	if err == nil && c.text.R.Buffered() > 0 {
+		// More than the one reply came: replies and commands no longer pair up.
+		c.broken = true
+		err = errors.New("the relay sent more than the reply to NOOP")
+	}
+	if err == nil {
+		return c, true, nil
+	}
+	c.stopWatch()
+	c.quit(t.cfg.Timeout)
+	if ctx.Err() != nil {
+		// Not the connection's fault; leave the rest of the pool alone.
+		return nil, false, fmt.Errorf("NOOP: %w", err)
+	}
+	// A relay that dropped one idle connection has likely dropped the
+	// others too; checking each of them would only delay this message.
+	c, err = t.dial(ctx)
+	return c, false, err
 }
 
 // takeIdle removes the most recently used idle connection from the pool,
-// closing any found past their time; nil when none is left.
-func (t *Transport) takeIdle() *connection {
+// closing any found past their time; nil when none is left. check reports
+// whether it waited long enough to need a NOOP before reuse.
+func (t *Transport) takeIdle() (c *connection, check bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := time.Now()
@@ -48,13 +57,14 @@ func (t *Transport) takeIdle() *connection {
 		c := t.idle[n-1]
 		t.idle = t.idle[:n-1]
 		c.idleTimer.Stop()
-		if now.Sub(c.idleSince) < t.cfg.IdleTimeout && now.Sub(c.opened) < t.cfg.MaxConnLifetime {
-			return c
+		idle := now.Sub(c.idleSince)
+		if idle < t.cfg.IdleTimeout && now.Sub(c.opened) < t.cfg.MaxConnLifetime {
+			return c, idle >= t.cfg.CheckAfterIdle
 		}
 		// Its timer is due any moment; closing a socket does not block.
 		c.close()
 	}
-	return nil
+	return nil, false
 }
 
 // release ends a Send's use of c: back to the pool when the session is

@@ -147,13 +147,13 @@ func (r *countingRelay) start(t *testing.T, scriptFor func(conn int) script) smt
 	})
 }
 
-func TestSendReplacesConnectionFailingRSET(t *testing.T) {
+func TestSendReplacesConnectionFailingNOOP(t *testing.T) {
 	tests := map[string]script{
-		"421":         {replies: map[string]string{"RSET": "421 4.3.2 Shutting down"}},
-		"5xx":         {replies: map[string]string{"RSET": "502 5.5.1 What?"}},
-		"no answer":   {replies: map[string]string{"RSET": ""}},
-		"bad reply":   {replies: map[string]string{"RSET": "354 go ahead"}},
-		"extra lines": {replies: map[string]string{"RSET": "250 ok\r\n250 spurious"}},
+		"421":         {replies: map[string]string{"NOOP": "421 4.3.2 Shutting down"}},
+		"5xx":         {replies: map[string]string{"NOOP": "502 5.5.1 What?"}},
+		"no answer":   {replies: map[string]string{"NOOP": ""}},
+		"bad reply":   {replies: map[string]string{"NOOP": "354 go ahead"}},
+		"extra lines": {replies: map[string]string{"NOOP": "250 ok\r\n250 spurious"}},
 	}
 	for name, first := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -164,7 +164,8 @@ func TestSendReplacesConnectionFailingRSET(t *testing.T) {
 				}
 				return script{}
 			})
-			cfg.Timeout = 200 * time.Millisecond // bounds the unanswered RSET
+			cfg.Timeout = 200 * time.Millisecond // bounds the unanswered NOOP
+			cfg.CheckAfterIdle = -1              // check before every reuse
 			transport := newTransport(t, cfg)
 			env, data := buildMessage(t, "hi\r\n")
 
@@ -239,9 +240,9 @@ func TestSendLifetimeEndsBusyConnection(t *testing.T) {
 }
 
 func TestSendConcurrentlyDeliversEachOnce(t *testing.T) {
-	const senders = 20
+	const senders, maxIdle = 20, 4
 	srv := smtptest.Start(t, smtptest.Options{TLS: true, Username: "relay", Password: "pw"})
-	transport := transportFor(t, srv)
+	transport := transportFor(t, srv, func(c *smtprelay.Config) { c.MaxIdleConns = maxIdle })
 	_, data := buildMessage(t, "hi\r\n")
 
 	var wg sync.WaitGroup
@@ -273,10 +274,10 @@ func TestSendConcurrentlyDeliversEachOnce(t *testing.T) {
 		t.Errorf("%d messages, %d DATA, want %d each", len(msgs), srv.DataAttempts(), 3*senders)
 	}
 	// The later rounds reuse at least the pooled connections.
-	if srv.Sessions() > 3*senders-2*smtprelay.DefaultMaxIdleConns {
+	if srv.Sessions() > 3*senders-2*maxIdle {
 		t.Errorf("Sessions() = %d for %d messages, want the pool reused", srv.Sessions(), 3*senders)
 	}
-	eventually(t, "surplus connections closed", func() bool { return srv.OpenConnections() <= smtprelay.DefaultMaxIdleConns })
+	eventually(t, "surplus connections closed", func() bool { return srv.OpenConnections() <= maxIdle })
 }
 
 func TestSendConcurrentlyWhileRelayDropsConnections(t *testing.T) {

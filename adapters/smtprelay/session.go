@@ -18,8 +18,9 @@ import (
 // The client side of SMTP is written here on net/textproto rather than with
 // go-smtp's Client because a pooled connection needs RSET without a new EHLO
 // (go-smtp v0.25 greets again after every Reset, and some relays forget AUTH
-// on EHLO), and because the transport must tell a final dot that never left
-// from one whose reply never came.
+// on EHLO), because the transport must tell a final dot that never left
+// from one whose reply never came, and because go-smtp v0.25's Client has
+// no PIPELINING (RFC 2920): it waits for each reply before the next command.
 
 // maxReply caps the bytes of one reply, so a misbehaving relay can't grow a
 // line or a multi-line reply without bound; EHLO replies are well below it.
@@ -40,6 +41,10 @@ type connection struct {
 	opened time.Time
 	// sends counts the Sends this connection served.
 	sends int
+	// inTransaction marks a session where MAIL FROM may have been accepted
+	// and no final reply to the message ended the transaction: it needs
+	// RSET before the next MAIL FROM.
+	inTransaction bool
 	// broken marks a session that must not be reused or even sent QUIT: an
 	// I/O error, a malformed or out-of-sequence reply, a 421, or a step cut
 	// short may have left client and server disagreeing about its state.
@@ -290,6 +295,33 @@ func (c *connection) cmd(timeout time.Duration, expect int, format string, args 
 		return 0, "", err
 	}
 	return c.readReply(expect)
+}
+
+// pipelining reports whether the relay offered PIPELINING (RFC 2920) in
+// its last EHLO reply.
+func (c *connection) pipelining() bool {
+	_, ok := c.ext["PIPELINING"]
+	return ok
+}
+
+// sendBatch writes command lines in one flush, within timeout, for
+// PIPELINING; the caller reads their replies in order with readReply.
+func (c *connection) sendBatch(timeout time.Duration, lines []string) error {
+	for _, line := range lines {
+		if strings.ContainsAny(line, "\r\n") {
+			return errors.New("not sent: a command contains a line break")
+		}
+	}
+	c.setDeadline(timeout)
+	for _, line := range lines {
+		_, _ = c.text.W.WriteString(line)
+		_, _ = c.text.W.WriteString("\r\n")
+	}
+	if err := c.text.W.Flush(); err != nil {
+		c.broken = true
+		return err
+	}
+	return nil
 }
 
 // readReply reads one reply and checks its code against expect as

@@ -84,7 +84,9 @@ func defaultHeloName() string {
 // data. A failure before RCPT gives every recipient the same reply: the
 // server's code when it sent one, else code 0 (no reply, retry). A
 // connection lost after the message was sent, whose outcome is unknown,
-// gives the accepted recipients code 451 with PossibleDuplicate set.
+// gives the accepted recipients code 451 with PossibleDuplicate set. When
+// the relay offers PIPELINING the envelope and DATA go out in one write;
+// the replies are the same as without it.
 func (t *Transport) Send(ctx context.Context, env Envelope, data []byte) []domain.RecipientReply {
 	tx := newTransaction(env.To)
 	switch {
@@ -97,8 +99,21 @@ func (t *Transport) Send(ctx context.Context, env Envelope, data []byte) []domai
 		tx.failRest(0, fmt.Sprintf("cancelled before sending: %v", context.Cause(ctx)))
 		return tx.replies
 	}
-	c, err := t.acquire(ctx)
+	c, reused, err := t.acquire(ctx)
 	if err != nil {
+		tx.failRest(failure(ctx, err))
+		return tx.replies
+	}
+	stale := t.transact(ctx, c, tx, env, data)
+	t.release(c)
+	if !stale || !reused || ctx.Err() != nil {
+		return tx.replies
+	}
+	// The pooled connection was gone (or going) before the relay answered
+	// any of this transaction, so nothing was delivered: one more try on a
+	// new connection costs the message nothing.
+	tx = newTransaction(env.To)
+	if c, err = t.dial(ctx); err != nil {
 		tx.failRest(failure(ctx, err))
 		return tx.replies
 	}
@@ -154,47 +169,165 @@ func (tx *transaction) unknownOutcome(detail string) {
 	}
 }
 
-// transact runs MAIL, RCPT and DATA on a connection ready for MAIL FROM.
-// Whether the connection can be reused afterwards is left in c.broken.
-func (t *Transport) transact(ctx context.Context, c *connection, tx *transaction, env Envelope, data []byte) {
-	timeout := t.cfg.Timeout
-	if err := c.mail(env, len(data), timeout); err != nil {
-		tx.failRest(failure(ctx, fmt.Errorf("MAIL FROM: %w", err)))
-		return
+// transact runs one transaction on a connection ready for MAIL FROM and
+// leaves it ready for the next one, or marked broken. It reports stale when
+// the connection failed before the relay answered any of it (lost, or
+// closing with 421): nothing happened, so a pooled connection's loss can be
+// retried on a new one at no risk of a duplicate.
+func (t *Transport) transact(ctx context.Context, c *connection, tx *transaction, env Envelope, data []byte) (stale bool) {
+	stale = t.transactOnce(ctx, c, tx, env, data)
+	if c.inTransaction && !c.broken {
+		// A refusal left MAIL FROM (and perhaps recipients) in place; clear
+		// it now so a pooled connection is always ready for MAIL FROM.
+		if _, _, err := c.cmd(min(t.cfg.Timeout, checkTimeout), 250, "RSET"); err != nil {
+			c.broken = true
+		}
+		c.inTransaction = false
 	}
+	return stale
+}
+
+func (t *Transport) transactOnce(ctx context.Context, c *connection, tx *transaction, env Envelope, data []byte) (stale bool) {
+	mailLine, err := c.mailLine(env, len(data))
+	if err != nil {
+		tx.failRest(failure(ctx, fmt.Errorf("MAIL FROM: %w", err)))
+		return false
+	}
+	valid := make([]int, 0, len(env.To))
 	for i, rcpt := range env.To {
 		if strings.ContainsAny(rcpt, "\r\n") {
 			// Don't let one bad address abort the rest.
 			tx.refuse(i, 0, "not sent: the recipient address contains a line break")
 			continue
 		}
-		_, _, err := c.cmd(timeout, 25, "RCPT TO:<%s>", rcpt)
-		if err == nil {
-			tx.accepted++
-			continue
+		valid = append(valid, i)
+	}
+	if len(valid) == 0 {
+		return false
+	}
+	var dataAccepted bool
+	if c.pipelining() {
+		dataAccepted, stale = t.pipelinedEnvelope(ctx, c, tx, env, mailLine, valid)
+	} else {
+		dataAccepted, stale = t.lockStepEnvelope(ctx, c, tx, env, mailLine, valid)
+	}
+	if dataAccepted {
+		t.sendData(ctx, c, tx, data)
+	}
+	return stale
+}
+
+// lockStepEnvelope sends MAIL FROM, each RCPT TO and DATA, waiting for
+// each reply before the next command, as RFC 5321 has it without
+// PIPELINING. It reports whether DATA was accepted (354), and stale as
+// transact does.
+func (t *Transport) lockStepEnvelope(ctx context.Context, c *connection, tx *transaction, env Envelope, mailLine string, valid []int) (dataAccepted, stale bool) {
+	timeout := t.cfg.Timeout
+	if _, _, err := c.cmd(timeout, 250, "%s", mailLine); err != nil {
+		tx.failRest(failure(ctx, fmt.Errorf("MAIL FROM: %w", err)))
+		return false, lostOrClosing(err)
+	}
+	c.inTransaction = true
+	for _, i := range valid {
+		_, _, err := c.cmd(timeout, 25, "RCPT TO:<%s>", env.To[i])
+		if !tx.rcptReply(ctx, i, err) {
+			return false, false
 		}
-		code, text, replied := serverReply(err)
-		if !replied {
-			tx.failRest(failure(ctx, fmt.Errorf("RCPT TO: %w", err)))
-			return
-		}
-		if code == 421 {
-			// The server is closing the connection; nobody else will get through.
-			tx.refuse(i, code, text)
-			tx.failRest(code, text)
-			return
-		}
-		code, text = tooManyRecipients(code, text)
-		tx.refuse(i, code, text)
 	}
 	if tx.accepted == 0 {
-		return
+		return false, false
 	}
-
 	if _, _, err := c.cmd(timeout, 354, "DATA"); err != nil {
 		tx.failRest(failure(ctx, fmt.Errorf("DATA: %w", err)))
+		return false, false
+	}
+	return true, false
+}
+
+// pipelinedEnvelope sends MAIL FROM, every RCPT TO and DATA in one write
+// and then reads their replies in order (RFC 2920), so the envelope costs
+// one round trip however many recipients there are. Every reply is read,
+// even after a refusal, so commands and replies stay paired. It reports as
+// lockStepEnvelope does.
+func (t *Transport) pipelinedEnvelope(ctx context.Context, c *connection, tx *transaction, env Envelope, mailLine string, valid []int) (dataAccepted, stale bool) {
+	timeout := t.cfg.Timeout
+	lines := make([]string, 0, len(valid)+2)
+	lines = append(lines, mailLine)
+	for _, i := range valid {
+		lines = append(lines, "RCPT TO:<"+env.To[i]+">")
+	}
+	lines = append(lines, "DATA")
+	if err := c.sendBatch(timeout, lines); err != nil {
+		tx.failRest(failure(ctx, fmt.Errorf("MAIL FROM: %w", err)))
+		return false, c.broken
+	}
+	// From here the relay may hold a transaction whatever its replies say;
+	// transact clears it unless the final reply to the message does.
+	c.inTransaction = true
+
+	_, _, mailErr := c.readReply(250)
+	if mailErr != nil {
+		tx.failRest(failure(ctx, fmt.Errorf("MAIL FROM: %w", mailErr)))
+		if c.broken {
+			return false, lostOrClosing(mailErr)
+		}
+		// The relay answers the RCPTs and DATA of a refused MAIL too
+		// (503 as a rule); read them, and end a DATA it still accepted.
+		for range valid {
+			c.setDeadline(timeout)
+			if _, _, _ = c.readReply(25); c.broken {
+				return false, false
+			}
+		}
+		c.setDeadline(timeout)
+		if _, _, err := c.readReply(354); err == nil {
+			c.endEmptyData(timeout)
+		}
+		return false, false
+	}
+	for _, i := range valid {
+		c.setDeadline(timeout)
+		_, _, err := c.readReply(25)
+		if !tx.rcptReply(ctx, i, err) {
+			// Lost or closing: no further reply will come.
+			return false, false
+		}
+	}
+	c.setDeadline(timeout)
+	_, _, err := c.readReply(354)
+	if tx.accepted == 0 {
+		// RFC 2920 3.1: with every RCPT refused, the relay should refuse
+		// DATA (554 or 503) and each recipient keeps its RCPT reply; if it
+		// accepted DATA anyway, a lone dot ends the empty message.
+		if err == nil {
+			c.endEmptyData(timeout)
+		}
+		return false, false
+	}
+	if err != nil {
+		// The accepted recipients get DATA's refusal.
+		tx.failRest(failure(ctx, fmt.Errorf("DATA: %w", err)))
+		return false, false
+	}
+	return true, false
+}
+
+// endEmptyData ends a DATA the relay accepted although no recipient was:
+// the lone dot, whose reply, whatever it is, does not concern anyone.
+func (c *connection) endEmptyData(timeout time.Duration) {
+	c.setDeadline(timeout)
+	_, _ = c.text.W.WriteString(".\r\n")
+	if err := c.text.W.Flush(); err != nil {
+		c.broken = true
 		return
 	}
+	_, _, _ = c.readReply(0)
+}
+
+// sendData writes the message after DATA was accepted and reads the final
+// reply, which every accepted recipient gets.
+func (t *Transport) sendData(ctx context.Context, c *connection, tx *transaction, data []byte) {
+	timeout := t.cfg.Timeout
 	w := c.text.DotWriter()
 	for off := 0; off < len(data); off += writeChunk {
 		_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
@@ -217,10 +350,13 @@ func (t *Transport) transact(ctx context.Context, c *connection, tx *transaction
 	_ = c.conn.SetReadDeadline(time.Now().Add(t.cfg.DataTimeout))
 	code, msg, err := c.readReply(2)
 	if err == nil {
+		c.inTransaction = false
 		tx.failRest(code, replyText(msg))
 		return
 	}
 	if code, text, replied := serverReply(err); replied {
+		// Whatever the reply, it ends the transaction (RFC 5321 4.1.1.4).
+		c.inTransaction = false
 		tx.failRest(code, text)
 		return
 	}
@@ -228,8 +364,38 @@ func (t *Transport) transact(ctx context.Context, c *connection, tx *transaction
 	tx.unknownOutcome(detail)
 }
 
-// mail sends MAIL FROM with the parameters the relay understands.
-func (c *connection) mail(env Envelope, size int, timeout time.Duration) error {
+// rcptReply records the reply to RCPT TO for recipient i and reports
+// whether the transaction can go on.
+func (tx *transaction) rcptReply(ctx context.Context, i int, err error) bool {
+	if err == nil {
+		tx.accepted++
+		return true
+	}
+	code, text, replied := serverReply(err)
+	if !replied {
+		tx.failRest(failure(ctx, fmt.Errorf("RCPT TO: %w", err)))
+		return false
+	}
+	if code == 421 {
+		// The server is closing the connection; nobody else will get through.
+		tx.refuse(i, code, text)
+		tx.failRest(code, text)
+		return false
+	}
+	code, text = tooManyRecipients(code, text)
+	tx.refuse(i, code, text)
+	return true
+}
+
+// lostOrClosing reports whether err means the relay sent no reply at all,
+// or 421: it dropped the session or is about to.
+func lostOrClosing(err error) bool {
+	code, _, replied := serverReply(err)
+	return !replied || code == 421
+}
+
+// mailLine builds MAIL FROM with the parameters the relay understands.
+func (c *connection) mailLine(env Envelope, size int) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "MAIL FROM:<%s>", env.From)
 	if _, ok := c.ext["8BITMIME"]; ok {
@@ -240,12 +406,11 @@ func (c *connection) mail(env Envelope, size int, timeout time.Duration) error {
 	}
 	if !isASCII(env.From) || !allASCII(env.To) {
 		if _, ok := c.ext["SMTPUTF8"]; !ok {
-			return errors.New("the relay does not offer SMTPUTF8, which the non-ASCII addresses need")
+			return "", errors.New("the relay does not offer SMTPUTF8, which the non-ASCII addresses need")
 		}
 		b.WriteString(" SMTPUTF8")
 	}
-	_, _, err := c.cmd(timeout, 250, "%s", b.String())
-	return err
+	return b.String(), nil
 }
 
 // tooManyRecipients reads a RCPT refusal with status 5.5.3 (too many

@@ -69,7 +69,7 @@ func transportFor(t *testing.T, srv *smtptest.Server, edit ...func(*smtprelay.Co
 
 // newTransport returns a Transport for cfg that is closed when the test
 // ends, before the relay it talks to, so no idle connection outlives it.
-func newTransport(t *testing.T, cfg smtprelay.Config) *smtprelay.Transport {
+func newTransport(t testing.TB, cfg smtprelay.Config) *smtprelay.Transport {
 	t.Helper()
 	transport := smtprelay.NewTransport(cfg)
 	t.Cleanup(func() {
@@ -393,27 +393,36 @@ func TestSendMailFromRejected(t *testing.T) {
 }
 
 func TestSendRcpt421EndsTheTransaction(t *testing.T) {
-	srv := smtptest.Start(t, smtptest.Options{
-		Rcpt: func(rcpt string, attempt int) *smtp.SMTPError {
-			if rcpt == "carol@example.net" && attempt == 1 {
-				return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down"}
+	for _, pipelining := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pipelining=%v", pipelining), func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{
+				NoPipelining: !pipelining,
+				Rcpt: func(rcpt string, attempt int) *smtp.SMTPError {
+					if rcpt == "carol@example.net" && attempt == 1 {
+						return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down"}
+					}
+					return nil
+				},
+			})
+			env, data := buildMessage(t, "hi\r\n")
+
+			transport := transportFor(t, srv)
+
+			assertReplies(t, transport.Send(context.Background(), env, data), env.To, 421, "4.3.2 Shutting down")
+			if srv.DataAttempts() != 0 {
+				t.Error("the message was sent after 421")
 			}
-			return nil
-		},
-	})
-	env, data := buildMessage(t, "hi\r\n")
-
-	transport := transportFor(t, srv)
-
-	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 421, "4.3.2 Shutting down")
-	if srv.RcptAttempts("dave@example.com") != 0 || srv.DataAttempts() != 0 {
-		t.Error("the transaction went on after 421")
-	}
-	// The connection is not reused after a 421, even by a relay that forgot
-	// to close it.
-	assertReplies(t, transport.Send(context.Background(), env, data), env.To, 250, "2.0.0")
-	if srv.Sessions() != 2 {
-		t.Errorf("Sessions() = %d, want 2", srv.Sessions())
+			// Pipelined, the later RCPT was on its way before the 421 came.
+			if !pipelining && srv.RcptAttempts("dave@example.com") != 0 {
+				t.Error("the transaction went on after 421")
+			}
+			// The connection is not reused after a 421, even by a relay that forgot
+			// to close it.
+			assertReplies(t, transport.Send(context.Background(), env, data), env.To, 250, "2.0.0")
+			if srv.Sessions() != 2 {
+				t.Errorf("Sessions() = %d, want 2", srv.Sessions())
+			}
+		})
 	}
 }
 
@@ -765,6 +774,11 @@ type script struct {
 	// replies overrides the reply to a command verb, such as "DATA"; ""
 	// leaves the command unanswered.
 	replies map[string]string
+	// rcpt, when set, overrides the reply to a RCPT TO line unless it
+	// returns "".
+	rcpt func(line string) string
+	// pipelining offers PIPELINING in the EHLO reply.
+	pipelining bool
 }
 
 // scriptedSession plays a minimal server that offers STARTTLS but refuses
@@ -786,12 +800,22 @@ func scriptedSession(c *textproto.Conn, s script) {
 			}
 			continue
 		}
+		if cmd == "RCPT" && s.rcpt != nil {
+			if reply := s.rcpt(line); reply != "" {
+				_ = c.PrintfLine("%s", reply)
+				continue
+			}
+		}
 		switch cmd {
 		case "EHLO":
+			if s.pipelining {
+				_ = c.PrintfLine("250-fake\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 STARTTLS")
+				continue
+			}
 			_ = c.PrintfLine("250-fake\r\n250-8BITMIME\r\n250 STARTTLS")
 		case "STARTTLS":
 			_ = c.PrintfLine("454 4.7.0 TLS not available")
-		case "HELO", "MAIL", "RCPT", "RSET":
+		case "HELO", "MAIL", "RCPT", "RSET", "NOOP":
 			_ = c.PrintfLine("250 2.1.0 ok")
 		case "DATA":
 			_ = c.PrintfLine("354 go ahead")

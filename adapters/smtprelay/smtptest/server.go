@@ -1,15 +1,21 @@
-// Package smtptest runs a real, scriptable SMTP server in-process for tests:
-// it listens on 127.0.0.1, can require AUTH and offer STARTTLS with a
-// throwaway certificate, lets a test decide each MAIL, RCPT and DATA reply,
-// and records what it accepted.
+// Package smtptest runs a real, scriptable SMTP server in-process for tests
+// and benchmarks: it listens on 127.0.0.1, can require AUTH and offer
+// STARTTLS with a throwaway certificate, lets a test decide each MAIL, RCPT
+// and DATA reply, and records what it accepted, or only counts it as a
+// discarding sink. A delaying proxy (StartProxy) puts latency and faults
+// between a client and it, and SendCeiling measures what a plain SMTP
+// client gets through, the ceiling a relay client is compared with.
 package smtptest
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"sync"
@@ -54,6 +60,17 @@ type Options struct {
 	// client before it replies "421 4.4.2 Idle timeout" and hangs up, as
 	// relays do with idle clients. Zero means 10 seconds.
 	ReadTimeout time.Duration
+	// NoPipelining leaves PIPELINING (RFC 2920) out of the EHLO reply, so
+	// clients wait for each reply; commands sent ahead are still served.
+	// It cannot be combined with TLS or ImplicitTLS.
+	NoPipelining bool
+	// Discard makes a sink for benchmarks: accepted messages are counted
+	// (see Delivered) but not kept, so Messages stays empty.
+	Discard bool
+	// OnDeliver, when set, is called for each recipient of an accepted
+	// message, with the message's Message-ID header, before the server
+	// answers 250: whoever logs these knows the relay had the message.
+	OnDeliver func(messageID, rcpt string)
 }
 
 // Received is one message the server accepted.
@@ -86,13 +103,24 @@ type Server struct {
 	mailAttempts int
 	dataAttempts int
 	rcptAttempts map[string]int
+	delivered    Delivered
 	closed       bool
+}
+
+// Delivered counts the messages a server accepted and their recipients,
+// kept or discarded.
+type Delivered struct {
+	Messages, Recipients int
 }
 
 // Start starts a server on 127.0.0.1 with a free port and stops it when the
 // test ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	if opts.NoPipelining && (opts.TLS || opts.ImplicitTLS) {
+		// The EHLO reply is rewritten on the socket, where TLS hides it.
+		t.Fatalf("smtptest: NoPipelining cannot be combined with TLS")
+	}
 	s := &Server{
 		opts:         opts,
 		changed:      make(chan struct{}),
@@ -218,6 +246,14 @@ func (s *Server) RcptAttempts(addr string) int {
 	return s.rcptAttempts[addr]
 }
 
+// Delivered returns how many messages the server accepted, and the
+// recipients they had, whether kept or discarded.
+func (s *Server) Delivered() Delivered {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.delivered
+}
+
 // DataAttempts returns how many messages were transferred with DATA,
 // whatever the reply.
 func (s *Server) DataAttempts() int {
@@ -269,6 +305,11 @@ func cloneMessages(in []Received) []Received {
 func (s *Server) record(m Received) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.delivered.Messages++
+	s.delivered.Recipients += len(m.To)
+	if s.opts.Discard {
+		return
+	}
 	s.messages = append(s.messages, m)
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -313,7 +354,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	l.server.mu.Lock()
 	defer l.server.mu.Unlock()
 	l.server.sessions++
-	tc := &trackedConn{Conn: c, number: l.server.sessions}
+	tc := &trackedConn{Conn: c, number: l.server.sessions, hidePipelining: l.server.opts.NoPipelining}
 	tc.done = func() {
 		l.server.mu.Lock()
 		delete(l.server.open, tc.number)
@@ -339,12 +380,25 @@ func (l *countingListener) waitClosed(timeout time.Duration) bool {
 	}
 }
 
-// trackedConn reports its first Close to the listener.
+// trackedConn reports its first Close to the listener and, when asked,
+// drops PIPELINING from the EHLO reply.
 type trackedConn struct {
 	net.Conn
-	number int
-	once   sync.Once
-	done   func()
+	number         int
+	hidePipelining bool
+	once           sync.Once
+	done           func()
+}
+
+// pipeliningLine is the EHLO line go-smtp v0.25 always sends second; it
+// flushes every reply line on its own, so the line is one Write.
+const pipeliningLine = "250-PIPELINING\r\n"
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.hidePipelining && string(p) == pipeliningLine {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
 // connectionNumber finds the number of the accepted connection under conn,
@@ -469,12 +523,12 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *session) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
+	opts := s.server.opts
+	data, messageID, err := readMessage(r, opts.Discard, opts.OnDeliver != nil)
 	if err != nil {
 		return err
 	}
 	attempt := s.server.nextDataAttempt()
-	opts := s.server.opts
 	if opts.DropAfterData != nil && opts.DropAfterData(attempt) {
 		// Closing the network connection directly, before go-smtp writes
 		// its reply, is what a crash or network cut looks like to the client.
@@ -486,6 +540,11 @@ func (s *session) Data(r io.Reader) error {
 			return err
 		}
 	}
+	if opts.OnDeliver != nil {
+		for _, rcpt := range s.to {
+			opts.OnDeliver(messageID, rcpt)
+		}
+	}
 	s.server.record(Received{
 		From:       s.from,
 		To:         slices.Clone(s.to),
@@ -495,6 +554,36 @@ func (s *session) Data(r io.Reader) error {
 		Connection: s.number,
 	})
 	return nil
+}
+
+// readMessage reads the message data, keeping it unless discard is set,
+// and finds its Message-ID when wantID is set.
+func readMessage(r io.Reader, discard, wantID bool) (data []byte, messageID string, err error) {
+	if !discard {
+		if data, err = io.ReadAll(r); err != nil {
+			return nil, "", err
+		}
+		if wantID {
+			messageID = headerMessageID(bufio.NewReader(bytes.NewReader(data)))
+		}
+		return data, messageID, nil
+	}
+	br := bufio.NewReader(r)
+	if wantID {
+		messageID = headerMessageID(br)
+	}
+	_, err = io.Copy(io.Discard, br)
+	return nil, messageID, err
+}
+
+// headerMessageID reads the header section from r and returns its
+// Message-ID, "" when it has none or is malformed.
+func headerMessageID(r *bufio.Reader) string {
+	header, err := textproto.NewReader(r).ReadMIMEHeader()
+	if err != nil && len(header) == 0 {
+		return ""
+	}
+	return header.Get("Message-Id")
 }
 
 func (s *session) Reset() {
