@@ -256,14 +256,7 @@ type relayTransport struct {
 }
 
 func (t relayTransport) Deliver(ctx context.Context, from string, to []string, data []byte, beforeData func(context.Context, []string) error) []domain.RecipientReply {
-	if err := beforeData(ctx, to); err != nil {
-		replies := make([]domain.RecipientReply, len(to))
-		for i, rcpt := range to {
-			replies[i] = domain.RecipientReply{Email: rcpt, Code: 0, Text: "not sent: " + err.Error()}
-		}
-		return replies
-	}
-	replies := t.send(ctx, smtprelay.Envelope{From: from, To: to}, data)
+	replies := t.send(ctx, smtprelay.Envelope{From: from, To: to, BeforeData: beforeData}, data)
 	for _, r := range replies {
 		t.metrics.ObserveReply(r.Code)
 	}

@@ -49,6 +49,12 @@ func (c *CaptureTransport) Send(ctx context.Context, env Envelope, data []byte) 
 		tx.failRest(0, fmt.Sprintf("cancelled: %v", context.Cause(ctx)))
 		return tx.replies
 	}
+	if env.BeforeData != nil {
+		if err := env.BeforeData(ctx, env.To); err != nil {
+			tx.failRest(0, "not captured: "+err.Error())
+			return tx.replies
+		}
+	}
 	path, err := c.write(env, data)
 	if err != nil {
 		tx.failRest(0, err.Error())

@@ -20,6 +20,12 @@ type Envelope struct {
 	// From is the reverse path; "" sends the null sender <>.
 	From string
 	To   []string
+	// BeforeData, when set, runs once the relay has answered RCPT and
+	// accepted DATA, with the recipients it accepted, before the first byte
+	// of the message goes out (the delivery's attempt journal). When it
+	// fails the connection is dropped before the final dot, so the relay
+	// discards the transaction, and the accepted recipients get code 0.
+	BeforeData func(ctx context.Context, accepted []string) error
 }
 
 // quitTimeout bounds QUIT: the outcome is known by then, so a slow goodbye
@@ -210,6 +216,21 @@ func (t *Transport) transactOnce(ctx context.Context, c *connection, tx *transac
 		dataAccepted, stale = t.pipelinedEnvelope(ctx, c, tx, env, mailLine, valid)
 	} else {
 		dataAccepted, stale = t.lockStepEnvelope(ctx, c, tx, env, mailLine, valid)
+	}
+	if dataAccepted && env.BeforeData != nil {
+		accepted := make([]string, 0, tx.accepted)
+		for i, rcpt := range env.To {
+			if !tx.refused[i] {
+				accepted = append(accepted, rcpt)
+			}
+		}
+		if err := env.BeforeData(ctx, accepted); err != nil {
+			// Mid-DATA there is no RSET: without the final dot the relay
+			// drops the transaction with the connection.
+			c.broken = true
+			tx.failRest(0, "not sent: "+err.Error())
+			return false
+		}
 	}
 	if dataAccepted {
 		t.sendData(ctx, c, tx, data)
