@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -131,10 +132,13 @@ func (a *App) wire(ctx context.Context) error {
 		renderer := newRenderer()
 		delivery := jobs.NewDeliveryWorker(a.store, transport, renderer.render, a.cfg.MaxDeliveryAge, a.logger).
 			LimitPerTenant(a.cfg.TenantMaxDeliveries).WithAttemptTimeout(a.cfg.DeliveryTimeout).Observe(a.metrics)
+		webhookTimeout := cmp.Or(a.cfg.WebhookTimeout, jobs.DefaultWebhookAttemptTimeout)
 		workers := jobs.Workers{
-			Delivery:  delivery,
-			Purge:     jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
-			Webhooks:  jobs.NewDeliverWebhookWorker(a.store, webhookSender{webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate})}, a.metrics, a.logger),
+			Delivery: delivery,
+			Purge:    jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
+			Webhooks: jobs.NewDeliverWebhookWorker(a.store,
+				webhookSender{webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate, Timeout: webhookTimeout})},
+				a.metrics, a.logger).WithAttemptTimeout(webhookTimeout),
 			Reconcile: jobs.NewReconcileWorker(a.store, 30*time.Second, a.cfg.MaxDeliveryAge, a.logger),
 		}
 		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, workers); err != nil {
@@ -149,22 +153,23 @@ func (a *App) wire(ctx context.Context) error {
 		a.auth = verifier.auth
 		composer := &domain.Composer{Store: a.store}
 		api := httpapi.New(httpapi.Deps{
-			Verifier:           verifier,
-			Composer:           composer,
-			Batch:              composer,
-			Control:            a.store,
-			Idempotency:        a.store,
-			Messages:           a.store,
-			Attachments:        a.store,
-			Admin:              a.store,
-			Suppressions:       a.store,
-			Webhooks:           a.store,
-			ValidateWebhookURL: func(raw string) error { return webhook.ValidateURL(raw, a.cfg.WebhookAllowPrivate) },
-			RateLimiter:        httpapi.NewTenantLimiter(a.cfg.RateLimit, a.cfg.RateBurst, nil),
-			AttachmentPolicy:   a.cfg.attachmentPolicy(),
-			Ready:              a.ready,
-			Observer:           a.metrics,
-			Logger:             a.logger,
+			Verifier:            verifier,
+			Composer:            composer,
+			Batch:               composer,
+			Control:             a.store,
+			Idempotency:         a.store,
+			Messages:            a.store,
+			Attachments:         a.store,
+			Admin:               a.store,
+			Suppressions:        a.store,
+			Webhooks:            a.store,
+			ValidateWebhookURL:  func(raw string) error { return webhook.ValidateURL(raw, a.cfg.WebhookAllowPrivate) },
+			WebhookMaxEndpoints: a.cfg.WebhookMaxEndpoints,
+			RateLimiter:         httpapi.NewTenantLimiter(a.cfg.RateLimit, a.cfg.RateBurst, nil),
+			AttachmentPolicy:    a.cfg.attachmentPolicy(),
+			Ready:               a.ready,
+			Observer:            a.metrics,
+			Logger:              a.logger,
 		})
 		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	}

@@ -5,10 +5,12 @@ package app
 import (
 	"fmt"
 
-	"github.com/mailgate/mailgate/db"
-	"github.com/mailgate/mailgate/domain"
 	"strconv"
 	"time"
+
+	"github.com/mailgate/mailgate/db"
+	"github.com/mailgate/mailgate/domain"
+	"github.com/mailgate/mailgate/jobs"
 )
 
 // DefaultDatabaseURL is the database used when MAILGATE_DATABASE_URL is unset.
@@ -60,6 +62,12 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks reach private and loopback addresses
 	// (tests, or endpoints inside the cluster).
 	WebhookAllowPrivate bool
+	// WebhookTimeout bounds one webhook POST (MAILGATE_WEBHOOK_TIMEOUT,
+	// default 5s), and so how long a slow endpoint holds a worker.
+	WebhookTimeout time.Duration
+	// WebhookMaxEndpoints caps each tenant's registered webhook endpoints
+	// (MAILGATE_WEBHOOK_MAX_ENDPOINTS, default 10).
+	WebhookMaxEndpoints int
 	// RiverUIUsername and RiverUIPassword open the River UI with basic auth
 	// (an admin token works too).
 	RiverUIUsername string
@@ -91,6 +99,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		RiverUIPassword:     getenv("MAILGATE_RIVER_UI_PASSWORD"),
 		MetricsTenantLabels: 50,
 		RateBurst:           100,
+		WebhookTimeout:      jobs.DefaultWebhookAttemptTimeout,
+		WebhookMaxEndpoints: domain.DefaultWebhookMaxEndpoints,
 	}
 	if v := getenv("MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES"); v != "" {
 		allow, err := strconv.ParseBool(v)
@@ -134,6 +144,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		cfg.WebhookAllowPrivate = allow
 	}
+	if v := getenv("MAILGATE_WEBHOOK_MAX_ENDPOINTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return cfg, fmt.Errorf("MAILGATE_WEBHOOK_MAX_ENDPOINTS must be a whole number from 1 to 10000, got %q", v)
+		}
+		cfg.WebhookMaxEndpoints = n
+	}
 	cfg.MigrationDatabaseURL = or(getenv("MAILGATE_MIGRATION_DATABASE_URL"), cfg.DatabaseURL)
 	if !db.ValidRoleName(cfg.DatabaseRole) {
 		return cfg, fmt.Errorf("MAILGATE_DATABASE_ROLE must be a lower-case identifier, got %q", cfg.DatabaseRole)
@@ -157,6 +174,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		{"MAILGATE_SMTP_TIMEOUT", &cfg.SMTPTimeout},
 		{"MAILGATE_SMTP_DATA_TIMEOUT", &cfg.SMTPDataTimeout},
 		{"MAILGATE_DELIVERY_TIMEOUT", &cfg.DeliveryTimeout},
+		{"MAILGATE_WEBHOOK_TIMEOUT", &cfg.WebhookTimeout},
 	}
 	for _, d := range durations {
 		if v := getenv(d.name); v != "" {

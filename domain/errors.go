@@ -21,7 +21,10 @@ const (
 	CodeForbidden       ErrorCode = "forbidden"
 	CodeRateLimited     ErrorCode = "rate_limited"
 	CodeTooLarge        ErrorCode = "too_large"
-	CodeInternal        ErrorCode = "internal"
+	// CodeLimitExceeded refuses a request that would take the tenant past a
+	// configured cap (such as its number of webhook endpoints).
+	CodeLimitExceeded ErrorCode = "limit_exceeded"
+	CodeInternal      ErrorCode = "internal"
 )
 
 // Error is a failure that is safe to show to the caller. Cause, if set, is for

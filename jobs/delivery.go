@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -38,6 +39,12 @@ func (DeliverMessageArgs) Kind() string { return "deliver_message" }
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (DeliverMessageArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueDelivery, MaxAttempts: DeliveryMaxAttempts}
+}
+
+// Hooks implements river.JobArgsWithHooks: a delivery's fair-queuing tag is
+// a ScheduledAt in the past, and such a job must be fetchable at once.
+func (DeliverMessageArgs) Hooks() []rivertype.Hook {
+	return []rivertype.Hook{river.HookInsertBeginFunc(availableWhenDue)}
 }
 
 // DeliveryStore is the persistence the delivery worker needs.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -34,6 +35,23 @@ func (DeliverWebhookArgs) Kind() string { return "deliver_webhook" }
 // the event's age (24 hours), so attempts are generous.
 func (DeliverWebhookArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueWebhooks, MaxAttempts: 50}
+}
+
+// Hooks implements river.JobArgsWithHooks.
+func (DeliverWebhookArgs) Hooks() []rivertype.Hook {
+	return []rivertype.Hook{river.HookInsertBeginFunc(availableWhenDue)}
+}
+
+// availableWhenDue inserts a job whose scheduled time has already passed as
+// available. River inserts every job given a ScheduledAt as scheduled and
+// leaves it to its scheduler, which runs every few seconds; webhook jobs
+// carry a fair-queue tag in the past as their ScheduledAt (River fetches by
+// it) and must be fetchable at once.
+func availableWhenDue(_ context.Context, params *rivertype.JobInsertParams) error {
+	if params.State == rivertype.JobStateScheduled && params.ScheduledAt != nil && !params.ScheduledAt.After(time.Now()) {
+		params.State = rivertype.JobStateAvailable
+	}
+	return nil
 }
 
 // WebhookStore is the persistence the webhook worker needs.
@@ -75,16 +93,36 @@ type DeliverWebhookWorker struct {
 	observer WebhookObserver
 	logger   *slog.Logger
 	now      func() time.Time
+	// attemptTimeout is the sender's bound on one POST.
+	attemptTimeout time.Duration
 }
+
+// DefaultWebhookAttemptTimeout bounds one POST unless configured otherwise:
+// a slow endpoint holds a worker for at most this long, so it is also about
+// the longest another tenant's delivery waits for a free worker.
+const DefaultWebhookAttemptTimeout = 5 * time.Second
+
+// webhookBookkeeping is the time a job gets beyond its POST for loading the
+// endpoint and recording the result.
+const webhookBookkeeping = 15 * time.Second
 
 // NewDeliverWebhookWorker returns the webhook worker.
 func NewDeliverWebhookWorker(store WebhookStore, sender WebhookSender, observer WebhookObserver, logger *slog.Logger) *DeliverWebhookWorker {
-	return &DeliverWebhookWorker{store: store, sender: sender, observer: observer, logger: logger, now: time.Now}
+	return &DeliverWebhookWorker{store: store, sender: sender, observer: observer, logger: logger, now: time.Now, attemptTimeout: DefaultWebhookAttemptTimeout}
+}
+
+// WithAttemptTimeout tells the worker the sender's per-attempt timeout, so
+// the job's own timeout leaves room for it.
+func (w *DeliverWebhookWorker) WithAttemptTimeout(d time.Duration) *DeliverWebhookWorker {
+	if d > 0 {
+		w.attemptTimeout = d
+	}
+	return w
 }
 
 // Timeout bounds one POST and its bookkeeping.
 func (w *DeliverWebhookWorker) Timeout(*river.Job[DeliverWebhookArgs]) time.Duration {
-	return time.Minute
+	return w.attemptTimeout + webhookBookkeeping
 }
 
 // Work implements river.Worker.
@@ -127,11 +165,16 @@ func (w *DeliverWebhookWorker) Work(ctx context.Context, job *river.Job[DeliverW
 	return fmt.Errorf("webhook delivery failed: %s", reason)
 }
 
-// EnqueueWebhooksTx inserts webhook deliveries inside tx, with the events they carry.
+// EnqueueWebhooksTx inserts webhook deliveries inside tx, with the events
+// they carry. A job's QueueTag, when set, becomes its scheduled time, which
+// River fetches available jobs by (after priority), so the tags order the
+// queue; tags in the past leave the jobs available at once.
 func (e *Enqueuer) EnqueueWebhooksTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, jobs []domain.WebhookJob) error {
 	params := make([]river.InsertManyParams, len(jobs))
 	for i, j := range jobs {
-		params[i] = river.InsertManyParams{Args: DeliverWebhookArgs{SubscriptionID: tenant, WebhookID: j.WebhookID, EventID: j.EventID}}
+		opts := DeliverWebhookArgs{}.InsertOpts()
+		opts.ScheduledAt = j.QueueTag
+		params[i] = river.InsertManyParams{Args: DeliverWebhookArgs{SubscriptionID: tenant, WebhookID: j.WebhookID, EventID: j.EventID}, InsertOpts: &opts}
 	}
 	_, err := e.client.InsertManyTx(ctx, tx, params)
 	return err

@@ -107,3 +107,25 @@ func TestBackoffPolicyGrowsAndCaps(t *testing.T) {
 		prev = nominal
 	}
 }
+
+// River inserts a job given a ScheduledAt as scheduled; the webhook hook
+// makes one that is already due available, and leaves future ones alone.
+func TestAvailableWhenDue(t *testing.T) {
+	t.Parallel()
+	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	for _, tc := range []struct {
+		state rivertype.JobState
+		at    *time.Time
+		want  rivertype.JobState
+	}{
+		{rivertype.JobStateScheduled, &past, rivertype.JobStateAvailable},
+		{rivertype.JobStateScheduled, &future, rivertype.JobStateScheduled},
+		{rivertype.JobStatePending, &past, rivertype.JobStatePending},
+		{rivertype.JobStateAvailable, nil, rivertype.JobStateAvailable},
+	} {
+		p := &rivertype.JobInsertParams{State: tc.state, ScheduledAt: tc.at}
+		if err := availableWhenDue(context.Background(), p); err != nil || p.State != tc.want {
+			t.Errorf("%s at %v became %s (%v), want %s", tc.state, tc.at, p.State, err, tc.want)
+		}
+	}
+}

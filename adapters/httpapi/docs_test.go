@@ -711,7 +711,7 @@ func (f *docsFakes) RemoveSuppression(_ context.Context, _ uuid.UUID, email stri
 	return nil
 }
 
-func (f *docsFakes) CreateWebhook(_ context.Context, _ uuid.UUID, w domain.Webhook) (domain.Webhook, error) {
+func (f *docsFakes) CreateWebhook(_ context.Context, _ uuid.UUID, w domain.Webhook, _ int) (domain.Webhook, error) {
 	w.ID, w.Status, w.CreatedAt = f.hook.ID, domain.WebhookActive, f.hook.CreatedAt
 	return w, nil
 }

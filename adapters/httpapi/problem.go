@@ -36,7 +36,7 @@ func statusFor(code domain.ErrorCode) int {
 		return http.StatusForbidden
 	case domain.CodeNotFound:
 		return http.StatusNotFound
-	case domain.CodeConflict, domain.CodeVersionMismatch:
+	case domain.CodeConflict, domain.CodeVersionMismatch, domain.CodeLimitExceeded:
 		return http.StatusConflict
 	case domain.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge

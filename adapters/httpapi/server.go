@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -63,6 +64,9 @@ type Deps struct {
 	Batch        BatchComposer
 	// ValidateWebhookURL refuses endpoints the gateway must not call (SSRF).
 	ValidateWebhookURL func(raw string) error
+	// WebhookMaxEndpoints caps each tenant's registered endpoints; 0 takes
+	// domain.DefaultWebhookMaxEndpoints.
+	WebhookMaxEndpoints int
 	// RateLimiter limits requests per tenant; nil means unlimited.
 	RateLimiter *TenantLimiter
 	// AttachmentPolicy refuses uploads by type or name.
@@ -86,6 +90,7 @@ type Server struct {
 	idem               IdempotencyStore
 	batch              BatchComposer
 	validateWebhookURL func(string) error
+	maxWebhooks        int
 	limiter            *TenantLimiter
 	policy             domain.AttachmentPolicy
 	ready              func(ctx context.Context) error
@@ -97,7 +102,7 @@ type Server struct {
 // New builds the API's router.
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, suppressions: d.Suppressions, webhooks: d.Webhooks, control: d.Control, idem: d.Idempotency, batch: d.Batch, validateWebhookURL: d.ValidateWebhookURL, limiter: d.RateLimiter, policy: d.AttachmentPolicy, ready: d.Ready, observer: d.Observer, logger: d.Logger}
+	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, suppressions: d.Suppressions, webhooks: d.Webhooks, control: d.Control, idem: d.Idempotency, batch: d.Batch, validateWebhookURL: d.ValidateWebhookURL, maxWebhooks: cmp.Or(d.WebhookMaxEndpoints, domain.DefaultWebhookMaxEndpoints), limiter: d.RateLimiter, policy: d.AttachmentPolicy, ready: d.Ready, observer: d.Observer, logger: d.Logger}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}

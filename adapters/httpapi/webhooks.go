@@ -16,7 +16,9 @@ import (
 
 // WebhookStore keeps a tenant's webhook endpoints and its event feed.
 type WebhookStore interface {
-	CreateWebhook(ctx context.Context, tenant uuid.UUID, w domain.Webhook) (domain.Webhook, error)
+	// CreateWebhook refuses with domain.CodeLimitExceeded when the tenant
+	// already has maxEndpoints endpoints.
+	CreateWebhook(ctx context.Context, tenant uuid.UUID, w domain.Webhook, maxEndpoints int) (domain.Webhook, error)
 	ListWebhooks(ctx context.Context, tenant uuid.UUID) ([]domain.Webhook, error)
 	GetWebhook(ctx context.Context, tenant, id uuid.UUID) (domain.Webhook, error)
 	DeleteWebhook(ctx context.Context, tenant, id uuid.UUID) error
@@ -103,7 +105,7 @@ func (s *Server) createWebhook(c *gin.Context) {
 		return
 	}
 	w, err := s.webhooks.CreateWebhook(c.Request.Context(), principalOf(c).SubscriptionID,
-		domain.Webhook{URL: body.URL, EventTypes: body.EventTypes, Secrets: [][]byte{secret}})
+		domain.Webhook{URL: body.URL, EventTypes: body.EventTypes, Secrets: [][]byte{secret}}, s.maxWebhooks)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -102,13 +102,17 @@ func (s *Store) writeEvents(ctx context.Context, tx pgx.Tx, tenant, messageID uu
 	return s.flushWebhooks(ctx, tx, tenant, hooks)
 }
 
-// flushWebhooks enqueues the webhook deliveries an event insert produced.
+// flushWebhooks enqueues the webhook deliveries an event insert produced,
+// each at its fair place in the webhook queue.
 func (s *Store) flushWebhooks(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, jobs []domain.WebhookJob) error {
 	if len(jobs) == 0 {
 		return nil
 	}
 	if s.enqueuer == nil {
 		return errors.New("enqueue webhooks: this store has no job enqueuer")
+	}
+	if err := tagWebhookJobs(ctx, tx, tenant, jobs); err != nil {
+		return fmt.Errorf("enqueue webhooks: %w", err)
 	}
 	if err := s.enqueuer.EnqueueWebhooksTx(ctx, tx, tenant, jobs); err != nil {
 		return fmt.Errorf("enqueue webhooks: %w", err)

@@ -143,7 +143,9 @@ type QueueStat struct {
 
 // QueueStats counts River jobs by queue and state for the metrics scrape,
 // bounded by a statement timeout. Finished jobs are left out: River prunes
-// them and they say nothing about the backlog.
+// them and they say nothing about the backlog. A job has waited since it was
+// due or created, whichever is later: webhook jobs are due at a fair-queue
+// tag in the past (see tagWebhookJobs).
 func (s *Store) QueueStats(ctx context.Context) ([]QueueStat, error) {
 	var out []QueueStat
 	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {

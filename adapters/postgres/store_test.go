@@ -150,7 +150,7 @@ func TestCreateMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := newFixture(t, fixtureOpts{enqueuer: webhooksDown{jobs.NewEnqueuer(client, nil)}})
-		if _, err := f.store.CreateWebhook(ctx, f.tenant.ID, domain.Webhook{URL: "https://hooks.example/x", Secrets: [][]byte{[]byte("s")}}); err != nil {
+		if _, err := f.store.CreateWebhook(ctx, f.tenant.ID, domain.Webhook{URL: "https://hooks.example/x", Secrets: [][]byte{[]byte("s")}}, 0); err != nil {
 			t.Fatal(err)
 		}
 		c := &domain.Composer{Store: f.store}

@@ -31,14 +31,39 @@ func scanWebhook(row pgx.Row) (domain.Webhook, error) {
 	return w, err
 }
 
-// CreateWebhook registers an endpoint with its signing secret.
-func (s *Store) CreateWebhook(ctx context.Context, tenant uuid.UUID, w domain.Webhook) (domain.Webhook, error) {
+// CreateWebhook registers an endpoint with its signing secret, unless the
+// tenant already has maxEndpoints of them (0: no cap). Registrations of one
+// tenant are serialized by a transaction-scoped advisory lock, so concurrent
+// requests, on any number of API processes, can't overshoot the cap.
+func (s *Store) CreateWebhook(ctx context.Context, tenant uuid.UUID, w domain.Webhook, maxEndpoints int) (domain.Webhook, error) {
 	w.ID, w.Status = uuid.New(), domain.WebhookActive
-	b := newBatch(tenantScope(tenant))
-	b.Queue(`INSERT INTO webhooks (subscription_id, id, url, secret, event_types) VALUES ($1, $2, $3, $4, $5) RETURNING created_at`,
-		tenant, w.ID, w.URL, w.Secrets[0], w.EventTypes).QueryRow(func(row pgx.Row) error { return row.Scan(&w.CreatedAt) })
-	if err := s.read(ctx, b); err != nil {
-		return w, fmt.Errorf("create webhook: %w", err)
+	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended('mailgate.webhooks.' || $1::text, 0))`, tenant)
+		created := false
+		b.Queue(`INSERT INTO webhooks (subscription_id, id, url, secret, event_types)
+			SELECT $1, $2, $3, $4, $5
+			WHERE $6 = 0 OR (SELECT count(*) FROM webhooks WHERE subscription_id = $1) < $6
+			RETURNING created_at`,
+			tenant, w.ID, w.URL, w.Secrets[0], w.EventTypes, maxEndpoints).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				created = true
+				if err := rows.Scan(&w.CreatedAt); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("create webhook: %w", err)
+		}
+		if !created {
+			return domain.WebhookLimitError(maxEndpoints)
+		}
+		return nil
+	})
+	if err != nil {
+		return w, err
 	}
 	w.CreatedAt = w.CreatedAt.UTC()
 	return w, nil
