@@ -92,6 +92,7 @@ func openPool(ctx context.Context, url string, workers int, role string) (*pgxpo
 		if err := db.UseRuntimeRole(cfg, role); err != nil {
 			return nil, err
 		}
+		boundSessions(cfg.ConnConfig.RuntimeParams)
 	}
 	if cfg.MaxConns < int32(min(workers/2+10, 100)) {
 		cfg.MaxConns = int32(min(workers/2+10, 100))
@@ -107,6 +108,23 @@ func openPool(ctx context.Context, url string, workers int, role string) (*pgxpo
 		return nil, fmt.Errorf("connect to the database at %s: %w", redactURL(url), err)
 	}
 	return pool, nil
+}
+
+// boundSessions caps how long the gateway's own transactions can stay open,
+// unless the database URL sets these itself. A transaction that holds an id
+// holds the event feed back for every tenant until it ends (see README, "The
+// event feed"), so a stuck statement is cancelled and a session left idle
+// inside a transaction is closed. Migrations don't go through here: they may
+// need longer.
+func boundSessions(params map[string]string) {
+	for name, value := range map[string]string{
+		"statement_timeout":                   "60s",
+		"idle_in_transaction_session_timeout": "30s",
+	} {
+		if _, set := params[name]; !set {
+			params[name] = value
+		}
+	}
 }
 
 func (a *App) wire(ctx context.Context) error {
@@ -174,6 +192,7 @@ func (a *App) wire(ctx context.Context) error {
 		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	}
 	a.metrics.RegisterQueue(queueStats(a.store), []string{jobs.QueueDelivery, jobs.QueueWebhooks, jobs.QueueMaintenance}, a.logger)
+	a.metrics.RegisterEventFeed(a.store.EventFeedLag, a.logger)
 	if a.role != RoleAPI {
 		a.metrics.SetWorkers(a.cfg.Workers)
 	}

@@ -81,7 +81,11 @@ func TestMetricsCoverDashboardAndAlerts(t *testing.T) {
 	if n == 0 {
 		t.Fatal("metrics-used.txt is empty")
 	}
-	for _, want := range []string{`mailgate_messages_accepted_total{tenant="` + g.tenant.ID.String() + `"} 1`, `mailgate_deliveries_total{outcome="sent",tenant="` + g.tenant.ID.String() + `"} 1`} {
+	if !exposed["mailgate_event_feed_lag_seconds"] {
+		t.Error("missing mailgate_event_feed_lag_seconds")
+	}
+	for _, want := range []string{`mailgate_messages_accepted_total{tenant="` + g.tenant.ID.String() + `"} 1`, `mailgate_deliveries_total{outcome="sent",tenant="` + g.tenant.ID.String() + `"} 1`,
+		"\nmailgate_event_feed_stats_up 1\n"} {
 		if !bytes.Contains(res.body, []byte(want)) {
 			t.Errorf("missing %s", want)
 		}

@@ -208,42 +208,57 @@ func (s *Store) RecordWebhookResult(ctx context.Context, tenant, id uuid.UUID, o
 	})
 }
 
+// eventFeedQuery reads one page of a tenant's feed after the cursor
+// ($2 xact, $3 id). It serves only transactions below the snapshot's xmin,
+// the oldest one still running on the server: any later one may yet commit
+// an event below a cursor already handed out.
+const eventFeedQuery = `SELECT id, subscription_id, message_id, type, recipient, smtp_code, detail, created_at, xact_id
+	FROM message_events
+	WHERE subscription_id = $1 AND (xact_id, id) > ($2::xid8, $3::bigint)
+	  AND xact_id < pg_snapshot_xmin(pg_current_snapshot())
+	ORDER BY xact_id, id LIMIT $4`
+
 // EventFeed pages through a tenant's events in commit order. The cursor is
 // "<xact>.<id>"; only events of transactions older than every running one
 // are shown, so a consumer resuming from its cursor never misses one.
+//
+// The cursor, the filter and the ORDER BY all compare xact_id as xid8, a
+// number: ordering its text form instead loses and repeats events whenever
+// transaction ids gain a digit. The (subscription_id, xact_id, id) index
+// serves the whole query, so a page costs its own rows.
 func (s *Store) EventFeed(ctx context.Context, tenant uuid.UUID, cursor string, limit int) ([]domain.Event, string, error) {
-	xact, id := "0", int64(0)
+	var (
+		xact uint64
+		id   int64
+	)
 	if cursor != "" {
 		x, idText, ok := strings.Cut(cursor, ".")
-		n, err := strconv.ParseInt(idText, 10, 64)
-		if _, xerr := strconv.ParseUint(x, 10, 64); !ok || err != nil || xerr != nil {
+		var xerr, err error
+		xact, xerr = strconv.ParseUint(x, 10, 64)
+		id, err = strconv.ParseInt(idText, 10, 64)
+		if !ok || err != nil || xerr != nil {
 			return nil, cursor, domain.FieldError("after", "is not a cursor returned by this feed")
 		}
-		xact, id = x, n
 	}
 	var (
 		events []domain.Event
 		last   = cursor
 	)
 	b := newBatch(tenantScope(tenant))
-	b.Queue(`SELECT id, subscription_id, message_id, type, recipient, smtp_code, detail, created_at, xact_id::text
-		FROM message_events
-		WHERE subscription_id = $1 AND (xact_id, id) > ($2::text::xid8, $3)
-		  AND xact_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY xact_id, id LIMIT $4`, tenant, xact, id, limit).
+	b.Queue(eventFeedQuery, tenant, xact, id, limit).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
 					e         domain.Event
 					messageID *uuid.UUID
-					x         string
+					x         uint64
 				)
 				if err := rows.Scan(&e.Sequence, &e.SubscriptionID, &messageID, &e.Type, &e.Recipient, &e.SMTPCode, &e.Detail, &e.CreatedAt, &x); err != nil {
 					return err
 				}
 				e.MessageID, e.CreatedAt = fromNullUUID(messageID), e.CreatedAt.UTC()
 				events = append(events, e)
-				last = x + "." + strconv.FormatInt(e.Sequence, 10)
+				last = strconv.FormatUint(x, 10) + "." + strconv.FormatInt(e.Sequence, 10)
 			}
 			return rows.Err()
 		})

@@ -1,0 +1,7 @@
+package postgres
+
+// The feed's statements, for tests that EXPLAIN them.
+const (
+	EventFeedQuery    = eventFeedQuery
+	EventFeedLagQuery = eventFeedLagQuery
+)
