@@ -450,6 +450,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, a.river.StopAndCancel(ctx))
 		}
 	}
+	// The workers are done: let the group committer finish what they handed it.
+	a.store.Close()
 	if a.relay != nil {
 		errs = append(errs, a.relay.Close())
 	}

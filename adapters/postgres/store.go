@@ -35,6 +35,8 @@ type Enqueuer interface {
 type Store struct {
 	pool     *pgxpool.Pool
 	enqueuer Enqueuer
+	// commits groups the delivery path's concurrent writes into shared transactions.
+	commits *groupCommitter
 }
 
 var _ domain.MessageStore = (*Store)(nil)
@@ -42,8 +44,14 @@ var _ domain.MessageStore = (*Store)(nil)
 // New returns a Store. enqueuer may be nil for processes that never queue
 // deliveries (the CLI); queuing then fails loudly.
 func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
-	return &Store{pool: pool, enqueuer: enqueuer}
+	s := &Store{pool: pool, enqueuer: enqueuer}
+	s.commits = newGroupCommitter(s, 4, 64)
+	return s
 }
+
+// Close stops the group committers after the writes handed to them; the
+// pool is the caller's.
+func (s *Store) Close() { s.commits.close() }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
