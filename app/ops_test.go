@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -81,7 +82,9 @@ func TestMetricsCoverDashboardAndAlerts(t *testing.T) {
 	if n == 0 {
 		t.Fatal("metrics-used.txt is empty")
 	}
-	for _, want := range []string{`mailgate_messages_accepted_total{tenant="` + g.tenant.ID.String() + `"} 1`, `mailgate_deliveries_total{outcome="sent",tenant="` + g.tenant.ID.String() + `"} 1`} {
+	build := currentBuild()
+	for _, want := range []string{fmt.Sprintf(`mailgate_build_info{commit=%q,go_version=%q,version=%q} 1`, build.Commit, build.GoVersion, build.Version),
+		`mailgate_messages_accepted_total{tenant="` + g.tenant.ID.String() + `"} 1`, `mailgate_deliveries_total{outcome="sent",tenant="` + g.tenant.ID.String() + `"} 1`} {
 		if !bytes.Contains(res.body, []byte(want)) {
 			t.Errorf("missing %s", want)
 		}

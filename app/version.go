@@ -5,6 +5,8 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/mailgate/mailgate/adapters/metrics"
 )
 
 // The linker stamps these (`make build`, the Dockerfile):
@@ -74,4 +76,9 @@ func (b buildInfo) write(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "mailgate %s\n  commit: %s\n  built:  %s\n  go:     %s %s/%s\n",
 		b.Version, b.Commit, b.Date, b.GoVersion, runtime.GOOS, runtime.GOARCH)
 	return err
+}
+
+// forMetrics is the build as mailgate_build_info labels it.
+func (b buildInfo) forMetrics() metrics.BuildInfo {
+	return metrics.BuildInfo{Version: b.Version, Commit: b.Commit, GoVersion: b.GoVersion}
 }
