@@ -367,12 +367,13 @@ func TestResolveBuild(t *testing.T) {
 
 // TestBuiltBinary builds the real binary, once stamped as `make build` does
 // and once plain, and runs it: the stamp shows in --version, the VCS
-// fallback in the plain one, and the exit codes survive main.
+// fallback in the plain one, and the exit codes survive main. Not parallel:
+// compiling on a small machine would starve the gateway tests' deadlines, so
+// it runs before they resume.
 func TestBuiltBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	t.Parallel()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go tool on PATH")
