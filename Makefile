@@ -6,6 +6,13 @@ BIN       ?= bin/mailgate
 PKGS      ?= ./...
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
+# What `mailgate version` reports, stamped into the binary by `make build`.
+VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+STAMP       = github.com/mailgate/mailgate/app
+LDFLAGS    ?= -X $(STAMP).version=$(VERSION) -X $(STAMP).commit=$(COMMIT) -X $(STAMP).buildDate=$(BUILD_DATE)
+
 FUZZTIME ?= 30s
 # package:target pairs run by `make fuzz`; each has a committed seed corpus
 # under its package's testdata/fuzz, which `make test` also runs.
@@ -21,8 +28,8 @@ run: ## mailgate dev: local database, captured mail, demo tenant and token
 test: ## the whole suite, with the race detector, against real PostgreSQL and SMTP
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
-build: ## a static binary in bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./app/cmd/mailgate
+build: ## a static binary in bin/, stamped with VERSION, COMMIT and BUILD_DATE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./app/cmd/mailgate
 
 lint: ## formatting and vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*Ap
 	if role != RoleAll && role != RoleAPI && role != RoleWorker {
 		return nil, fmt.Errorf("unknown role %q: use all, api or worker", role)
 	}
-	a := &App{cfg: cfg, role: role, logger: logger, metrics: metrics.New(metrics.Options{TenantLabels: cfg.MetricsTenantLabels}), serveErr: make(chan error, 2)}
+	a := &App{cfg: cfg, role: role, logger: logger, metrics: metrics.New(metrics.Options{TenantLabels: cfg.MetricsTenantLabels, Build: currentBuild().forMetrics()}), serveErr: make(chan error, 2)}
 	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.Workers, cfg.DatabaseRole)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -84,7 +85,9 @@ func TestMetricsCoverDashboardAndAlerts(t *testing.T) {
 	if !exposed["mailgate_event_feed_lag_seconds"] {
 		t.Error("missing mailgate_event_feed_lag_seconds")
 	}
-	for _, want := range []string{`mailgate_messages_accepted_total{tenant="` + g.tenant.ID.String() + `"} 1`, `mailgate_deliveries_total{outcome="sent",tenant="` + g.tenant.ID.String() + `"} 1`,
+	build := currentBuild()
+	for _, want := range []string{fmt.Sprintf(`mailgate_build_info{commit=%q,go_version=%q,version=%q} 1`, build.Commit, build.GoVersion, build.Version),
+		`mailgate_messages_accepted_total{tenant="` + g.tenant.ID.String() + `"} 1`, `mailgate_deliveries_total{outcome="sent",tenant="` + g.tenant.ID.String() + `"} 1`,
 		"\nmailgate_event_feed_stats_up 1\n"} {
 		if !bytes.Contains(res.body, []byte(want)) {
 			t.Errorf("missing %s", want)

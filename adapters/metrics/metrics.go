@@ -3,7 +3,9 @@
 package metrics
 
 import (
+	"cmp"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -39,6 +41,16 @@ type Options struct {
 	// later ones are counted as "other", so cardinality stays bounded. 0
 	// folds every tenant into "all".
 	TenantLabels int
+	// Build names the running binary; it becomes mailgate_build_info.
+	Build BuildInfo
+}
+
+// BuildInfo is the build a process reports as the labels of
+// mailgate_build_info, so dashboards can tell which version each replica runs.
+type BuildInfo struct {
+	Version   string
+	Commit    string
+	GoVersion string // runtime.Version() when empty
 }
 
 // New creates a registry with the Go and process collectors and Mailgate's own.
@@ -91,7 +103,13 @@ func New(opts Options) *Metrics {
 			Help: "Delivery worker slots this process runs (0 for an API-only process).",
 		}),
 	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mailgate_build_info",
+		Help: "Always 1; the labels name the version, commit and Go version of the running binary.",
+	}, []string{"version", "commit", "go_version"})
+	buildInfo.WithLabelValues(orUnknown(opts.Build.Version), orUnknown(opts.Build.Commit), cmp.Or(opts.Build.GoVersion, runtime.Version())).Set(1)
 	reg.MustRegister(
+		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.accepted, m.deliveries, m.deliveryLatency, m.deliveryReplies,
@@ -111,6 +129,8 @@ func New(opts Options) *Metrics {
 	m.accepted.WithLabelValues("all")
 	return m
 }
+
+func orUnknown(s string) string { return cmp.Or(s, "unknown") }
 
 // ObserveRequest records one HTTP request.
 func (m *Metrics) ObserveRequest(method, route string, status int, elapsed time.Duration) {

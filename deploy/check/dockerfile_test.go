@@ -122,7 +122,10 @@ func TestDockerfileContract(t *testing.T) {
 		t.Error("want `go mod download` in its own layer, after copying go.mod and go.sum and before the sources")
 	}
 	buildCmd := strings.Join(runs, "\n")
-	for _, want := range []string{"CGO_ENABLED=0", "go build -trimpath", `-ldflags="-s -w"`, "-o /out/mailgate ./app/cmd/mailgate"} {
+	for _, want := range []string{"CGO_ENABLED=0", "go build -trimpath", `-ldflags="-s -w `, "-o /out/mailgate ./app/cmd/mailgate",
+		// What `mailgate version` reports, from the build arguments.
+		"-X github.com/mailgate/mailgate/app.version=${VERSION}", "-X github.com/mailgate/mailgate/app.commit=${REVISION}",
+		"-X github.com/mailgate/mailgate/app.buildDate=${BUILD_DATE}"} {
 		if !strings.Contains(buildCmd, want) {
 			t.Errorf("builder does not run %q:\n%s", want, buildCmd)
 		}
