@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,8 +95,12 @@ func openPool(ctx context.Context, url string, workers int, role string) (*pgxpo
 		}
 		boundSessions(cfg.ConnConfig.RuntimeParams)
 	}
-	if cfg.MaxConns < int32(min(workers/2+10, 100)) {
-		cfg.MaxConns = int32(min(workers/2+10, 100))
+	if !strings.Contains(url, "pool_max_conns") {
+		// Workers hold a connection only for a moment: their reads and
+		// writes are batched across deliveries (a few loaders and group
+		// committers), and SMTP runs without one. So the pool grows slowly
+		// with the workers, well inside a server's max_connections.
+		cfg.MaxConns = int32(min(16+workers/10, 48))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -24,12 +24,11 @@ import (
 // scope (set_config before its statements). When a group fails, each of its
 // writes is retried alone, so one bad write never fails the others.
 
-// groupWrite is one caller's share of a group commit.
+// groupWrite is one caller's share of a group commit: a journal or an outcome.
 type groupWrite struct {
-	tenant uuid.UUID
-	queue  func(b *pgx.Batch, hooks *[]domain.WebhookJob)
-	hooks  []domain.WebhookJob
-	done   chan error
+	journal *journalWrite
+	outcome *outcomeWrite
+	done    chan error
 }
 
 // groupCommitter batches writes across concurrent callers.
@@ -49,10 +48,9 @@ func newGroupCommitter(s *Store, committers, maxGroup int) *groupCommitter {
 	return &groupCommitter{store: s, maxGroup: maxGroup, committers: committers, pending: make(chan *groupWrite, 4096), stop: make(chan struct{})}
 }
 
-// write runs queue's statements in a group transaction scoped to tenant and
-// waits for its commit. A nil committer writes alone.
-func (g *groupCommitter) write(ctx context.Context, tenant uuid.UUID, queue func(*pgx.Batch, *[]domain.WebhookJob)) error {
-	w := &groupWrite{tenant: tenant, queue: queue, done: make(chan error, 1)}
+// write hands w to a committer and waits for its commit.
+func (g *groupCommitter) write(ctx context.Context, w *groupWrite) error {
+	w.done = make(chan error, 1)
 	g.start.Do(func() {
 		for range g.committers {
 			g.wg.Go(g.run)
@@ -63,13 +61,13 @@ func (g *groupCommitter) write(ctx context.Context, tenant uuid.UUID, queue func
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-g.stop:
-		return g.store.writeAlone(ctx, w)
+		return g.store.commitGroup(ctx, []*groupWrite{w})[0]
 	}
 	select {
 	case err := <-w.done:
 		return err
 	case <-ctx.Done():
-		// The group may still commit; the caller treats this as unknown.
+		// The group may still commit; the caller treats the outcome as unknown.
 		return fmt.Errorf("waiting for the group commit: %w", ctx.Err())
 	}
 }
@@ -90,11 +88,11 @@ func (g *groupCommitter) run() {
 		select {
 		case first = <-g.pending:
 		case <-g.stop:
-			// Drain what was handed over before the stop.
+			// Finish what was handed over before the stop.
 			for {
 				select {
 				case w := <-g.pending:
-					w.done <- g.store.writeAlone(context.Background(), w)
+					g.commit([]*groupWrite{w})
 				default:
 					return
 				}
@@ -115,67 +113,76 @@ func (g *groupCommitter) run() {
 }
 
 // commit writes a group in one transaction, or each write alone when the
-// group fails.
+// group fails, and answers every writer.
 func (g *groupCommitter) commit(group []*groupWrite) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	// Each write runs in its own tenant's scope, set before its statements;
-	// the transaction starts in the first one's.
-	err := g.store.inTx(ctx, tenantScope(group[0].tenant), func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, w := range group {
-			w.hooks = w.hooks[:0]
-			b.Queue(tenantScope(w.tenant).setting())
-			w.queue(b, &w.hooks)
+	errs := g.store.commitGroup(ctx, group)
+	if len(group) > 1 && errs[0] != nil && !isDomainErr(errs[0]) {
+		for i, w := range group {
+			errs[i] = g.store.commitGroup(ctx, []*groupWrite{w})[0]
 		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
-		for _, w := range group {
-			if len(w.hooks) == 0 {
-				continue
-			}
-			if _, err := tx.Exec(ctx, tenantScope(w.tenant).setting()); err != nil {
-				return err
-			}
-			if err := g.store.flushWebhooks(ctx, tx, w.tenant, w.hooks); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil || len(group) == 1 {
-		for _, w := range group {
-			w.done <- wrapGroupErr(err)
-		}
-		return
 	}
-	for _, w := range group {
-		w.done <- g.store.writeAlone(ctx, w)
+	for i, w := range group {
+		w.done <- errs[i]
 	}
 }
 
 // groupTimeout bounds one group transaction.
 const groupTimeout = 15 * time.Second
 
-// writeAlone runs one write in its own transaction.
-func (s *Store) writeAlone(ctx context.Context, w *groupWrite) error {
-	return wrapGroupErr(s.inTx(ctx, tenantScope(w.tenant), func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		w.hooks = w.hooks[:0]
-		w.queue(b, &w.hooks)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
+// commitGroup runs a group's journals and outcomes in one transaction (two
+// statements, plus the webhook fan-out) and returns each write's error. A
+// journal whose message is no longer waiting for delivery gets a conflict
+// without failing the others.
+func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
+	var (
+		journals []journalWrite
+		outcomes []outcomeWrite
+		updated  map[uuid.UUID]bool
+	)
+	for _, w := range group {
+		if w.journal != nil {
+			journals = append(journals, *w.journal)
 		}
-		return s.flushWebhooks(ctx, tx, w.tenant, w.hooks)
-	}))
+		if w.outcome != nil {
+			outcomes = append(outcomes, *w.outcome)
+		}
+	}
+	errs := make([]error, len(group))
+	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
+		var hooks []tenantHook
+		if len(journals) > 0 {
+			var (
+				h   []tenantHook
+				err error
+			)
+			if updated, h, err = writeJournals(ctx, tx, journals); err != nil {
+				return err
+			}
+			hooks = append(hooks, h...)
+		}
+		if len(outcomes) > 0 {
+			h, err := writeOutcomes(ctx, tx, outcomes)
+			if err != nil {
+				return err
+			}
+			hooks = append(hooks, h...)
+		}
+		return s.flushTenantHooks(ctx, tx, hooks)
+	})
+	for i, w := range group {
+		switch {
+		case err != nil:
+			errs[i] = fmt.Errorf("delivery write: %w", err)
+		case w.journal != nil && !updated[w.journal.id]:
+			errs[i] = &domain.Error{Code: domain.CodeConflict, Message: "the message is no longer waiting for delivery"}
+		}
+	}
+	return errs
 }
 
-// wrapGroupErr keeps domain errors (a conflict) as they are.
-func wrapGroupErr(err error) error {
+func isDomainErr(err error) bool {
 	var de *domain.Error
-	if err == nil || errors.As(err, &de) {
-		return err
-	}
-	return fmt.Errorf("delivery write: %w", err)
+	return errors.As(err, &de)
 }

@@ -37,6 +37,8 @@ type Store struct {
 	enqueuer Enqueuer
 	// commits groups the delivery path's concurrent writes into shared transactions.
 	commits *groupCommitter
+	// loads coalesces concurrent deliveries' reads.
+	loads *deliveryLoader
 }
 
 var _ domain.MessageStore = (*Store)(nil)
@@ -45,7 +47,8 @@ var _ domain.MessageStore = (*Store)(nil)
 // deliveries (the CLI); queuing then fails loudly.
 func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
 	s := &Store{pool: pool, enqueuer: enqueuer}
-	s.commits = newGroupCommitter(s, 4, 64)
+	s.commits = newGroupCommitter(s, 2, 128)
+	s.loads = newDeliveryLoader(s, 2, 128)
 	return s
 }
 

@@ -1,0 +1,231 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// The delivery path's writes in bulk: a group of attempt journals is one
+// statement and a group of attempt outcomes another, however many messages
+// and tenants the group holds (data-modifying CTEs over unnest'ed arrays).
+// Statement count, not bytes, is what a delivery costs PostgreSQL, so this
+// is what lets many concurrent deliveries share one transaction cheaply.
+// Every row carries its tenant, and each statement matches rows by
+// (subscription_id, id); the group runs in the operator scope, since one
+// statement spans tenants.
+
+// journalWrite is one attempt's journal.
+type journalWrite struct {
+	tenant, id uuid.UUID
+	attempt    int
+	journal    []domain.Recipient
+}
+
+// outcomeWrite is one attempt's outcome.
+type outcomeWrite struct {
+	tenant uuid.UUID
+	rec    domain.AttemptRecord
+}
+
+// tenantHook is a webhook delivery with the tenant it belongs to.
+type tenantHook struct {
+	tenant uuid.UUID
+	job    domain.WebhookJob
+}
+
+// writeJournals writes a group of journals in one statement and returns the
+// ids of the messages it could mark sending (the others are no longer
+// waiting for delivery) and the webhook deliveries the attempt events fan
+// out to.
+func writeJournals(ctx context.Context, tx pgx.Tx, group []journalWrite) (map[uuid.UUID]bool, []tenantHook, error) {
+	var (
+		subs, ids            []uuid.UUID
+		details              []string
+		rMsgs                []uuid.UUID
+		rPositions           []int32
+		rFlags               []bool
+		rSince               []time.Time
+		updated              = map[uuid.UUID]bool{}
+		hooks                []tenantHook
+	)
+	for _, w := range group {
+		subs, ids = append(subs, w.tenant), append(ids, w.id)
+		details = append(details, fmt.Sprintf("attempt %d: %d recipients handed to the relay", w.attempt, len(w.journal)))
+		for _, r := range w.journal {
+			rMsgs, rPositions, rFlags, rSince = append(rMsgs, w.id), append(rPositions, int32(r.Position)), append(rFlags, r.PossibleDuplicate), append(rSince, r.InFlightSince)
+		}
+	}
+	rows, err := tx.Query(ctx, `
+		WITH j AS (
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS j(sub, mid, detail)
+		), m AS (
+			UPDATE messages SET state = 'sending', send_slot = NULL, version = version + 1, updated_at = now()
+			-- coalesce() hides the state test from the planner: written plainly it
+			-- matches messages_unsettled_idx, which it then scans whole when its
+			-- statistics lag behind a burst; the id index is the right path.
+			FROM j WHERE messages.subscription_id = j.sub AND messages.id = j.mid AND coalesce(messages.state IN ('queued', 'sending'), false)
+			RETURNING messages.subscription_id AS sub, messages.id AS mid
+		), r AS (
+			UPDATE message_recipients rc SET in_flight_since = x.since, possible_duplicate = rc.possible_duplicate OR x.flag, updated_at = now()
+			FROM unnest($4::uuid[], $5::int[], $6::bool[], $7::timestamptz[]) AS x(mid, pos, flag, since), m
+			WHERE m.mid = x.mid AND rc.subscription_id = m.sub AND rc.message_id = x.mid AND rc.position = x.pos
+		), ev AS (
+			INSERT INTO message_events (subscription_id, message_id, type, detail)
+			SELECT m.sub, m.mid, 'attempt', j.detail FROM j JOIN m ON m.mid = j.mid AND m.sub = j.sub
+			RETURNING id, type, subscription_id
+		)
+		SELECT m.mid, NULL::uuid, NULL::bigint FROM m
+		UNION ALL
+		SELECT ev.subscription_id, w.id, ev.id FROM ev JOIN webhooks w
+			ON w.subscription_id = ev.subscription_id AND w.status = 'active' AND (w.event_types IS NULL OR ev.type = ANY (w.event_types))`,
+		subs, ids, details, rMsgs, rPositions, rFlags, rSince)
+	if err != nil {
+		return nil, nil, fmt.Errorf("journal attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			first   uuid.UUID
+			webhook *uuid.UUID
+			eventID *int64
+		)
+		if err := rows.Scan(&first, &webhook, &eventID); err != nil {
+			return nil, nil, err
+		}
+		if webhook == nil {
+			updated[first] = true
+			continue
+		}
+		hooks = append(hooks, tenantHook{tenant: first, job: domain.WebhookJob{WebhookID: *webhook, EventID: *eventID}})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("journal attempts: %w", err)
+	}
+	return updated, hooks, nil
+}
+
+// writeOutcomes writes a group of attempt outcomes in one statement and
+// returns the webhook deliveries their events fan out to.
+func writeOutcomes(ctx context.Context, tx pgx.Tx, group []outcomeWrite) ([]tenantHook, error) {
+	var (
+		// recipients
+		cSubs, cMsgs                  []uuid.UUID
+		cPos, cAttempts, cCodes       []int32
+		cStatus, cReplies             []string
+		cDups                         []bool
+		cInFlight                     []*time.Time
+		mSubs, mIDs                   []uuid.UUID
+		mStates, mErrs                []string
+		mFinal                        []bool
+		sSubs                         []uuid.UUID
+		sEmails, sReasons, sSources   []string
+		sCodes                        []int32
+		bSubs, bAccounts, bMsgs       []uuid.UUID
+		eSubs, eMsgs                  []uuid.UUID
+		eTypes, eRecipients, eDetails []string
+		eCodes                        []int32
+	)
+	addEvent := func(sub, msg uuid.UUID, kind, rcpt string, code int, detail string) {
+		eSubs, eMsgs, eTypes, eRecipients, eCodes, eDetails = append(eSubs, sub), append(eMsgs, msg), append(eTypes, kind), append(eRecipients, rcpt), append(eCodes, int32(code)), append(eDetails, detail)
+	}
+	for _, w := range group {
+		rec := w.rec
+		for _, r := range rec.Changed {
+			cSubs, cMsgs, cPos = append(cSubs, w.tenant), append(cMsgs, rec.MessageID), append(cPos, int32(r.Position))
+			cStatus, cAttempts, cCodes = append(cStatus, string(r.Status)), append(cAttempts, int32(r.Attempts)), append(cCodes, int32(r.LastCode))
+			cReplies, cDups, cInFlight = append(cReplies, r.LastReply), append(cDups, r.PossibleDuplicate), append(cInFlight, nullTime(r.InFlightSince))
+			detail := r.LastReply
+			if r.PossibleDuplicate {
+				detail += " (possible duplicate: an earlier attempt may have delivered it)"
+			}
+			addEvent(w.tenant, rec.MessageID, string(r.Status), r.Email, r.LastCode, detail)
+		}
+		for _, sup := range rec.Suppress {
+			sSubs, sEmails, sReasons, sSources, sCodes = append(sSubs, w.tenant), append(sEmails, sup.Email), append(sReasons, sup.Reason), append(sSources, sup.Source), append(sCodes, int32(sup.SMTPCode))
+			addEvent(w.tenant, rec.MessageID, "suppression.added", sup.Email, sup.SMTPCode, sup.Reason)
+		}
+		if rec.State.Final() {
+			addEvent(w.tenant, rec.MessageID, string(rec.State), "", 0, rec.LastError)
+		}
+		mSubs, mIDs, mStates, mErrs, mFinal = append(mSubs, w.tenant), append(mIDs, rec.MessageID), append(mStates, string(rec.State)), append(mErrs, rec.LastError), append(mFinal, rec.State.Final())
+		for _, a := range rec.MailboxAccounts {
+			bSubs, bAccounts, bMsgs = append(bSubs, w.tenant), append(bAccounts, a), append(bMsgs, rec.MessageID)
+		}
+	}
+	rows, err := tx.Query(ctx, `
+		WITH rc AS (
+			UPDATE message_recipients r SET status = c.status, attempts = c.attempts, last_code = c.code, last_reply = c.reply,
+				possible_duplicate = c.dup, in_flight_since = c.in_flight, updated_at = now()
+			FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::int[], $6::int[], $7::text[], $8::bool[], $9::timestamptz[])
+			     AS c(sub, mid, position, status, attempts, code, reply, dup, in_flight)
+			WHERE r.subscription_id = c.sub AND r.message_id = c.mid AND r.position = c.position
+		), m AS (
+			UPDATE messages SET state = x.state, last_error = x.err, version = version + 1, updated_at = now(),
+				finished_at = CASE WHEN x.final THEN now() END
+			FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::bool[]) AS x(sub, mid, state, err, final)
+			WHERE messages.subscription_id = x.sub AND messages.id = x.mid
+		), sup AS (
+			INSERT INTO suppressions (subscription_id, email, reason, source, smtp_code)
+			SELECT * FROM unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::int[])
+			ON CONFLICT DO NOTHING
+		), mb AS (
+			INSERT INTO mailbox_entries (subscription_id, account_id, message_id)
+			SELECT * FROM unnest($20::uuid[], $21::uuid[], $22::uuid[])
+			ON CONFLICT DO NOTHING
+		), ev AS (
+			INSERT INTO message_events (subscription_id, message_id, type, recipient, smtp_code, detail)
+			SELECT * FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::text[], $27::int[], $28::text[])
+			RETURNING id, type, subscription_id
+		)
+		SELECT ev.subscription_id, w.id, ev.id FROM ev JOIN webhooks w
+			ON w.subscription_id = ev.subscription_id AND w.status = 'active' AND (w.event_types IS NULL OR ev.type = ANY (w.event_types))`,
+		cSubs, cMsgs, cPos, cStatus, cAttempts, cCodes, cReplies, cDups, cInFlight,
+		mSubs, mIDs, mStates, mErrs, mFinal,
+		sSubs, sEmails, sReasons, sSources, sCodes,
+		bSubs, bAccounts, bMsgs,
+		eSubs, eMsgs, eTypes, eRecipients, eCodes, eDetails)
+	if err != nil {
+		return nil, fmt.Errorf("record attempts: %w", err)
+	}
+	defer rows.Close()
+	var hooks []tenantHook
+	for rows.Next() {
+		var h tenantHook
+		if err := rows.Scan(&h.tenant, &h.job.WebhookID, &h.job.EventID); err != nil {
+			return nil, err
+		}
+		hooks = append(hooks, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("record attempts: %w", err)
+	}
+	return hooks, nil
+}
+
+// flushTenantHooks enqueues webhook deliveries tenant by tenant, each in
+// its own scope (the fair webhook queue's clocks are per tenant).
+func (s *Store) flushTenantHooks(ctx context.Context, tx pgx.Tx, hooks []tenantHook) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	byTenant := map[uuid.UUID][]domain.WebhookJob{}
+	var order []uuid.UUID
+	for _, h := range hooks {
+		if _, ok := byTenant[h.tenant]; !ok {
+			order = append(order, h.tenant)
+		}
+		byTenant[h.tenant] = append(byTenant[h.tenant], h.job)
+	}
+	for _, tenant := range order {
+		if err := s.flushWebhooks(ctx, tx, tenant, byTenant[tenant]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,246 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+// Batched delivery reads. Every delivery starts by reading its message and
+// what its delivery depends on: seven statements. Concurrent deliveries'
+// reads are coalesced (like the group commit of their writes): a loader takes
+// every read waiting when it is free and answers them all with the same seven
+// statements, each over the whole set of (tenant, message) keys, in one round
+// trip. The read spans tenants, so it runs in the operator scope; every
+// statement matches rows by (subscription_id, id).
+
+type loadRequest struct {
+	tenant, id   uuid.UUID
+	countSending bool
+	msg          *domain.Message
+	dc           domain.DeliveryContext
+	done         chan error
+}
+
+type deliveryLoader struct {
+	store    *Store
+	loaders  int
+	maxGroup int
+	pending  chan *loadRequest
+	start    sync.Once
+}
+
+func newDeliveryLoader(s *Store, loaders, maxGroup int) *deliveryLoader {
+	return &deliveryLoader{store: s, loaders: loaders, maxGroup: maxGroup, pending: make(chan *loadRequest, 4096)}
+}
+
+// load answers one read, sharing its round trip with the others waiting.
+func (l *deliveryLoader) load(ctx context.Context, r *loadRequest) error {
+	r.done = make(chan error, 1)
+	l.start.Do(func() {
+		for range l.loaders {
+			go l.run()
+		}
+	})
+	select {
+	case l.pending <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run serves reads for the life of the process: loaders hold no resource
+// between groups (the pool is the store's), so there is nothing to stop.
+func (l *deliveryLoader) run() {
+	for first := range l.pending {
+		group := []*loadRequest{first}
+	collect:
+		for len(group) < l.maxGroup {
+			select {
+			case r := <-l.pending:
+				group = append(group, r)
+			default:
+				break collect
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+		err := l.store.loadGroup(ctx, group)
+		cancel()
+		for _, r := range group {
+			if err != nil {
+				r.done <- err
+				continue
+			}
+			if r.msg == nil {
+				r.done <- domain.ErrNotFound
+				continue
+			}
+			r.done <- nil
+		}
+	}
+}
+
+// loadTimeout bounds one group read.
+const loadTimeout = 15 * time.Second
+
+// loadGroup reads every request's message, recipients, attachments and
+// delivery context in one scoped batch.
+func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
+	subs := make([]uuid.UUID, len(group))
+	ids := make([]uuid.UUID, len(group))
+	byID := make(map[uuid.UUID]*loadRequest, len(group))
+	var countTenants []uuid.UUID
+	for i, r := range group {
+		subs[i], ids[i] = r.tenant, r.id
+		r.msg, r.dc = nil, domain.DeliveryContext{Suppressed: map[string]bool{}}
+		byID[r.id] = r
+		if r.countSending {
+			countTenants = append(countTenants, r.tenant)
+		}
+	}
+	const keys = `unnest($1::uuid[], $2::uuid[]) AS k(sub, mid)`
+	b := newBatch(operatorScope)
+	b.Queue(`SELECT `+prefixed("m.", messageColumns)+` FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid`, subs, ids).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				m, err := scanMessage(rows)
+				if err != nil {
+					return err
+				}
+				if r := byID[m.ID]; r != nil && r.tenant == m.SubscriptionID {
+					r.msg = m
+				}
+			}
+			return rows.Err()
+		})
+	b.Queue(`
+		SELECT r.message_id, r.kind, r.position, r.display_name, r.email, r.account_id, r.status, r.attempts, r.last_code, r.last_reply,
+		       r.possible_duplicate, r.in_flight_since, r.updated_at
+		FROM `+keys+` JOIN message_recipients r ON r.subscription_id = k.sub AND r.message_id = k.mid
+		ORDER BY r.message_id, r.position`, subs, ids).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var mid uuid.UUID
+				rc, err := scanRecipient(rows, &mid)
+				if err != nil {
+					return err
+				}
+				if r := byID[mid]; r != nil && r.msg != nil {
+					r.msg.Recipients = append(r.msg.Recipients, rc)
+				}
+			}
+			return rows.Err()
+		})
+	b.Queue(`SELECT a.message_id, a.attachment_id FROM `+keys+` JOIN message_attachments a ON a.subscription_id = k.sub AND a.message_id = k.mid
+		ORDER BY a.message_id, a.position`, subs, ids).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var mid, att uuid.UUID
+				if err := rows.Scan(&mid, &att); err != nil {
+					return err
+				}
+				if r := byID[mid]; r != nil && r.msg != nil {
+					r.msg.Attachments = append(r.msg.Attachments, att)
+				}
+			}
+			return rows.Err()
+		})
+	b.Queue(`
+		SELECT m.id, s.status, s.sandbox, s.max_send_rate,
+		       EXISTS (SELECT 1 FROM sender_domains d WHERE d.subscription_id = s.id
+		               AND d.domain = lower(split_part(m.sender_email, '@', 2)) AND d.verified_at IS NOT NULL),
+		       m.sender_account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.subscription_id = s.id AND a.id = m.sender_account_id)
+		FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid JOIN subscriptions s ON s.id = m.subscription_id`, subs, ids).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					mid  uuid.UUID
+					dc   domain.DeliveryContext
+					rate float32
+				)
+				if err := rows.Scan(&mid, &dc.TenantStatus, &dc.Sandbox, &rate, &dc.SenderDomainVerified, &dc.SenderAccountExists); err != nil {
+					return err
+				}
+				if r := byID[mid]; r != nil {
+					dc.MaxSendRate, dc.Suppressed = float64(rate), r.dc.Suppressed
+					r.dc = dc
+				}
+			}
+			return rows.Err()
+		})
+	b.Queue(`
+		SELECT m.id, d.domain, d.selector, d.algorithm, d.private_key
+		FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid
+		JOIN dkim_keys d ON d.subscription_id = m.subscription_id AND d.domain = lower(split_part(m.sender_email, '@', 2))`, subs, ids).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					mid uuid.UUID
+					key domain.DKIMKey
+				)
+				if err := rows.Scan(&mid, &key.Domain, &key.Selector, &key.Algorithm, &key.PrivateKey); err != nil {
+					return err
+				}
+				if r := byID[mid]; r != nil {
+					r.dc.DKIM = &key
+				}
+			}
+			return rows.Err()
+		})
+	b.Queue(`
+		SELECT r.message_id, s.email FROM `+keys+` JOIN message_recipients r ON r.subscription_id = k.sub AND r.message_id = k.mid
+		JOIN suppressions s ON s.subscription_id = r.subscription_id AND s.email = lower(r.email)`, subs, ids).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					mid   uuid.UUID
+					email string
+				)
+				if err := rows.Scan(&mid, &email); err != nil {
+					return err
+				}
+				if r := byID[mid]; r != nil {
+					r.dc.Suppressed[email] = true
+				}
+			}
+			return rows.Err()
+		})
+	if len(countTenants) > 0 {
+		b.Queue(`SELECT subscription_id, count(*) FROM messages WHERE subscription_id = ANY($1) AND state = 'sending' GROUP BY subscription_id`, countTenants).
+			Query(func(rows pgx.Rows) error {
+				counts := map[uuid.UUID]int{}
+				for rows.Next() {
+					var (
+						sub uuid.UUID
+						n   int
+					)
+					if err := rows.Scan(&sub, &n); err != nil {
+						return err
+					}
+					counts[sub] = n
+				}
+				for _, r := range group {
+					if r.countSending {
+						r.dc.Sending = counts[r.tenant]
+					}
+				}
+				return rows.Err()
+			})
+	}
+	if err := s.read(ctx, b); err != nil {
+		return fmt.Errorf("load deliveries: %w", err)
+	}
+	return nil
+}
