@@ -70,10 +70,10 @@ func (st *stack) sendLoad(ctx context.Context, spec loadSpec) loadResult {
 		spec.Tenants = []int{0}
 	}
 	var (
-		res  loadResult
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		jobs = make(chan int)
+		res                              loadResult
+		mu                               sync.Mutex
+		wg                               sync.WaitGroup
+		jobs                             = make(chan int)
 		reqs, ok2, e4, e5, terr, retries atomic.Int64
 	)
 	start := time.Now()

@@ -328,7 +328,9 @@ func (s *suite) apiKill(t *testing.T) {
 	r := row{Scenario: "API SIGKILL ×3 (issue 10)", Load: fmt.Sprintf("%d msgs × 3 rcpts, 16 clients retrying with Idempotency-Key", n),
 		Faults: "API SIGKILLed at 25/50/75 % of accepted sends, restarted on the same address"}
 	loadDone := make(chan loadResult)
-	go func() { loadDone <- st.sendLoad(ctx, loadSpec{Messages: n, Concurrency: 16, Retry: true, Tag: "apikill"}) }()
+	go func() {
+		loadDone <- st.sendLoad(ctx, loadSpec{Messages: n, Concurrency: 16, Retry: true, Tag: "apikill"})
+	}()
 	var lastRestart time.Time
 	for k, pct := range []int{25, 50, 75} {
 		want := n * pct / 100

@@ -110,10 +110,13 @@ type sinkSession struct {
 	rcpts []string
 }
 
-func (ss *sinkSession) Reset()                                    { ss.rcpts = nil }
-func (ss *sinkSession) Logout() error                             { return nil }
-func (ss *sinkSession) Mail(string, *smtp.MailOptions) error      { ss.rcpts = nil; return nil }
-func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error { ss.rcpts = append(ss.rcpts, to); return nil }
+func (ss *sinkSession) Reset()                               { ss.rcpts = nil }
+func (ss *sinkSession) Logout() error                        { return nil }
+func (ss *sinkSession) Mail(string, *smtp.MailOptions) error { ss.rcpts = nil; return nil }
+func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.rcpts = append(ss.rcpts, to)
+	return nil
+}
 
 func (ss *sinkSession) Data(r io.Reader) error {
 	ss.sink.inData.Add(1)
