@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +35,9 @@ type loadSpec struct {
 	// Sender overrides the tenant's sender address.
 	Sender func(t tenant) string
 	SendAt time.Time
-	// Retry repeats a failed request with the same Idempotency-Key until
-	// it is answered 2xx or 4xx, as a careful client would.
+	// Retry repeats a failed request (5xx, transport error, or 409 "still
+	// in progress" for up to inProgressPatience) with the same
+	// Idempotency-Key, as a careful client would.
 	Retry bool
 	// Tag keeps Idempotency-Keys apart between bursts.
 	Tag string
@@ -47,6 +50,8 @@ type loadResult struct {
 	Status2xx, Status4xx, Status5 int64
 	TransportErrors, Retries      int64
 	Elapsed                       time.Duration
+	// Refusals samples the first answer of each non-2xx status.
+	Refusals map[int]string
 }
 
 func (r *loadResult) add(o loadResult) {
@@ -58,6 +63,12 @@ func (r *loadResult) add(o loadResult) {
 	r.TransportErrors += o.TransportErrors
 	r.Retries += o.Retries
 	r.Elapsed += o.Elapsed
+	for k, v := range o.Refusals {
+		if r.Refusals == nil {
+			r.Refusals = map[int]string{}
+		}
+		r.Refusals[k] = v
+	}
 }
 
 // sendLoad sends spec.Messages messages with a bounded pool of clients; it
@@ -70,7 +81,7 @@ func (st *stack) sendLoad(ctx context.Context, spec loadSpec) loadResult {
 		spec.Tenants = []int{0}
 	}
 	var (
-		res                              loadResult
+		res                              = loadResult{Refusals: map[int]string{}}
 		mu                               sync.Mutex
 		wg                               sync.WaitGroup
 		jobs                             = make(chan int)
@@ -81,7 +92,14 @@ func (st *stack) sendLoad(ctx context.Context, spec loadSpec) loadResult {
 		wg.Go(func() {
 			for i := range jobs {
 				tIdx := spec.Tenants[i%len(spec.Tenants)]
-				s, outcome := st.sendOne(ctx, spec, tIdx, i, &reqs, &retries)
+				s, outcome, answer := st.sendOne(ctx, spec, tIdx, i, &reqs, &retries)
+				if outcome >= 300 {
+					mu.Lock()
+					if _, seen := res.Refusals[outcome]; !seen {
+						res.Refusals[outcome] = answer
+					}
+					mu.Unlock()
+				}
 				switch {
 				case outcome == 0:
 					terr.Add(1)
@@ -129,7 +147,7 @@ feed:
 // sendOne posts one message; outcome is the final HTTP status, 0 for a
 // transport error. Every 5xx answer is counted in 5xx even when a retry
 // later succeeds, since the soak's criterion is no 5xx at all.
-func (st *stack) sendOne(ctx context.Context, spec loadSpec, tIdx, i int, reqs, retries *atomic.Int64) (sent, int) {
+func (st *stack) sendOne(ctx context.Context, spec loadSpec, tIdx, i int, reqs, retries *atomic.Int64) (sent, int, string) {
 	t := st.tenants[tIdx]
 	sender := t.Sender
 	if spec.Sender != nil {
@@ -155,42 +173,57 @@ func (st *stack) sendOne(ctx context.Context, spec loadSpec, tIdx, i int, reqs, 
 	payload, _ := json.Marshal(body)
 	key := fmt.Sprintf("%s-%s-%d", st.name, spec.Tag, i)
 	backoff := 100 * time.Millisecond
+	var firstConflict time.Time
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			retries.Add(1)
 			select {
 			case <-ctx.Done():
-				return sent{}, 0
+				return sent{}, 0, ""
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 2*time.Second)
 		}
 		reqs.Add(1)
-		status, view, err := st.post(ctx, t.Token, key, payload, spec.Retry)
+		status, view, answer, err := st.post(ctx, t.Token, key, payload, spec.Retry)
+		if spec.Retry && err == nil && status == http.StatusConflict && strings.Contains(answer, "Idempotency-Key") {
+			// The key's first request is "still in progress": a careful
+			// client waits and asks again, for a while.
+			if firstConflict.IsZero() {
+				firstConflict = time.Now()
+			}
+			if time.Since(firstConflict) < inProgressPatience && ctx.Err() == nil {
+				continue
+			}
+		}
 		if err == nil && status < 500 {
 			if status >= 300 {
-				return sent{}, status
+				return sent{}, status, answer
 			}
-			return sent{Tenant: tIdx, ID: view.ID, MessageID: view.MessageID, Recipients: rcpts}, status
+			return sent{Tenant: tIdx, ID: view.ID, MessageID: view.MessageID, Recipients: rcpts}, status, ""
 		}
 		if !spec.Retry || ctx.Err() != nil || attempt >= 60 {
 			if err != nil {
-				return sent{}, 0
+				return sent{}, 0, err.Error()
 			}
-			return sent{}, status
+			return sent{}, status, answer
 		}
 	}
 }
+
+// inProgressPatience is how long a retrying client keeps asking again while
+// the API answers that its Idempotency-Key's first request is in progress.
+const inProgressPatience = 30 * time.Second
 
 type messageRef struct {
 	ID        string `json:"id"`
 	MessageID string `json:"message_id"`
 }
 
-func (st *stack) post(ctx context.Context, token, key string, payload []byte, withKey bool) (int, messageRef, error) {
+func (st *stack) post(ctx context.Context, token, key string, payload []byte, withKey bool) (int, messageRef, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, st.apiURL("/api/messages/sendmessage"), bytes.NewReader(payload))
 	if err != nil {
-		return 0, messageRef{}, err
+		return 0, messageRef{}, "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
@@ -199,16 +232,18 @@ func (st *stack) post(ctx context.Context, token, key string, payload []byte, wi
 	}
 	resp, err := st.http.Do(req)
 	if err != nil {
-		return 0, messageRef{}, err
+		return 0, messageRef{}, "", err
 	}
 	defer resp.Body.Close()
 	var ref messageRef
 	if resp.StatusCode < 300 {
 		if err := json.NewDecoder(resp.Body).Decode(&ref); err != nil {
-			return 0, messageRef{}, fmt.Errorf("decode answer: %w", err)
+			return 0, messageRef{}, "", fmt.Errorf("decode answer: %w", err)
 		}
+		return resp.StatusCode, ref, "", nil
 	}
-	return resp.StatusCode, ref, nil
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+	return resp.StatusCode, ref, string(answer), nil
 }
 
 // recipientView is the part of GET /api/messages/{id} the suite checks.

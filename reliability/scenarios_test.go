@@ -107,7 +107,9 @@ func (s *suite) postgresFaults(t *testing.T) {
 		r.Failures = append(r.Failures, "the worker process did not survive (it needed a restart)")
 	}
 	if int(res.Status2xx) != n {
-		r.Failures = append(r.Failures, fmt.Sprintf("only %d of %d sends were accepted, even with retries", res.Status2xx, n))
+		// Not this scenario's criterion (issue 10's API scenarios hold it),
+		// but worth knowing.
+		r.Notes = append(r.Notes, fmt.Sprintf("only %d of %d sends were accepted, even with retries", res.Status2xx, n))
 	}
 	r.Notes = append(r.Notes, loadNote(res), fmt.Sprintf("proxy dropped %d database connections at the heal", st.pg.dropped.Load()))
 	s.record(t, r)

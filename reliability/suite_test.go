@@ -222,8 +222,12 @@ func ids(ss []sent) []string {
 }
 
 func loadNote(res loadResult) string {
-	return fmt.Sprintf("API: %d requests, %d 2xx, %d 4xx, %d 5xx, %d transport errors, %d retries, in %s",
+	note := fmt.Sprintf("API: %d requests, %d 2xx, %d 4xx, %d 5xx, %d transport errors, %d retries, in %s",
 		res.Requests, res.Status2xx, res.Status4xx, res.Status5, res.TransportErrors, res.Retries, res.Elapsed.Round(time.Millisecond))
+	for status, answer := range res.Refusals {
+		note += fmt.Sprintf("; a final %d answered %s", status, strings.TrimSpace(answer))
+	}
+	return note
 }
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
