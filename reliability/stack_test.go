@@ -285,6 +285,8 @@ func (st *stack) startAt(ctx context.Context, role, addr, admin string) *proc {
 	p.cmd = exec.Command(st.suite.binary, "serve", "--role", role)
 	p.cmd.Env = st.env(st.proxiedURL(), "MAILGATE_HTTP_ADDR="+p.addr, "MAILGATE_ADMIN_ADDR="+p.admin)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	// If the test binary dies (a timeout panic skips cleanups), so do its children.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		st.t.Fatalf("start %s: %v", role, err)
 	}

@@ -102,8 +102,8 @@ func (st *stack) count(ctx context.Context, accepted []sent) (tally, error) {
 				tl.Failed++
 			default:
 				tl.Lost++
-				if len(tl.lostExamples) < 5 {
-					tl.lostExamples = append(tl.lostExamples, fmt.Sprintf("%s %s (db: message %s, recipient %s, attempts %d, %q)",
+				if len(tl.lostExamples) < 2 {
+					tl.lostExamples = append(tl.lostExamples, fmt.Sprintf("`%s` %s (db: message %s, recipient %s, attempts %d, %q)",
 						d.MessageID, d.Recipient, row.State, row.Status, row.Attempts, row.LastReply))
 				}
 			}
