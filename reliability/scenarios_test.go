@@ -112,6 +112,7 @@ func (s *suite) postgresFaults(t *testing.T) {
 		r.Notes = append(r.Notes, fmt.Sprintf("only %d of %d sends were accepted, even with retries", res.Status2xx, n))
 	}
 	r.Notes = append(r.Notes, loadNote(res), fmt.Sprintf("proxy dropped %d database connections at the heal", st.pg.dropped.Load()))
+	r.Failures = append(r.Failures, st.checkFlagsViaAPI(ctx, tl, 50)...)
 	s.record(t, r)
 }
 
