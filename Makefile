@@ -20,13 +20,23 @@ FUZZ_TARGETS = domain:FuzzNormalizeAddress domain:FuzzCheckHeaderText domain:Fuz
 	adapters/httpapi:FuzzDecodeJSON adapters/httpapi:FuzzDecodeXML adapters/httpapi:FuzzDecodeForm \
 	adapters/mailbuild:FuzzBuild
 
-.PHONY: run test build lint bench fuzz check-deploy fmt tidy clean
+.PHONY: run test build lint bench fuzz check-deploy reliability reliability-short fmt tidy clean
 
 run: ## mailgate dev: local database, captured mail, demo tenant and token
 	$(GO) run ./app/cmd/mailgate dev
 
 test: ## the whole suite, with the race detector, against real PostgreSQL and SMTP
 	$(GO) test $(TEST_FLAGS) $(PKGS)
+
+# The fault suite runs the real binary as separate API and worker processes
+# against a PostgreSQL cluster of its own; it writes docs/reliability.md.
+RELIABILITY_FLAGS ?= -tags reliability -count=1 -v
+
+reliability: ## fault suite, full size (a few thousand messages a scenario, 5-minute soak)
+	MAILGATE_RELIABILITY_SCALE=full $(GO) test $(RELIABILITY_FLAGS) -timeout 90m ./reliability/
+
+reliability-short: ## fault suite, CI size (a few hundred messages a scenario, 30 s soak)
+	MAILGATE_RELIABILITY_SCALE=short $(GO) test $(RELIABILITY_FLAGS) -timeout 20m ./reliability/
 
 build: ## a static binary in bin/, stamped with VERSION, COMMIT and BUILD_DATE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./app/cmd/mailgate

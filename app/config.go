@@ -58,7 +58,7 @@ type Config struct {
 	// DeliveryTimeout bounds one delivery attempt end to end
 	// (MAILGATE_DELIVERY_TIMEOUT; default: the SMTP steps added up).
 	DeliveryTimeout time.Duration
-	RateBurst           int
+	RateBurst       int
 	// WebhookAllowPrivate lets webhooks reach private and loopback addresses
 	// (tests, or endpoints inside the cluster).
 	WebhookAllowPrivate bool

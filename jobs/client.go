@@ -36,7 +36,7 @@ type Config struct {
 	// takes it back from a worker that vanished; it must exceed every
 	// worker's timeout (NewWorkerClient derives it from the delivery worker's).
 	RescueAfter time.Duration
-	Logger         *slog.Logger
+	Logger      *slog.Logger
 }
 
 func (c Config) withDefaults() Config {

@@ -45,14 +45,14 @@ type tenantHook struct {
 // out to.
 func writeJournals(ctx context.Context, tx pgx.Tx, group []journalWrite) (map[uuid.UUID]bool, []tenantHook, error) {
 	var (
-		subs, ids            []uuid.UUID
-		details              []string
-		rMsgs                []uuid.UUID
-		rPositions           []int32
-		rFlags               []bool
-		rSince               []time.Time
-		updated              = map[uuid.UUID]bool{}
-		hooks                []tenantHook
+		subs, ids  []uuid.UUID
+		details    []string
+		rMsgs      []uuid.UUID
+		rPositions []int32
+		rFlags     []bool
+		rSince     []time.Time
+		updated    = map[uuid.UUID]bool{}
+		hooks      []tenantHook
 	)
 	for _, w := range group {
 		subs, ids = append(subs, w.tenant), append(ids, w.id)

@@ -202,9 +202,13 @@ func (failingEnqueuer) EnqueueDeliveriesTx(context.Context, pgx.Tx, uuid.UUID, [
 	return nil, errors.New("queue is down")
 }
 
-func (failingEnqueuer) CancelJobTx(context.Context, pgx.Tx, int64) error { return errors.New("queue is down") }
+func (failingEnqueuer) CancelJobTx(context.Context, pgx.Tx, int64) error {
+	return errors.New("queue is down")
+}
 
-func (failingEnqueuer) RetryJobTx(context.Context, pgx.Tx, int64) error { return errors.New("queue is down") }
+func (failingEnqueuer) RetryJobTx(context.Context, pgx.Tx, int64) error {
+	return errors.New("queue is down")
+}
 
 func TestGetMessage(t *testing.T) {
 	t.Parallel()
