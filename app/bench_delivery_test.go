@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,5 +261,190 @@ func BenchmarkDeliveryDrain(b *testing.B) {
 				b.ReportMetric(rate/ceiling, "ratio")
 			}
 		})
+	}
+}
+
+// BenchmarkDeliveryScaling: the delivery rate by worker count and message
+// size (the plot in docs/benchmarks.md), each beside its ceiling.
+func BenchmarkDeliveryScaling(b *testing.B) {
+	n := benchMessages() / 2
+	for _, size := range []int{2 << 10, 20 << 10, 100 << 10} {
+		for _, workers := range []int{10, 50, 100, 200} {
+			b.Run(fmt.Sprintf("size=%dKB/workers=%d", size>>10, workers), func(b *testing.B) {
+				for range b.N {
+					sink := smtptest.Start(b, smtptest.Options{Discard: true})
+					d := newDrainSetup(b, sink, sink.Addr())
+					ceiling, err := smtptest.SendCeiling(context.Background(), sink.Addr(), prebuilt(b, n, size, d.sender.Email), smtptest.CeilingOptions{Conns: workers, Pipelining: true})
+					if err != nil {
+						b.Fatal(err)
+					}
+					d.queue(b, d.token, d.sender.Email, n, size, "scaling")
+					elapsed := d.drain(b, n, func(c *Config) { c.Workers = workers })
+					rate := float64(n) / elapsed.Seconds()
+					b.ReportMetric(rate, "msg/s")
+					b.ReportMetric(ceiling.Rate(), "ceiling_msg/s")
+					b.ReportMetric(rate/ceiling.Rate(), "ratio")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDeliveryFairness: tenant A queues a flood while tenant B sends
+// one message every 250 ms; B's accept-to-relay latency (p50, p99) and A's
+// rate against A alone, in the same run.
+func BenchmarkDeliveryFairness(b *testing.B) {
+	flood := 5 * benchMessages()
+	for range b.N {
+		// A alone.
+		sinkAlone := smtptest.Start(b, smtptest.Options{Discard: true})
+		alone := newDrainSetup(b, sinkAlone, sinkAlone.Addr())
+		alone.queue(b, alone.token, alone.sender.Email, flood, 2<<10, "alone")
+		aloneRate := float64(flood) / alone.drain(b, flood, nil).Seconds()
+
+		// A's flood with B beside it.
+		var (
+			mu       sync.Mutex
+			received = map[string]time.Time{}
+		)
+		sink := smtptest.Start(b, smtptest.Options{Discard: true, OnDeliver: func(messageID, _ string) {
+			mu.Lock()
+			if _, ok := received[messageID]; !ok {
+				received[messageID] = time.Now()
+			}
+			mu.Unlock()
+		}})
+		d := newDrainSetup(b, sink, sink.Addr())
+		d.queue(b, d.token, d.sender.Email, flood, 2<<10, "flood")
+		ctx := context.Background()
+		other, err := d.api.Store().CreateTenant(ctx, "quiet", []string{"quiet-bench.example"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		auth, _ := jwtauth.NewHS256([]byte(testSecret), jwtauth.Options{})
+		quietToken, _ := auth.Issue(other.ID, time.Hour, false)
+		sent := map[string]time.Time{}
+		done := make(chan time.Duration)
+		go func() { done <- d.drain(b, flood, nil) }()
+		owner := dbtest.OwnerPoolFor(b, d.dbURL)
+		var elapsed time.Duration
+	loop:
+		for {
+			select {
+			case elapsed = <-done:
+				break loop
+			case <-time.After(250 * time.Millisecond):
+				id, at := d.sendOne(b, quietToken, "b@quiet-bench.example")
+				sent[id] = at
+			}
+		}
+		// Wait for B's last messages too.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			all := true
+			for id := range sent {
+				if _, ok := received[id]; !ok {
+					all = false
+				}
+			}
+			mu.Unlock()
+			if all || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var floodLeft int
+		_ = owner.QueryRow(ctx, `SELECT count(*) FROM messages WHERE subscription_id = $1 AND state <> 'sent'`, d.tenant.ID).Scan(&floodLeft)
+		var latencies []time.Duration
+		mu.Lock()
+		for id, at := range sent {
+			if got, ok := received[id]; ok {
+				latencies = append(latencies, got.Sub(at))
+			} else {
+				b.Errorf("tenant B's message %s was not delivered", id)
+			}
+		}
+		mu.Unlock()
+		slices.Sort(latencies)
+		if len(latencies) == 0 {
+			b.Fatal("tenant B sent nothing while the flood drained")
+		}
+		b.ReportMetric(float64(len(latencies)), "b_messages")
+		b.ReportMetric(latencies[len(latencies)/2].Seconds()*1000, "b_p50_ms")
+		b.ReportMetric(latencies[min(len(latencies)-1, len(latencies)*99/100)].Seconds()*1000, "b_p99_ms")
+		floodRate := float64(flood) / elapsed.Seconds()
+		b.ReportMetric(floodRate, "a_msg/s")
+		b.ReportMetric(floodRate/aloneRate, "a_vs_alone")
+	}
+}
+
+// sendOne accepts one message over HTTP and returns its Message-ID and when it was accepted.
+func (d *drainSetup) sendOne(b *testing.B, token, sender string) (string, time.Time) {
+	b.Helper()
+	body := mustJSON(map[string]any{"sender_email": sender, "send": true, "subject": "one", "body": "hello", "to": rcpts("one@sink.example")})
+	req, _ := http.NewRequest("POST", "http://"+d.api.HTTPAddr()+"/api/messages/sendmessage", strings.NewReader(string(body)))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	at := time.Now()
+	var v struct {
+		MessageID string `json:"message_id"`
+	}
+	if res.StatusCode != http.StatusCreated {
+		b.Fatalf("send: %d", res.StatusCode)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
+		b.Fatal(err)
+	}
+	return v.MessageID, at
+}
+
+// BenchmarkAcceptToStart: at low load (one message at a time, 20 ms
+// apart), the time from the accept's commit to a worker starting the job,
+// both read from the database's clock.
+func BenchmarkAcceptToStart(b *testing.B) {
+	const samples = 200
+	for range b.N {
+		sink := smtptest.Start(b, smtptest.Options{Discard: true})
+		d := newDrainSetup(b, sink, sink.Addr())
+		ctx := context.Background()
+		worker, err := New(ctx, d.config(RoleWorker, nil), RoleWorker, quietLogger())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := worker.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for range samples {
+			d.sendOne(b, d.token, d.sender.Email)
+			time.Sleep(20 * time.Millisecond) // pacing the load, not synchronisation
+		}
+		owner := dbtest.OwnerPoolFor(b, d.dbURL)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var left int
+			_ = owner.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state IN ('queued', 'sending')`).Scan(&left)
+			if left == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = worker.Shutdown(ctx)
+		var p50, p99 float64
+		// The job row is inserted in the accept's transaction, so its xmin
+		// commit time would be exact; created_at is that transaction's start,
+		// a few hundred microseconds earlier, so this slightly overstates.
+		if err := owner.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM attempted_at - created_at)),
+			percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM attempted_at - created_at))
+			FROM river_job WHERE kind = 'deliver_message'`).Scan(&p50, &p99); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(p50*1000, "start_p50_ms")
+		b.ReportMetric(p99*1000, "start_p99_ms")
 	}
 }

@@ -449,3 +449,51 @@ func TestReconcilerRequeuesLostJobs(t *testing.T) {
 		t.Fatalf("still stalled after reconcile")
 	}
 }
+
+// TestIdempotencyKeyOfADeadRequestIsReusable: a request that claimed its key
+// and died before creating its message (a killed API process) leaves the key
+// in progress; after the lease a retry takes it over, creates the message
+// once, and a late create by the dead claim's owner is refused.
+func TestIdempotencyKeyOfADeadRequestIsReusable(t *testing.T) {
+	t.Parallel()
+	g := startGatewayRole(t, RoleAPI)
+	body := mustJSON(map[string]any{"sender_email": g.sender.Email, "subject": "once", "to": rcpts("ada@example.net")})
+	key := map[string]string{"Idempotency-Key": "died-1"}
+	first := g.request(t, "POST", "/api/messages/sendmessage", "application/json", "", key, body)
+	if first.status != 201 {
+		t.Fatalf("%d %s", first.status, first.body)
+	}
+	// Turn it into a claim whose request died before its create committed.
+	if _, err := g.owner.Exec(t.Context(), `DELETE FROM messages WHERE subscription_id = $1`, g.tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	die := func(age time.Duration) {
+		t.Helper()
+		if _, err := g.owner.Exec(t.Context(), `UPDATE idempotency_keys SET status = 0, message_ids = '{}', response = NULL, created_at = now() - $3::interval
+			WHERE subscription_id = $1 AND key = $2`, g.tenant.ID, "died-1", fmt.Sprintf("%d milliseconds", age.Milliseconds())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	die(0)
+	assertProblem(t, g.request(t, "POST", "/api/messages/sendmessage", "application/json", "", key, body), http.StatusConflict, "Idempotency-Key")
+	die(time.Minute)
+	retry := g.request(t, "POST", "/api/messages/sendmessage", "application/json", "", key, body)
+	if retry.status != 201 || g.countRows(t, `SELECT count(*) FROM messages WHERE subscription_id = $1`) != 1 {
+		t.Fatalf("retry after the lease: %d %s", retry.status, retry.body)
+	}
+	again := g.request(t, "POST", "/api/messages/sendmessage", "application/json", "", key, body)
+	if again.status != 201 || again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(again.body, retry.body) {
+		t.Fatalf("replay: %d %s", again.status, again.body)
+	}
+	// The dead claim's owner wakes up and tries to create: refused, nothing written.
+	ctx := domain.WithIdempotencyKey(t.Context(), "died-1")
+	msg := &domain.Message{ID: uuid.New(), SubscriptionID: g.tenant.ID, SenderEmail: g.sender.Email, SenderAccountID: g.sender.ID,
+		MessageID: "<late@" + g.domain + ">", ConversationID: uuid.New(), State: domain.StateDraft, CreatedDate: time.Now(), UpdatedAt: time.Now(),
+		Recipients: []domain.Recipient{{Kind: domain.KindTo, Email: "ada@example.net", Status: domain.RecipientPending}}}
+	if err := g.app.Store().CreateMessage(ctx, g.tenant.ID, msg); err == nil {
+		t.Fatal("a second create under one key was accepted")
+	}
+	if n := g.countRows(t, `SELECT count(*) FROM messages WHERE subscription_id = $1`); n != 1 {
+		t.Fatalf("%d messages for one key", n)
+	}
+}

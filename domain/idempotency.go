@@ -8,6 +8,13 @@ import (
 // IdempotencyKeyTTL is how long a key and its response are kept.
 const IdempotencyKeyTTL = 24 * time.Hour
 
+// IdempotencyClaimLease is how long a claimed key that has created nothing
+// yet stays reserved for its request. A request that died (a killed API
+// process, a lost database) before creating its message leaves such a
+// claim; after the lease a retry takes it over. Exactly one of them can
+// still create: the create transaction checks the key is unused.
+const IdempotencyClaimLease = 10 * time.Second
+
 type idempotencyKey struct{}
 
 // WithIdempotencyKey marks ctx as serving a request with an Idempotency-Key,

@@ -200,6 +200,10 @@ func (st *stack) env(databaseURL string, extra ...string) []string {
 		"MAILGATE_SHUTDOWN_GRACE="+st.opts.ShutdownGrace.String(),
 		"MAILGATE_WORKERS="+strconv.Itoa(st.opts.Workers),
 		"MAILGATE_SMTP_URL=smtp://"+st.relay.addr()+"?tls=none",
+		// Short SMTP timeouts keep the delivery timeout, and so River's
+		// rescue of a dead worker's jobs, at about a minute and a half.
+		"MAILGATE_SMTP_TIMEOUT=3s",
+		"MAILGATE_SMTP_DATA_TIMEOUT=10s",
 	), extra...)
 }
 

@@ -35,13 +35,13 @@ type scale struct {
 func scaleFromEnv(t *testing.T) scale {
 	s := scale{Name: "short", KillMessages: 300, PGMessages: 300, RelayMessages: 300, TermMessages: 30,
 		SuspendMessages: 30, DomainMessages: 30, APIKillMessages: 300,
-		SoakDuration: 30 * time.Second, SoakRate: 100, SoakTenants: 10, Bound: 2 * time.Minute}
+		SoakDuration: 30 * time.Second, SoakRate: 100, SoakTenants: 10, Bound: 3 * time.Minute}
 	switch v := os.Getenv("MAILGATE_RELIABILITY_SCALE"); v {
 	case "", "short":
 	case "full":
 		s = scale{Name: "full", KillMessages: 3000, PGMessages: 2000, RelayMessages: 2000, TermMessages: 60,
 			SuspendMessages: 200, DomainMessages: 200, APIKillMessages: 2000,
-			SoakDuration: 5 * time.Minute, SoakRate: 100, SoakTenants: 10, Bound: 3 * time.Minute}
+			SoakDuration: 5 * time.Minute, SoakRate: 100, SoakTenants: 10, Bound: 4 * time.Minute}
 	default:
 		t.Fatalf("MAILGATE_RELIABILITY_SCALE must be short or full, got %q", v)
 	}

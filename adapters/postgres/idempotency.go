@@ -54,6 +54,12 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key s
 		if !bytes.Equal(hash, requestHash) {
 			return errIdempotencyMismatch
 		}
+		if status == 0 && len(ids) == 0 && time.Since(created) > domain.IdempotencyClaimLease {
+			// The request that claimed the key died before creating
+			// anything: this one takes the claim over.
+			_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() WHERE subscription_id = $1 AND key = $2`, tenant, key)
+			return err
+		}
 		if status == 0 {
 			return ErrIdempotencyInProgress
 		}
@@ -95,9 +101,16 @@ func recordIdempotentCreate(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, ms
 	for i, m := range msgs {
 		ids[i] = m.ID
 	}
-	_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = 201, message_ids = $3 WHERE subscription_id = $1 AND key = $2`, tenant, key, ids)
+	// Only a key that has created nothing yet: when a claim was taken over
+	// after its lease, whichever request commits its create first wins and
+	// the other rolls back, so a key never creates twice.
+	tag, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = 201, message_ids = $3
+		WHERE subscription_id = $1 AND key = $2 AND status = 0 AND message_ids = '{}'`, tenant, key, ids)
 	if err != nil {
 		return fmt.Errorf("record idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrIdempotencyInProgress
 	}
 	return nil
 }
