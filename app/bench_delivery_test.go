@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/mailgate/mailgate/adapters/jwtauth"
 	"github.com/mailgate/mailgate/adapters/mailbuild"
@@ -23,6 +24,7 @@ import (
 	"github.com/mailgate/mailgate/db"
 	"github.com/mailgate/mailgate/db/dbtest"
 	"github.com/mailgate/mailgate/domain"
+	"github.com/mailgate/mailgate/jobs"
 )
 
 // The delivery benchmarks drain a backlog of queued messages through
@@ -446,5 +448,120 @@ func BenchmarkAcceptToStart(b *testing.B) {
 		}
 		b.ReportMetric(p50*1000, "start_p50_ms")
 		b.ReportMetric(p99*1000, "start_p99_ms")
+	}
+}
+
+// backlogSize is the waiting (and, as many again, completed) backlog of
+// BenchmarkDeliveryBacklog; MAILGATE_BENCH_BACKLOG overrides the million.
+func backlogSize() int {
+	if n, err := strconv.Atoi(os.Getenv("MAILGATE_BENCH_BACKLOG")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}
+
+// BenchmarkDeliveryBacklog: the delivery rate with a million delivery jobs
+// waiting and a million completed job rows retained, against the rate with
+// the same tenant's backlog alone, in the same run. The fixture's rows are
+// written with SQL for speed (messages, recipients, the completed job rows)
+// and the waiting jobs through River's client, as the API inserts them.
+func BenchmarkDeliveryBacklog(b *testing.B) {
+	n := benchMessages()
+	backlog := backlogSize()
+	for range b.N {
+		sinkEmpty := smtptest.Start(b, smtptest.Options{Discard: true})
+		empty := newDrainSetup(b, sinkEmpty, sinkEmpty.Addr())
+		empty.queue(b, empty.token, empty.sender.Email, n, 2<<10, "near-empty")
+		emptyRate := float64(n) / empty.drain(b, n, nil).Seconds()
+
+		sink := smtptest.Start(b, smtptest.Options{Discard: true})
+		d := newDrainSetup(b, sink, sink.Addr())
+		d.fillBacklog(b, backlog)
+		start := time.Now()
+		ctx := context.Background()
+		worker, err := New(ctx, d.config(RoleWorker, nil), RoleWorker, quietLogger())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := worker.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		deadline := start.Add(5 * time.Minute)
+		for sink.Delivered().Messages < n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		_ = worker.Shutdown(ctx)
+		got := sink.Delivered().Messages
+		rate := float64(got) / elapsed.Seconds()
+		b.ReportMetric(rate, "msg/s")
+		b.ReportMetric(emptyRate, "near_empty_msg/s")
+		b.ReportMetric(rate/emptyRate, "ratio")
+	}
+}
+
+// fillBacklog writes backlog queued messages with their jobs, and as many
+// completed job rows, in chunks.
+func (d *drainSetup) fillBacklog(b *testing.B, backlog int) {
+	b.Helper()
+	ctx := context.Background()
+	owner := dbtest.OwnerPoolFor(b, d.dbURL)
+	insertClient, err := jobs.NewInsertClient(owner, jobs.Config{Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	enqueuer := jobs.NewEnqueuer(insertClient, jobs.NewFairClock())
+	body := strings.Repeat("All work and no play makes a fast gateway. ", 2<<10/43+1)[:2<<10]
+	const chunk = 10_000
+	for done := 0; done < backlog; done += chunk {
+		k := min(chunk, backlog-done)
+		tx, err := owner.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows, err := tx.Query(ctx, `
+			INSERT INTO messages (subscription_id, id, sender_account_id, sender_email, sender_display_name, subject, body, importance,
+				message_id, conversation_id, state, created_date, updated_at, queued_at)
+			SELECT $1, gen_random_uuid(), $2, $3, 'Sender', 'backlog ' || g, $4, 1, '<' || gen_random_uuid() || '@bench.example>',
+				gen_random_uuid(), 'queued', now(), now(), now()
+			FROM generate_series(1, $5) AS g RETURNING id`, d.tenant.ID, d.sender.ID, d.sender.Email, body, k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO message_recipients (subscription_id, message_id, position, kind, display_name, email, status, updated_at)
+			SELECT $1, m, p, CASE WHEN p < 2 THEN 'to' ELSE 'cc' END, '', (ARRAY['one@sink.example','two@sink.example','three@sink.example'])[p + 1], 'pending', now()
+			FROM unnest($2::uuid[]) AS m, generate_series(0, 2) AS p`, d.tenant.ID, ids); err != nil {
+			b.Fatal(err)
+		}
+		deliveries := make([]domain.ScheduledDelivery, len(ids))
+		for i, id := range ids {
+			deliveries[i] = domain.ScheduledDelivery{MessageID: id}
+		}
+		jobIDs, err := enqueuer.EnqueueDeliveriesTx(ctx, tx, d.tenant.ID, deliveries)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE messages m SET job_id = j.job FROM unnest($1::uuid[], $2::bigint[]) AS j(id, job) WHERE m.id = j.id`, ids, jobIDs); err != nil {
+			b.Fatal(err)
+		}
+		// Finished jobs River keeps until its retention prunes them.
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO river_job (state, attempt, max_attempts, attempted_at, finalized_at, scheduled_at, priority, args, kind, queue, metadata)
+			SELECT 'completed', 1, 25, now(), now(), now(), 1, jsonb_build_object('subscription_id', $1::text, 'message_id', gen_random_uuid()::text),
+				'deliver_message', 'delivery', '{}'
+			FROM generate_series(1, $2)`, d.tenant.ID, k); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := owner.Exec(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
 	}
 }

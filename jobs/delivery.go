@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mailgate/mailgate/domain"
@@ -184,7 +185,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		return river.JobSnooze(holdRecheck)
 	case domain.VerdictRefuse:
 		log.Warn("delivery refused", "reason", reason)
-		return w.record(ctx, msg, msg.RefuseAll(reason))
+		return w.record(ctx, job, msg, msg.RefuseAll(reason))
 	}
 	if w.maxPerTenant > 0 && dc.Sending >= w.maxPerTenant {
 		// A short, jittered wait: the cap is an operator's choice, off by default.
@@ -226,7 +227,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 			var de *domain.Error
 			if errors.As(err, &de) && de.Code != domain.CodeInternal {
 				// A message that can't be built never will be: fail it rather than retry.
-				return w.record(ctx, msg, failAll(msg, "could not build the message: "+err.Error()))
+				return w.record(ctx, job, msg, failAll(msg, "could not build the message: "+err.Error()))
 			}
 			return err
 		}
@@ -248,7 +249,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		LastError:       summarizeFailures(msg.Recipients),
 	}
 	log.Debug("delivery attempt", "state", rec.State, "external", len(external), "internal", len(mailbox))
-	if err := w.record(ctx, msg, rec); err != nil {
+	if err := w.record(ctx, job, msg, rec); err != nil {
 		return err
 	}
 	if rec.State.Final() {
@@ -282,10 +283,24 @@ func (w *DeliveryWorker) journal(ctx context.Context, job *river.Job[DeliverMess
 // record writes an attempt's outcome detached from the job's context, so a
 // cancelled or timed-out job still records what the relay said. A failure
 // leaves the journal marks in place: the next attempt flags those recipients.
-func (w *DeliveryWorker) record(ctx context.Context, msg *domain.Message, rec domain.AttemptRecord) error {
+func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[DeliverMessageArgs], msg *domain.Message, rec domain.AttemptRecord) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if err := w.store.RecordAttempt(rctx, msg.SubscriptionID, rec, nil); err != nil {
+	var complete func(context.Context, pgx.Tx) error
+	if _, err := river.ClientFromContextSafely[pgx.Tx](ctx); rec.State.Final() && err == nil {
+		// The final state and the job's completion commit together, so a
+		// worker killed right after leaves no job running for a settled message.
+		complete = func(_ context.Context, tx pgx.Tx) error {
+			_, err := river.JobCompleteTx[*riverpgxv5.Driver](rctx, tx, job)
+			if errors.Is(err, rivertype.ErrNotFound) {
+				// No longer running (rescued meanwhile): the outcome still
+				// counts, and the job's next run finds the message settled.
+				return nil
+			}
+			return err
+		}
+	}
+	if err := w.store.RecordAttempt(rctx, msg.SubscriptionID, rec, complete); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
 	w.observe(msg, rec)

@@ -65,17 +65,10 @@ func (s *Store) ReserveSendSlot(ctx context.Context, tenant, id uuid.UUID) (time
 
 // RecordAttempt writes one attempt's outcome: the changed recipients (their
 // journal marks cleared), the message state and the events, then runs inTx
-// in the same transaction when it is not nil.
+// in the same transaction when it is not nil. The transaction is shared with
+// the outcomes of concurrent deliveries (group commit).
 func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(ctx context.Context, tx pgx.Tx) error) error {
-	if inTx == nil {
-		return s.commits.write(ctx, &groupWrite{outcome: &outcomeWrite{tenant: tenant, rec: rec}})
-	}
-	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		if err := s.writeAttempt(ctx, tx, tenant, rec); err != nil {
-			return err
-		}
-		return inTx(ctx, tx)
-	})
+	return s.commits.write(ctx, &groupWrite{outcome: &outcomeWrite{tenant: tenant, rec: rec}, inTx: inTx})
 }
 
 // writeAttempt writes an attempt record inside tx.

@@ -28,7 +28,10 @@ import (
 type groupWrite struct {
 	journal *journalWrite
 	outcome *outcomeWrite
-	done    chan error
+	// inTx, when set, runs in the group's transaction after the writes
+	// (the delivery job's completion, so state and job commit together).
+	inTx func(ctx context.Context, tx pgx.Tx) error
+	done chan error
 }
 
 // groupCommitter batches writes across concurrent callers.
@@ -169,7 +172,17 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 			}
 			hooks = append(hooks, h...)
 		}
-		return s.flushTenantHooks(ctx, tx, hooks)
+		if err := s.flushTenantHooks(ctx, tx, hooks); err != nil {
+			return err
+		}
+		for _, w := range group {
+			if w.inTx != nil {
+				if err := w.inTx(ctx, tx); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	for i, w := range group {
 		switch {
