@@ -167,6 +167,7 @@ func (a *App) wire(ctx context.Context) error {
 		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, workers); err != nil {
 			return err
 		}
+		a.store.SetJobCompleter(jobs.NewJobCompleter(a.river))
 	}
 	if a.role != RoleWorker {
 		verifier, err := newVerifier(a.cfg, a.store)

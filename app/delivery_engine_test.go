@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -134,11 +133,11 @@ type failingRecord struct {
 	fail bool
 }
 
-func (f *failingRecord) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(context.Context, pgx.Tx) error) error {
+func (f *failingRecord) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, completeJob int64) error {
 	if f.fail {
 		return errors.New("worker died")
 	}
-	return f.DeliveryStore.RecordAttempt(ctx, tenant, rec, inTx)
+	return f.DeliveryStore.RecordAttempt(ctx, tenant, rec, completeJob)
 }
 
 // scriptedTransport accepts the recipients in accept at RCPT, journals them

@@ -70,7 +70,10 @@ func (c Config) withDefaults() Config {
 // NewInsertClient returns a client that only inserts jobs (the API role).
 func NewInsertClient(pool *pgxpool.Pool, cfg Config) (*river.Client[pgx.Tx], error) {
 	cfg = cfg.withDefaults()
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: cfg.Logger})
+	// FetchCooldown also paces this client's insert notifications: River's
+	// default (100 ms) would leave most low-load inserts to wait for a later
+	// notification or the workers' poll.
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: cfg.Logger, FetchCooldown: cfg.FetchCooldown})
 	if err != nil {
 		return nil, fmt.Errorf("river insert client: %w", err)
 	}

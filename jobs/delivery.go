@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mailgate/mailgate/domain"
@@ -53,7 +52,9 @@ type DeliveryStore interface {
 	LoadDelivery(ctx context.Context, tenant, id uuid.UUID, countSending bool) (*domain.Message, domain.DeliveryContext, error)
 	JournalAttempt(ctx context.Context, tenant, id uuid.UUID, attempt int, journal []domain.Recipient) error
 	ReserveSendSlot(ctx context.Context, tenant, id uuid.UUID) (time.Time, error)
-	RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(ctx context.Context, tx pgx.Tx) error) error
+	// RecordAttempt writes an attempt's outcome; a completeJob other than 0
+	// is completed in the same transaction.
+	RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, completeJob int64) error
 	MessageAttachments(ctx context.Context, tenant, id uuid.UUID) ([]domain.AttachmentContent, error)
 }
 
@@ -286,19 +287,11 @@ func (w *DeliveryWorker) journal(ctx context.Context, job *river.Job[DeliverMess
 func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[DeliverMessageArgs], msg *domain.Message, rec domain.AttemptRecord) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	var complete func(context.Context, pgx.Tx) error
+	var complete int64
 	if _, err := river.ClientFromContextSafely[pgx.Tx](ctx); rec.State.Final() && err == nil {
 		// The final state and the job's completion commit together, so a
 		// worker killed right after leaves no job running for a settled message.
-		complete = func(_ context.Context, tx pgx.Tx) error {
-			_, err := river.JobCompleteTx[*riverpgxv5.Driver](rctx, tx, job)
-			if errors.Is(err, rivertype.ErrNotFound) {
-				// No longer running (rescued meanwhile): the outcome still
-				// counts, and the job's next run finds the message settled.
-				return nil
-			}
-			return err
-		}
+		complete = job.ID
 	}
 	if err := w.store.RecordAttempt(rctx, msg.SubscriptionID, rec, complete); err != nil {
 		return fmt.Errorf("record attempt: %w", err)

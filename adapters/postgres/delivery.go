@@ -64,11 +64,11 @@ func (s *Store) ReserveSendSlot(ctx context.Context, tenant, id uuid.UUID) (time
 }
 
 // RecordAttempt writes one attempt's outcome: the changed recipients (their
-// journal marks cleared), the message state and the events, then runs inTx
-// in the same transaction when it is not nil. The transaction is shared with
-// the outcomes of concurrent deliveries (group commit).
-func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, inTx func(ctx context.Context, tx pgx.Tx) error) error {
-	return s.commits.write(ctx, &groupWrite{outcome: &outcomeWrite{tenant: tenant, rec: rec}, inTx: inTx})
+// journal marks cleared), the message state and the events, and completes
+// the delivery job completeJob (when not 0) in the same transaction, shared
+// with the outcomes of concurrent deliveries (group commit).
+func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, completeJob int64) error {
+	return s.commits.write(ctx, &groupWrite{outcome: &outcomeWrite{tenant: tenant, rec: rec}, completeJob: completeJob})
 }
 
 // writeAttempt writes an attempt record inside tx.

@@ -28,10 +28,10 @@ import (
 type groupWrite struct {
 	journal *journalWrite
 	outcome *outcomeWrite
-	// inTx, when set, runs in the group's transaction after the writes
-	// (the delivery job's completion, so state and job commit together).
-	inTx func(ctx context.Context, tx pgx.Tx) error
-	done chan error
+	// completeJob, when not 0, is the delivery job completed in the same
+	// transaction, so state and job commit together.
+	completeJob int64
+	done        chan error
 }
 
 // groupCommitter batches writes across concurrent callers.
@@ -175,12 +175,14 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 		if err := s.flushTenantHooks(ctx, tx, hooks); err != nil {
 			return err
 		}
+		var complete []int64
 		for _, w := range group {
-			if w.inTx != nil {
-				if err := w.inTx(ctx, tx); err != nil {
-					return err
-				}
+			if w.completeJob != 0 {
+				complete = append(complete, w.completeJob)
 			}
+		}
+		if len(complete) > 0 && s.completer != nil {
+			return s.completer.CompleteJobsTx(ctx, tx, complete)
 		}
 		return nil
 	})

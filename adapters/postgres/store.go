@@ -39,7 +39,19 @@ type Store struct {
 	commits *groupCommitter
 	// loads coalesces concurrent deliveries' reads.
 	loads *deliveryLoader
+	// completer completes delivery jobs with their final state.
+	completer JobCompleter
 }
+
+// JobCompleter completes River jobs inside the caller's transaction,
+// through River's client.
+type JobCompleter interface {
+	CompleteJobsTx(ctx context.Context, tx pgx.Tx, jobIDs []int64) error
+}
+
+// SetJobCompleter lets final delivery outcomes complete their jobs in the
+// same transaction (worker processes, once their River client exists).
+func (s *Store) SetJobCompleter(c JobCompleter) { s.completer = c }
 
 var _ domain.MessageStore = (*Store)(nil)
 
