@@ -111,6 +111,8 @@ func draw2(series map[int][]point, out string) error {
 		p.Legend.Add(fmt.Sprintf("gateway, %d KB", size), line, points)
 		p.Legend.Add(fmt.Sprintf("plain client ceiling, %d KB", size), cl)
 	}
+	// Room above the highest ceiling for the legend.
+	p.Y.Max *= 6
 	p.Legend.Padding = vg.Points(2)
 	p.Legend.YOffs = -vg.Points(4)
 	return p.Save(9*vg.Inch, 5.5*vg.Inch, out)
