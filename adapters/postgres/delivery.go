@@ -13,8 +13,8 @@ import (
 )
 
 // LoadDelivery reads, in one round trip shared with concurrent deliveries
-// (see delivery_load.go) and without locks, a message
-// with its recipients and everything its delivery depends on: the tenant's
+// (see delivery_load.go) and without locks, a message with its recipients
+// and everything its delivery depends on: the tenant's
 // status, sandbox and rate settings, whether the sender is still authorised,
 // the DKIM key and the suppressed recipients. countSending also counts the
 // tenant's deliveries in flight (for a concurrency cap). A vanished message
