@@ -233,10 +233,18 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 			return err
 		}
 		attemptCtx, cancel := context.WithTimeout(ctx, w.attemptTimeout)
+		var journalErr error
 		replies = append(replies, w.transport.Deliver(attemptCtx, msg.SenderEmail, external, data, func(_ context.Context, accepted []string) error {
-			return w.journal(ctx, job, msg, accepted)
+			journalErr = w.journal(ctx, job, msg, accepted)
+			return journalErr
 		})...)
 		cancel()
+		if de := (*domain.Error)(nil); errors.As(journalErr, &de) && de.Code == domain.CodeConflict {
+			// Nothing was sent and the message is no longer waiting for
+			// delivery (settled or cancelled meanwhile): not ours to record.
+			log.Warn("delivery abandoned", "reason", de.Message)
+			return nil
+		}
 	}
 	// Past the delivery age, a deferral is final however many attempts are left.
 	lastAttempt := job.Attempt >= job.MaxAttempts || (!msg.QueuedAt.IsZero() && w.now().Sub(msg.QueuedAt) > w.maxAge)
