@@ -154,7 +154,8 @@ func (a *App) wire(ctx context.Context) error {
 		}
 		renderer := newRenderer()
 		delivery := jobs.NewDeliveryWorker(a.store, transport, renderer.render, a.cfg.MaxDeliveryAge, a.logger).
-			LimitPerTenant(a.cfg.TenantMaxDeliveries).WithAttemptTimeout(a.cfg.DeliveryTimeout).Observe(a.metrics)
+			LimitPerTenant(a.cfg.TenantMaxDeliveries).WithAttemptTimeout(a.cfg.DeliveryTimeout).Observe(a.metrics).
+			ObservePhases(metrics.NewDeliveryPhases(a.metrics.Registry))
 		webhookTimeout := cmp.Or(a.cfg.WebhookTimeout, jobs.DefaultWebhookAttemptTimeout)
 		workers := jobs.Workers{
 			Delivery: delivery,

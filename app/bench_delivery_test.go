@@ -177,6 +177,7 @@ func (d *drainSetup) drain(b *testing.B, n int, configure func(*Config)) time.Du
 		}
 		if left == 0 {
 			elapsed := time.Since(start)
+			b.Log("mean phase times: " + phaseMeans(worker))
 			if os.Getenv("MAILGATE_BENCH_VERBOSE") != "" {
 				var p50, p99, fetch50 float64
 				_ = owner.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM m.finished_at - j.attempted_at)),
@@ -566,4 +567,26 @@ func (d *drainSetup) fillBacklog(b *testing.B, backlog int) {
 	if _, err := owner.Exec(ctx, `ANALYZE`); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// phaseMeans reads mailgate_delivery_phase_seconds off a worker's registry.
+func phaseMeans(a *App) string {
+	families, err := a.metrics.Registry.Gather()
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, f := range families {
+		if f.GetName() != "mailgate_delivery_phase_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			h := m.GetHistogram()
+			if h.GetSampleCount() == 0 {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s %.2f ms", m.GetLabel()[0].GetValue(), 1000*h.GetSampleSum()/float64(h.GetSampleCount())))
+		}
+	}
+	return strings.Join(out, ", ")
 }

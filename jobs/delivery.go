@@ -72,6 +72,12 @@ type DeliveryObserver interface {
 	ObserveSettled(latency time.Duration)
 }
 
+// PhaseObserver times the phases of each delivery attempt: load, envelope,
+// journal, data and record.
+type PhaseObserver interface {
+	ObservePhase(phase string, d time.Duration)
+}
+
 // RenderFunc builds the RFC 5322 bytes of a message with its attachments,
 // signed with dkim when it is not nil.
 type RenderFunc func(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, dkim *domain.DKIMKey) ([]byte, error)
@@ -105,6 +111,22 @@ type DeliveryWorker struct {
 	// worker process (0: no cap).
 	maxPerTenant int
 	observer     DeliveryObserver
+	phases       PhaseObserver
+}
+
+// ObservePhases reports each attempt's phase durations to p.
+func (w *DeliveryWorker) ObservePhases(p PhaseObserver) *DeliveryWorker {
+	w.phases = p
+	return w
+}
+
+// phase reports the time since start as one phase and returns now.
+func (w *DeliveryWorker) phase(name string, start time.Time) time.Time {
+	now := time.Now()
+	if w.phases != nil {
+		w.phases.ObservePhase(name, now.Sub(start))
+	}
+	return now
 }
 
 // Observe reports outcomes to o.
@@ -170,7 +192,9 @@ func (w *DeliveryWorker) Timeout(*river.Job[DeliverMessageArgs]) time.Duration {
 func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessageArgs]) error {
 	tenant, id := job.Args.SubscriptionID, job.Args.MessageID
 	log := w.logger.With("message_id", id, "subscription_id", tenant, "attempt", job.Attempt)
+	began := time.Now()
 	msg, dc, err := w.store.LoadDelivery(ctx, tenant, id, w.maxPerTenant > 0)
+	mark := w.phase("load", began)
 	if errors.Is(err, domain.ErrNotFound) {
 		log.Warn("delivery job for a message that no longer exists; dropping it")
 		return nil
@@ -234,11 +258,15 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		}
 		attemptCtx, cancel := context.WithTimeout(ctx, w.attemptTimeout)
 		var journalErr error
+		mark = time.Now()
 		replies = append(replies, w.transport.Deliver(attemptCtx, msg.SenderEmail, external, data, func(_ context.Context, accepted []string) error {
+			mark = w.phase("envelope", mark)
 			journalErr = w.journal(ctx, job, msg, accepted)
+			mark = w.phase("journal", mark)
 			return journalErr
 		})...)
 		cancel()
+		mark = w.phase("data", mark)
 		if de := (*domain.Error)(nil); errors.As(journalErr, &de) && de.Code == domain.CodeConflict {
 			// Nothing was sent and the message is no longer waiting for
 			// delivery (settled or cancelled meanwhile): not ours to record.
@@ -258,9 +286,11 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		LastError:       summarizeFailures(msg.Recipients),
 	}
 	log.Debug("delivery attempt", "state", rec.State, "external", len(external), "internal", len(mailbox))
+	mark = time.Now()
 	if err := w.record(ctx, job, msg, rec); err != nil {
 		return err
 	}
+	w.phase("record", mark)
 	if rec.State.Final() {
 		return nil
 	}

@@ -73,9 +73,13 @@ func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.
 
 // writeAttempt writes an attempt record inside tx.
 func (s *Store) writeAttempt(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, rec domain.AttemptRecord) error {
-	hooks, err := writeOutcomes(ctx, tx, []outcomeWrite{{tenant: tenant, rec: rec}})
-	if err != nil {
-		return err
+	var (
+		hooks []tenantHook
+		b     = &pgx.Batch{}
+	)
+	queueOutcomes(b, []outcomeWrite{{tenant: tenant, rec: rec}}, &hooks)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
 	}
 	return s.flushTenantHooks(ctx, tx, hooks)
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // The delivery path's writes in bulk: a group of attempt journals is one
-// statement and a group of attempt outcomes another, however many messages
+// statement and a group of attempt outcomes another, sent together in one
+// round trip, however many messages
 // and tenants the group holds (data-modifying CTEs over unnest'ed arrays).
 // Statement count, not bytes, is what a delivery costs PostgreSQL, so this
 // is what lets many concurrent deliveries share one transaction cheaply.
@@ -39,11 +40,11 @@ type tenantHook struct {
 	job    domain.WebhookJob
 }
 
-// writeJournals writes a group of journals in one statement and returns the
-// ids of the messages it could mark sending (the others are no longer
-// waiting for delivery) and the webhook deliveries the attempt events fan
-// out to.
-func writeJournals(ctx context.Context, tx pgx.Tx, group []journalWrite) (map[uuid.UUID]bool, []tenantHook, error) {
+// queueJournals queues a group of journals as one statement on b; when the
+// batch runs, updated gets the ids of the messages it could mark sending
+// (the others are no longer waiting for delivery) and hooks the webhook
+// deliveries the attempt events fan out to.
+func queueJournals(b *pgx.Batch, group []journalWrite, updated map[uuid.UUID]bool, hooks *[]tenantHook) {
 	var (
 		subs, ids  []uuid.UUID
 		details    []string
@@ -51,8 +52,6 @@ func writeJournals(ctx context.Context, tx pgx.Tx, group []journalWrite) (map[uu
 		rPositions []int32
 		rFlags     []bool
 		rSince     []time.Time
-		updated    = map[uuid.UUID]bool{}
-		hooks      []tenantHook
 	)
 	for _, w := range group {
 		subs, ids = append(subs, w.tenant), append(ids, w.id)
@@ -61,7 +60,7 @@ func writeJournals(ctx context.Context, tx pgx.Tx, group []journalWrite) (map[uu
 			rMsgs, rPositions, rFlags, rSince = append(rMsgs, w.id), append(rPositions, int32(r.Position)), append(rFlags, r.PossibleDuplicate), append(rSince, r.InFlightSince)
 		}
 	}
-	rows, err := tx.Query(ctx, `
+	b.Queue(`
 		WITH j AS (
 			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS j(sub, mid, detail)
 		), m AS (
@@ -84,35 +83,31 @@ func writeJournals(ctx context.Context, tx pgx.Tx, group []journalWrite) (map[uu
 		UNION ALL
 		SELECT ev.subscription_id, w.id, ev.id FROM ev JOIN webhooks w
 			ON w.subscription_id = ev.subscription_id AND w.status = 'active' AND (w.event_types IS NULL OR ev.type = ANY (w.event_types))`,
-		subs, ids, details, rMsgs, rPositions, rFlags, rSince)
-	if err != nil {
-		return nil, nil, fmt.Errorf("journal attempts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			first   uuid.UUID
-			webhook *uuid.UUID
-			eventID *int64
-		)
-		if err := rows.Scan(&first, &webhook, &eventID); err != nil {
-			return nil, nil, err
-		}
-		if webhook == nil {
-			updated[first] = true
-			continue
-		}
-		hooks = append(hooks, tenantHook{tenant: first, job: domain.WebhookJob{WebhookID: *webhook, EventID: *eventID}})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("journal attempts: %w", err)
-	}
-	return updated, hooks, nil
+		subs, ids, details, rMsgs, rPositions, rFlags, rSince).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					first   uuid.UUID
+					webhook *uuid.UUID
+					eventID *int64
+				)
+				if err := rows.Scan(&first, &webhook, &eventID); err != nil {
+					return err
+				}
+				if webhook == nil {
+					updated[first] = true
+					continue
+				}
+				*hooks = append(*hooks, tenantHook{tenant: first, job: domain.WebhookJob{WebhookID: *webhook, EventID: *eventID}})
+			}
+			return rows.Err()
+		})
 }
 
-// writeOutcomes writes a group of attempt outcomes in one statement and
-// returns the webhook deliveries their events fan out to.
-func writeOutcomes(ctx context.Context, tx pgx.Tx, group []outcomeWrite) ([]tenantHook, error) {
+// queueOutcomes queues a group of attempt outcomes as one statement on b;
+// when the batch runs, hooks gets the webhook deliveries their events fan
+// out to.
+func queueOutcomes(b *pgx.Batch, group []outcomeWrite, hooks *[]tenantHook) {
 	var (
 		// recipients
 		cSubs, cMsgs                  []uuid.UUID
@@ -158,7 +153,7 @@ func writeOutcomes(ctx context.Context, tx pgx.Tx, group []outcomeWrite) ([]tena
 			bSubs, bAccounts, bMsgs = append(bSubs, w.tenant), append(bAccounts, a), append(bMsgs, rec.MessageID)
 		}
 	}
-	rows, err := tx.Query(ctx, `
+	b.Queue(`
 		WITH rc AS (
 			UPDATE message_recipients r SET status = c.status, attempts = c.attempts, last_code = c.code, last_reply = c.reply,
 				possible_duplicate = c.dup, in_flight_since = c.in_flight, updated_at = now()
@@ -189,23 +184,17 @@ func writeOutcomes(ctx context.Context, tx pgx.Tx, group []outcomeWrite) ([]tena
 		mSubs, mIDs, mStates, mErrs, mFinal,
 		sSubs, sEmails, sReasons, sSources, sCodes,
 		bSubs, bAccounts, bMsgs,
-		eSubs, eMsgs, eTypes, eRecipients, eCodes, eDetails)
-	if err != nil {
-		return nil, fmt.Errorf("record attempts: %w", err)
-	}
-	defer rows.Close()
-	var hooks []tenantHook
-	for rows.Next() {
-		var h tenantHook
-		if err := rows.Scan(&h.tenant, &h.job.WebhookID, &h.job.EventID); err != nil {
-			return nil, err
-		}
-		hooks = append(hooks, h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("record attempts: %w", err)
-	}
-	return hooks, nil
+		eSubs, eMsgs, eTypes, eRecipients, eCodes, eDetails).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var h tenantHook
+				if err := rows.Scan(&h.tenant, &h.job.WebhookID, &h.job.EventID); err != nil {
+					return err
+				}
+				*hooks = append(*hooks, h)
+			}
+			return rows.Err()
+		})
 }
 
 // flushTenantHooks enqueues webhook deliveries tenant by tenant, each in

@@ -154,23 +154,19 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 	}
 	errs := make([]error, len(group))
 	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
-		var hooks []tenantHook
+		var (
+			hooks []tenantHook
+			b     = &pgx.Batch{}
+		)
+		updated = map[uuid.UUID]bool{}
 		if len(journals) > 0 {
-			var (
-				h   []tenantHook
-				err error
-			)
-			if updated, h, err = writeJournals(ctx, tx, journals); err != nil {
-				return err
-			}
-			hooks = append(hooks, h...)
+			queueJournals(b, journals, updated, &hooks)
 		}
 		if len(outcomes) > 0 {
-			h, err := writeOutcomes(ctx, tx, outcomes)
-			if err != nil {
-				return err
-			}
-			hooks = append(hooks, h...)
+			queueOutcomes(b, outcomes, &hooks)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
 		}
 		if err := s.flushTenantHooks(ctx, tx, hooks); err != nil {
 			return err
