@@ -10,8 +10,9 @@ import (
 
 // TestAccountOnRemovedDomainIsRefusedAtAccept: an account is authorised
 // through its domain. Once the operator removes the domain, the account can
-// neither create mail, update a draft nor send a draft saved before; nothing
-// is written or queued. An account on a domain that stays keeps sending.
+// neither create mail (alone or in a batch), update a draft nor send a
+// draft saved before; nothing is written or queued. An account on a domain
+// that stays keeps sending.
 func TestAccountOnRemovedDomainIsRefusedAtAccept(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, smtptest.Options{})
@@ -72,6 +73,21 @@ func TestAccountOnRemovedDomainIsRefusedAtAccept(t *testing.T) {
 	assertProblem(t, g.request(t, "PATCH", "/api/messages/"+draft.ID, "application/merge-patch+json", "", nil,
 		mustJSON(map[string]any{"subject": "edited"})), http.StatusForbidden, "sender_account_id")
 	assertProblem(t, g.request(t, "POST", "/api/messages/"+draft.ID+"/send", "", "", nil, nil), http.StatusForbidden, "sender_account_id")
+
+	batch := g.request(t, "POST", "/api/messages/batch", "application/json", "", nil,
+		mustJSON(map[string]any{"messages": []any{map[string]any{"sender_account_id": goneAccount, "send": true, "to": rcpts("ada@example.net")}}}))
+	var items struct {
+		Results []struct {
+			Status  int `json:"status"`
+			Problem *struct {
+				Field string `json:"field"`
+			} `json:"problem"`
+		} `json:"results"`
+	}
+	batch.decode(t, &items)
+	if len(items.Results) != 1 || items.Results[0].Status != http.StatusForbidden || items.Results[0].Problem == nil || items.Results[0].Problem.Field != "sender_account_id" {
+		t.Fatalf("batch item from the removed domain's account: %d %s", batch.status, batch.body)
+	}
 
 	if after := g.get(t, draft.ID); after.State != "draft" || after.TS != draft.TS {
 		t.Fatalf("the refused draft changed: %+v, was ts %s", after, draft.TS)
