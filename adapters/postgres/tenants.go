@@ -133,7 +133,9 @@ func (s *Store) FindAccountByEmail(ctx context.Context, tenant uuid.UUID, email 
 }
 
 // ResolveSender implements domain.MessageStore: the sender must be an account
-// of the tenant or an address on one of its verified domains.
+// of the tenant or an address on one of its verified domains. An account is
+// authorised through its domain, so removing the domain stops its accounts
+// from sending too.
 func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (domain.Sender, error) {
 	var (
 		sender         domain.Sender
@@ -143,20 +145,19 @@ func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email strin
 		domainVerified bool
 		tenantStatus   *string
 	)
-	senderDomain := ""
-	if email != "" {
-		senderDomain = domain.DomainOf(email)
-	}
 	b := newBatch(tenantScope(tenant))
+	// The domain checked is the account's when one matches, else the given
+	// address's; both are lowered as sender_domains stores them.
 	b.Queue(`
 		SELECT a.id, a.email, a.display_name,
 		       EXISTS (SELECT 1 FROM sender_domains d
-		               WHERE d.subscription_id = $1 AND d.domain = $4 AND d.verified_at IS NOT NULL),
+		               WHERE d.subscription_id = $1 AND d.verified_at IS NOT NULL
+		                 AND d.domain = lower(substring(coalesce(a.email, $2) from '@([^@]*)$'))),
 		       (SELECT status FROM subscriptions WHERE id = $1)
 		FROM (SELECT 1) AS one
 		LEFT JOIN accounts a ON a.subscription_id = $1
 		     AND CASE WHEN $3::uuid IS NULL THEN lower(a.email) = lower($2) ELSE a.id = $3 END`,
-		tenant, email, nullUUID(accountID), senderDomain).
+		tenant, email, nullUUID(accountID)).
 		QueryRow(func(row pgx.Row) error {
 			return row.Scan(&accID, &accEmail, &accName, &domainVerified, &tenantStatus)
 		})
@@ -173,9 +174,16 @@ func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email strin
 		if email != "" && !strings.EqualFold(email, *accEmail) {
 			return sender, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "does not match the address of sender_account_id"}
 		}
-		return domain.Sender{AccountID: *accID, Email: *accEmail, DisplayName: *accName}, nil
 	}
 	if accID != nil {
+		if !domainVerified {
+			field := "sender_email"
+			if accountID != uuid.Nil {
+				field = "sender_account_id"
+			}
+			return sender, &domain.Error{Code: domain.CodeForbidden, Field: field,
+				Message: "is an account on " + domain.DomainOf(*accEmail) + ", which is no longer a verified domain of this subscription"}
+		}
 		return domain.Sender{AccountID: *accID, Email: *accEmail, DisplayName: *accName}, nil
 	}
 	if !domainVerified {

@@ -1,12 +1,15 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // MaxURLLength is the longest endpoint URL ValidateURL accepts.
@@ -20,12 +23,26 @@ var (
 	ErrForbiddenAddress = errors.New("webhook: endpoint address not allowed")
 )
 
+// registrationLookupTimeout bounds the name lookup ValidateURL makes, so a
+// slow resolver delays a registration by at most this much.
+const registrationLookupTimeout = 3 * time.Second
+
+// lookupFunc resolves a host name to its addresses, as net.Resolver.LookupNetIP.
+type lookupFunc func(ctx context.Context, network, host string) ([]netip.Addr, error)
+
 // ValidateURL checks an endpoint URL when a tenant registers it: an absolute
 // https URL (http too when allowPrivate), with a host and no user info, at
-// most MaxURLLength bytes, whose host, if an IP literal, is not in a refused
-// range. Host names are not resolved here; the dialer checks every address
+// most MaxURLLength bytes, whose host is not in a refused range: an IP
+// literal is checked as written, a name by every address it resolves to now.
+// A name that does not resolve is accepted; the dialer checks every address
 // actually connected to, which also covers names that resolve differently later.
 func ValidateURL(raw string, allowPrivate bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), registrationLookupTimeout)
+	defer cancel()
+	return validateURL(ctx, raw, allowPrivate, net.DefaultResolver.LookupNetIP)
+}
+
+func validateURL(ctx context.Context, raw string, allowPrivate bool, lookup lookupFunc) error {
 	if len(raw) > MaxURLLength {
 		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidURL, MaxURLLength)
 	}
@@ -38,6 +55,26 @@ func ValidateURL(raw string, allowPrivate bool) error {
 	}
 	if u.Scheme != "https" && !allowPrivate {
 		return fmt.Errorf("%w: scheme must be https", ErrInvalidURL)
+	}
+	return checkResolved(ctx, u.Hostname(), allowPrivate, lookup)
+}
+
+// checkResolved refuses a host name that resolves to any refused address.
+func checkResolved(ctx context.Context, host string, allowPrivate bool, lookup lookupFunc) error {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil // an IP literal, already checked
+	}
+	if name := strings.TrimSuffix(strings.ToLower(host), "."); name == "invalid" || strings.HasSuffix(name, ".invalid") {
+		return nil // never resolves (RFC 6761), so there is nothing to ask a resolver
+	}
+	addrs, err := lookup(ctx, "ip", host)
+	if err != nil {
+		return nil // not resolvable now; the dialer judges what it resolves to later
+	}
+	for _, addr := range addrs {
+		if reason := refusedReason(addr, allowPrivate); reason != "" {
+			return fmt.Errorf("%w: %w: %s resolves to %s, which is %s", ErrInvalidURL, ErrForbiddenAddress, host, addr, reason)
+		}
 	}
 	return nil
 }
@@ -111,26 +148,64 @@ type addressRange struct {
 	reason string
 }
 
-// refusedRanges lists where a tenant's webhook must not reach: the gateway's
-// host, its networks and its cloud provider's internal services.
-var refusedRanges = []addressRange{
-	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified (this network)"},
-	{netip.MustParsePrefix("10.0.0.0/8"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("100.64.0.0/10"), "shared address space (CGNAT)"},
-	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
-	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
-	{netip.MustParsePrefix("172.16.0.0/12"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("192.168.0.0/16"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
-	{netip.MustParsePrefix("240.0.0.0/4"), "reserved or broadcast"},
-	{netip.MustParsePrefix("::/128"), "unspecified"},
-	{netip.MustParsePrefix("::1/128"), "loopback"},
-	{netip.MustParsePrefix("::/96"), "IPv4-compatible (deprecated)"},
-	{netip.MustParsePrefix("fc00::/7"), "unique local (private)"},
-	{netip.MustParsePrefix("fe80::/10"), "link-local"},
-	{netip.MustParsePrefix("fec0::/10"), "site-local (deprecated)"},
-	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+func refused(prefix, reason string) addressRange {
+	return addressRange{netip.MustParsePrefix(prefix), reason}
 }
+
+// refusedRanges is every entry of the IANA IPv4 and IPv6 Special-Purpose
+// Address Registries, plus multicast and the deprecated forms that still
+// route somewhere. Even the entries IANA marks globally reachable (anycast
+// services, NAT64, AMT, AS112) are refused: none is a tenant's web server,
+// and several forward to an address the gateway cannot see. The most
+// specific matching entry gives the reason.
+var refusedRanges = []addressRange{
+	refused("0.0.0.0/8", "unspecified (this network)"),
+	refused("10.0.0.0/8", "private (RFC 1918)"),
+	refused("100.64.0.0/10", "shared address space (CGNAT)"),
+	refused("127.0.0.0/8", "loopback"),
+	refused("169.254.0.0/16", "link-local"),
+	refused("172.16.0.0/12", "private (RFC 1918)"),
+	refused("192.0.0.0/24", "IETF protocol assignments"),
+	refused("192.0.0.0/29", "IPv4 service continuity (DS-Lite)"),
+	refused("192.0.2.0/24", "documentation (TEST-NET-1)"),
+	refused("192.31.196.0/24", "AS112 anycast"),
+	refused("192.52.193.0/24", "AMT relay anycast"),
+	refused("192.88.99.0/24", "6to4 relay anycast (deprecated)"),
+	refused("192.168.0.0/16", "private (RFC 1918)"),
+	refused("192.175.48.0/24", "AS112 anycast"),
+	refused("198.18.0.0/15", "benchmarking"),
+	refused("198.51.100.0/24", "documentation (TEST-NET-2)"),
+	refused("203.0.113.0/24", "documentation (TEST-NET-3)"),
+	refused("224.0.0.0/4", "multicast"),
+	refused("240.0.0.0/4", "reserved"),
+	refused("255.255.255.255/32", "limited broadcast"),
+
+	refused("::/128", "unspecified"),
+	refused("::1/128", "loopback"),
+	refused("::/96", "IPv4-compatible (deprecated)"),
+	refused("::ffff:0:0/96", "IPv4-mapped"),
+	refused("::ffff:0:0:0/96", "IPv4-translated (SIIT)"),
+	refused("64:ff9b::/96", "NAT64"),
+	refused("64:ff9b:1::/48", "local-use NAT64"),
+	refused("100::/64", "discard-only"),
+	refused("100:0:0:1::/64", "dummy prefix"),
+	refused("2001::/23", "IETF protocol assignments"),
+	refused("2001::/32", "Teredo"),
+	refused("2001:db8::/32", "documentation"),
+	refused("2002::/16", "6to4"),
+	refused("2620:4f:8000::/48", "AS112 anycast"),
+	refused("3fff::/20", "documentation"),
+	refused("5f00::/16", "segment routing (SRv6) SIDs"),
+	refused("fc00::/7", "unique local (private)"),
+	refused("fe80::/10", "link-local"),
+	refused("fec0::/10", "site-local (deprecated)"),
+	refused("ff00::/8", "multicast"),
+}
+
+// globalUnicast is the only IPv6 space IANA hands out for public hosts;
+// the rest is special-purpose or reserved, so it is refused whether or not
+// a registry entry names it.
+var globalUnicast = netip.MustParsePrefix("2000::/3")
 
 // metadataAddresses are cloud instance metadata services, which hand out
 // credentials. They are refused even when private networks are allowed: no
@@ -141,40 +216,87 @@ var metadataAddresses = []netip.Addr{
 	netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
 }
 
-// Prefixes whose addresses embed an IPv4 address that a translator on the
-// path would connect to.
-var (
-	nat64Prefix = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour   = netip.MustParsePrefix("2002::/16")
-)
+// IPv6 forms that carry an IPv4 address a translator or tunnel on the path
+// would connect to, and where in the 16 bytes it sits.
+var embeddingForms = []struct {
+	prefix netip.Prefix
+	name   string
+	at     int
+	xor    byte // Teredo stores its client address inverted
+}{
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible", 12, 0},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated", 12, 0},
+	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64", 12, 0},
+	// Local-use NAT64 may use any prefix length up to /96 inside its /48;
+	// the /96 layout is the one deployed, and the /48 is refused anyway.
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use NAT64", 12, 0},
+	{netip.MustParsePrefix("2002::/16"), "6to4", 2, 0},
+	{netip.MustParsePrefix("2001::/32"), "Teredo server", 4, 0},
+	{netip.MustParsePrefix("2001::/32"), "Teredo client", 12, 0xff},
+}
 
 // refusedReason says why addr must not be connected to, or returns "" when
-// it may be. IPv4 addresses written as IPv6 (mapped, NAT64, 6to4) are judged
-// by the IPv4 address they carry.
+// it may be. IPv4-mapped addresses are judged as the IPv4 address they are;
+// other forms embedding an IPv4 address (NAT64, 6to4, Teredo, SIIT) are also
+// judged by the address they carry, so a refused IPv4 address is refused in
+// every disguise, even when private networks are allowed.
 func refusedReason(addr netip.Addr, allowPrivate bool) string {
 	addr = addr.WithZone("").Unmap()
-	switch {
-	case nat64Prefix.Contains(addr):
-		b := addr.As16()
-		return refusedReason(netip.AddrFrom4([4]byte(b[12:16])), allowPrivate)
-	case sixToFour.Contains(addr):
-		b := addr.As16()
-		return refusedReason(netip.AddrFrom4([4]byte(b[2:6])), allowPrivate)
-	}
 	for _, m := range metadataAddresses {
 		if addr == m {
 			return "a cloud metadata service"
 		}
 	}
+	for _, e := range embeddedIPv4(addr) {
+		if reason := refusedReason(e.inner, allowPrivate); reason != "" {
+			return e.form + " form of " + e.inner.String() + ", which is " + reason
+		}
+	}
 	if allowPrivate {
 		return ""
 	}
-	for _, r := range refusedRanges {
-		if r.prefix.Contains(addr) {
-			return r.reason
+	best := -1
+	for i, r := range refusedRanges {
+		if r.prefix.Contains(addr) && (best < 0 || r.prefix.Bits() > refusedRanges[best].prefix.Bits()) {
+			best = i
 		}
 	}
+	if best >= 0 {
+		return refusedRanges[best].reason
+	}
+	if addr.Is6() && !globalUnicast.Contains(addr) {
+		return "outside IPv6 global unicast (2000::/3)"
+	}
 	return ""
+}
+
+type embedded struct {
+	form  string
+	inner netip.Addr
+}
+
+// embeddedIPv4 returns the IPv4 addresses an IPv6 address carries. An inner
+// address in 0.0.0.0/8 names no host (it is how ::1 reads as IPv4-compatible)
+// and is left to the registry.
+func embeddedIPv4(addr netip.Addr) []embedded {
+	if !addr.Is6() {
+		return nil
+	}
+	b := addr.As16()
+	var out []embedded
+	for _, f := range embeddingForms {
+		if !f.prefix.Contains(addr) {
+			continue
+		}
+		v4 := [4]byte(b[f.at : f.at+4])
+		for i := range v4 {
+			v4[i] ^= f.xor
+		}
+		if v4[0] != 0 {
+			out = append(out, embedded{f.name, netip.AddrFrom4(v4)})
+		}
+	}
+	return out
 }
 
 // dialGuard is a net.Dialer Control function. It runs after name resolution,

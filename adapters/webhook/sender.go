@@ -49,9 +49,9 @@ var (
 type Options struct {
 	// Timeout bounds one attempt, from dialing to reading the response.
 	Timeout time.Duration
-	// AllowPrivateNetworks lets the dialer connect to loopback, private and
-	// link-local addresses, for development and tests. Cloud metadata
-	// addresses stay refused.
+	// AllowPrivateNetworks lets the dialer connect to loopback, private,
+	// link-local and the other special-purpose addresses, for development
+	// and tests. Cloud metadata addresses stay refused, in every form.
 	AllowPrivateNetworks bool
 	UserAgent            string
 	// MaxResponseBytes is how much of the response body is read (and
