@@ -17,12 +17,16 @@ type PendingMessages struct {
 	OldestQueuedAt time.Time
 }
 
-// pendingMessagesQuery reads every queued or sending message, including
-// those whose job is scheduled for a later attempt or retrying, through the
-// partial index on unsettled messages. The age comes from queued_at, not
-// from the delivery jobs' scheduled_at, which carries a fair-queuing tag.
-const pendingMessagesQuery = `SELECT count(*), min(coalesce(queued_at, updated_at))
-	FROM messages WHERE state IN ('queued', 'sending')`
+// pendingMessagesQuery reads every queued or sending message that is due,
+// including those whose job waits for a later attempt (scheduled) or is
+// retrying, through the partial index on unsettled messages. A message
+// sent with a future send_at is not pending until then, and has waited
+// since it fell due. The age comes from queued_at, not from the delivery
+// jobs' scheduled_at, which carries a fair-queuing tag.
+const pendingMessagesQuery = `SELECT count(*),
+		min(greatest(coalesce(queued_at, updated_at), coalesce(send_at, '-infinity')))
+	FROM messages
+	WHERE state IN ('queued', 'sending') AND (send_at IS NULL OR send_at <= now())`
 
 // PendingMessages counts the messages waiting for delivery across every
 // tenant and finds when the oldest was queued. Bounded by a statement

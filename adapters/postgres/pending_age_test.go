@@ -38,6 +38,24 @@ func TestPendingMessages(t *testing.T) {
 		t.Fatalf("while sending: %+v, %v; want the 3h-old message counted", got, err)
 	}
 
+	// Scheduled for later, it is not pending yet; once due, it has waited
+	// since then.
+	if _, err := owner.Exec(ctx, `UPDATE messages SET state = 'queued', send_at = now() + interval '1 day' WHERE id = $1`, msg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = f.store.PendingMessages(ctx); err != nil || !got.OldestQueuedAt.IsZero() && time.Since(got.OldestQueuedAt) >= 3*time.Hour {
+		t.Fatalf("scheduled a day ahead: %+v, %v; want it not pending", got, err)
+	}
+	if _, err := owner.Exec(ctx, `UPDATE messages SET send_at = now() - interval '2 hours' WHERE id = $1`, msg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = f.store.PendingMessages(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if age := time.Since(got.OldestQueuedAt); age < 2*time.Hour || age > 2*time.Hour+time.Minute {
+		t.Fatalf("due two hours ago: oldest pending age %s, want 2h", age)
+	}
+
 	// Once settled it no longer counts.
 	if _, err := owner.Exec(ctx, `UPDATE messages SET state = 'sent', finished_at = now() WHERE id = $1`, msg.ID); err != nil {
 		t.Fatal(err)
