@@ -20,7 +20,7 @@ FUZZ_TARGETS = domain:FuzzNormalizeAddress domain:FuzzCheckHeaderText domain:Fuz
 	adapters/httpapi:FuzzDecodeJSON adapters/httpapi:FuzzDecodeXML adapters/httpapi:FuzzDecodeForm \
 	adapters/mailbuild:FuzzBuild
 
-.PHONY: run test build lint bench fuzz check-deploy reliability reliability-short fmt tidy clean
+.PHONY: run test build lint bench fuzz check-deploy promtool reliability reliability-short fmt tidy clean
 
 run: ## mailgate dev: local database, captured mail, demo tenant and token
 	$(GO) run ./app/cmd/mailgate dev
@@ -60,10 +60,22 @@ fuzz: ## each fuzz target for FUZZTIME (CI runs a short pass)
 		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./$$pkg; \
 	done
 
-check-deploy: ## Helm chart (rendered and strictly decoded), dashboard and alert PromQL, Dockerfile lint; deploy/check is its own module
+# promtool lints the alert rules and runs their unit tests. It is built from
+# the same Prometheus module version the deploy checks parse PromQL with
+# (deploy/check/go.mod), through the Go module proxy, checksummed by go.sum's
+# database, so a fresh machine gets the same binary.
+PROMTOOL_VERSION ?= v0.316.0
+PROMTOOL ?= $(CURDIR)/bin/tools/promtool
+
+promtool: $(PROMTOOL) ## install promtool into bin/tools
+
+$(PROMTOOL):
+	GOBIN=$(dir $(PROMTOOL)) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+
+check-deploy: $(PROMTOOL) ## Helm chart (rendered and strictly decoded), dashboard and alert PromQL, alert rule lint and unit tests (promtool), Dockerfile lint; deploy/check is its own module
 	cd deploy/check && npm ci --no-audit --no-fund
 	cd deploy/check && node lint-dockerfile.mjs ../../Dockerfile
-	cd deploy/check && $(GO) test -count=1 ./...
+	cd deploy/check && PROMTOOL=$(PROMTOOL) PROMTOOL_VERSION=$(PROMTOOL_VERSION) $(GO) test -count=1 ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

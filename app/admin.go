@@ -100,6 +100,17 @@ func queueStats(store *postgres.Store) metrics.QueueStatsFunc {
 	}
 }
 
+// pendingMessages adapts the store's pending messages to the metrics collector.
+func pendingMessages(store *postgres.Store) metrics.PendingMessagesFunc {
+	return func(ctx context.Context) (metrics.PendingMessages, error) {
+		p, err := store.PendingMessages(ctx)
+		if err != nil {
+			return metrics.PendingMessages{}, err
+		}
+		return metrics.PendingMessages{Count: p.Count, OldestQueuedAt: p.OldestQueuedAt}, nil
+	}
+}
+
 // countJobs feeds River's job events into the job metrics until ctx ends.
 func (a *App) countJobs(ctx context.Context) {
 	events, cancel := a.river.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,

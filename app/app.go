@@ -200,6 +200,7 @@ func (a *App) wire(ctx context.Context) error {
 	}
 	a.metrics.RegisterQueue(queueStats(a.store), []string{jobs.QueueDelivery, jobs.QueueWebhooks, jobs.QueueMaintenance}, a.logger)
 	a.metrics.RegisterEventFeed(a.store.EventFeedLag, a.logger)
+	a.metrics.RegisterPendingMessages(pendingMessages(a.store), a.logger)
 	if a.role != RoleAPI {
 		a.metrics.SetWorkers(a.cfg.Workers)
 	}

@@ -13,5 +13,10 @@
 //   - every PromQL expression in the Grafana dashboard and the PrometheusRule
 //     parses, and the metric names they use are listed in
 //     testdata/metrics-used.txt (regenerate with `go test ./... -update`);
+//     database-wide gauges are never summed over replicas;
+//   - the rendered alert rules pass `promtool check rules --lint=all`, the
+//     unit tests in testdata/alerts pass `promtool test rules` and show every
+//     alert firing, and each alert's runbook_url is a section of
+//     docs/runbooks.md (promtool from $PROMTOOL or the PATH; `make promtool`);
 //   - the Dockerfile passes BuildKit's lint rules, offline.
 package check

@@ -39,6 +39,12 @@ var knownFamilies = []string{
 	"mailgate_webhook_deliveries_total",
 	"mailgate_smtp_replies_total",
 	"mailgate_messages_accepted_total",
+	"mailgate_pending_messages",
+	"mailgate_oldest_pending_message_age_seconds",
+	"mailgate_event_feed_lag_seconds",
+	"mailgate_queue_stats_up",
+	"mailgate_pending_messages_stats_up",
+	"mailgate_event_feed_stats_up",
 }
 
 // grafanaVar matches Grafana's variable syntaxes: $name, ${name},
@@ -280,6 +286,9 @@ func TestMetricsUsed(t *testing.T) {
 	wantAlerts := map[string]bool{
 		"MailgateAPIHighErrorRatio": false, "MailgateDeliveryFailureRatio": false,
 		"MailgateQueueOldestJobTooOld": false, "MailgateQueueBacklog": false, "MailgateNoRunningWorkers": false,
+		"MailgateNoSuccessfulDelivery": false, "MailgateDeliveryDeferralRatioHigh": false,
+		"MailgateOldestPendingMessageTooOld": false, "MailgateWebhookFailureRatio": false,
+		"MailgateEventFeedLagHigh": false,
 	}
 	for _, g := range pr.Spec.Groups {
 		for _, rule := range g.Rules {
@@ -291,8 +300,8 @@ func TestMetricsUsed(t *testing.T) {
 			if _, ok := wantAlerts[rule.Alert]; ok {
 				wantAlerts[rule.Alert] = true
 			}
-			if rule.Labels["severity"] == "" || rule.Annotations["summary"] == "" || rule.Annotations["description"] == "" {
-				t.Errorf("%s: wants a severity label and summary and description annotations", where)
+			if rule.Labels["severity"] == "" || rule.Annotations["summary"] == "" || rule.Annotations["description"] == "" || rule.Annotations["runbook_url"] == "" {
+				t.Errorf("%s: wants a severity label and summary, description and runbook_url annotations", where)
 			}
 			if rule.For == nil || *rule.For == "" {
 				t.Errorf("%s: no `for`: one bad scrape would page", where)
