@@ -394,11 +394,11 @@ func (a *App) Start(ctx context.Context) error {
 			return fmt.Errorf("start workers: %w", err)
 		}
 	}
-	if a.role != RoleWorker {
-		go a.fair.Run(background, a.store, 200*time.Millisecond, func(err error) {
-			a.logger.Warn("sync fair-queuing clocks", "error", err)
-		})
-	}
+	// Every role tags delivery jobs (the API on accept, workers when the
+	// reconciler requeues), so every role shares its clocks.
+	go a.fair.Run(background, a.store, 200*time.Millisecond, func(err error) {
+		a.logger.Warn("sync fair-queuing clocks", "error", err)
+	})
 	if a.auth != nil {
 		a.auth.WatchSIGHUP(background, func(format string, args ...any) { a.logger.Info(fmt.Sprintf(format, args...)) })
 	}
