@@ -14,15 +14,16 @@ import (
 )
 
 // Group commit for the delivery path's writes (the attempt journal and each
-// attempt's outcome). Concurrent deliveries hand their statements to a few
+// attempt's outcome). Concurrent deliveries hand their writes to a few
 // committers; each committer takes every write waiting when it is free and
-// runs them in one transaction: one round trip for the statements, one for
-// the webhook jobs they fan out to, one COMMIT and one WAL flush for the lot,
-// instead of three round trips and a flush per write. Nobody waits for a
-// timer: a write that finds a committer idle goes at once, and writes that
-// arrive during a commit ride the next one. Each write keeps its own tenant
-// scope (set_config before its statements). When a group fails, each of its
-// writes is retried alone, so one bad write never fails the others.
+// runs them in one transaction: the group's journals and outcomes as two
+// bulk statements in one round trip (delivery_bulk.go), the webhook jobs
+// they fan out to, the completion of the settled messages' jobs, and one
+// COMMIT and WAL flush for the lot, instead of three round trips and a flush
+// per write. Nobody waits for a timer: a write that finds a committer idle
+// goes at once, and writes that arrive during a commit ride the next one.
+// When a group fails, each of its writes is retried alone, so one bad write
+// never fails the others.
 
 // groupWrite is one caller's share of a group commit: a journal or an outcome.
 type groupWrite struct {
@@ -54,6 +55,12 @@ func newGroupCommitter(s *Store, committers, maxGroup int) *groupCommitter {
 // write hands w to a committer and waits for its commit.
 func (g *groupCommitter) write(ctx context.Context, w *groupWrite) error {
 	w.done = make(chan error, 1)
+	select {
+	case <-g.stop:
+		// Shutting down: write alone rather than queue behind stopped committers.
+		return g.store.commitGroup(ctx, []*groupWrite{w})[0]
+	default:
+	}
 	g.start.Do(func() {
 		for range g.committers {
 			g.wg.Go(g.run)
