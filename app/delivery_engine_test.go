@@ -1,11 +1,13 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/mail"
 	"net/http"
 	"slices"
 	"strings"
@@ -282,5 +284,44 @@ func TestMaxSendRateSpacesDeliveries(t *testing.T) {
 	// 12 slots 100 ms apart: the last is at least 1.1 s after the first.
 	if elapsed := time.Since(start); elapsed < 1100*time.Millisecond {
 		t.Fatalf("12 messages at 10/s took %v", elapsed)
+	}
+}
+
+// TestRetryKeepsTheDateHeader: a message whose first attempt was cut off
+// after the data is sent again with the same Date (and Message-ID).
+func TestRetryKeepsTheDateHeader(t *testing.T) {
+	t.Parallel()
+	// The relay takes the first copy; the proxy cuts the connection before
+	// its 250 reaches the gateway, which sends it again.
+	sink := smtptest.Start(t, smtptest.Options{})
+	proxy := smtptest.StartProxy(t, sink.Addr(), smtptest.ProxyOptions{AfterDot: func(message int) smtptest.Fault {
+		if message == 1 {
+			return smtptest.FaultClose
+		}
+		return smtptest.FaultNone
+	}})
+	// The retry comes at least 1.1 s later (1.5 s ± 25 %), so a Date taken
+	// at attempt time could not match the first one at second resolution.
+	g := startGatewayWith(t, RoleAll, smtptest.Options{}, func(c *Config) {
+		c.SMTPURL, c.RetryBase = "smtp://"+proxy.Addr(), 1500*time.Millisecond
+	})
+	v := g.send(t, map[string]any{"send": true, "subject": "dated", "to": rcpts("ada@example.net")})
+	got := sink.WaitForMessages(t, 2, 30*time.Second)
+	header := func(data []byte, name string) string {
+		m, err := mail.ReadMessage(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Header.Get(name)
+	}
+	if a, b := header(got[0].Data, "Date"), header(got[1].Data, "Date"); a == "" || a != b {
+		t.Fatalf("Date %q on the first attempt, %q on the retry", a, b)
+	}
+	if a, b := header(got[0].Data, "Message-Id"), header(got[1].Data, "Message-Id"); a != b {
+		t.Fatalf("Message-ID changed across the retry: %q, %q", a, b)
+	}
+	final := g.waitForState(t, v.ID, "sent")
+	if !final.To[0].PossibleDuplicate {
+		t.Fatal("the resend after a lost reply is flagged")
 	}
 }

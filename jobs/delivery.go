@@ -347,7 +347,13 @@ func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *d
 			return nil, fmt.Errorf("load attachments: %w", err)
 		}
 	}
-	data, err := w.render(msg, w.now(), attachments, dkim)
+	// The Date header is the message's, not the attempt's: a retry carries
+	// the same one (RFC 5322: when the message was ready to go).
+	date := msg.QueuedAt
+	if date.IsZero() {
+		date = w.now()
+	}
+	data, err := w.render(msg, date, attachments, dkim)
 	if err != nil {
 		return nil, &domain.Error{Code: domain.CodeInvalid, Message: "render", Cause: err}
 	}
