@@ -164,6 +164,7 @@ func (a *App) wire(ctx context.Context) error {
 				webhookSender{webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate, Timeout: webhookTimeout})},
 				a.metrics, a.logger).WithAttemptTimeout(webhookTimeout),
 			Reconcile: jobs.NewReconcileWorker(a.store, 30*time.Second, a.cfg.MaxDeliveryAge, a.logger),
+			Release:   jobs.NewReleaseHeldWorker(a.store),
 		}
 		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, workers); err != nil {
 			return err

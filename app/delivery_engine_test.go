@@ -325,3 +325,25 @@ func TestRetryKeepsTheDateHeader(t *testing.T) {
 		t.Fatal("the resend after a lost reply is flagged")
 	}
 }
+
+// TestResumeReleasesHeldMailTwice: a hold decided just before a resume is
+// recorded by River a moment after it, so the resume schedules a second
+// release a few seconds later.
+func TestResumeReleasesHeldMailTwice(t *testing.T) {
+	t.Parallel()
+	g := startGatewayRole(t, RoleAPI)
+	admin := g.issueAdmin(t)
+	for _, action := range []string{"suspend", "resume"} {
+		if res := g.do(t, "POST", "/api/admin/tenants/"+g.tenant.ID.String()+"/"+action, "", admin, nil); res.status != 200 {
+			t.Fatalf("%s: %d %s", action, res.status, res.body)
+		}
+	}
+	var in float64
+	if err := g.owner.QueryRow(t.Context(), `SELECT extract(epoch FROM scheduled_at - now()) FROM river_job
+		WHERE kind = 'release_held' AND args->>'subscription_id' = $1::text`, g.tenant.ID).Scan(&in); err != nil {
+		t.Fatalf("no second release scheduled: %v", err)
+	}
+	if in < 2 || in > 6 {
+		t.Fatalf("the second release is due in %.1f s, want about 5", in)
+	}
+}

@@ -86,6 +86,8 @@ type Workers struct {
 	Purge     *PurgeAttachmentsWorker
 	Webhooks  *DeliverWebhookWorker
 	Reconcile *ReconcileWorker
+	// Release is optional: nil leaves release_held jobs to another process.
+	Release *ReleaseHeldWorker
 }
 
 // NewWorkerClient returns a client that works the delivery, webhook and maintenance queues.
@@ -103,6 +105,11 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 	}
 	if err := river.AddWorkerSafely(workers, w.Reconcile); err != nil {
 		return nil, fmt.Errorf("register reconcile worker: %w", err)
+	}
+	if w.Release != nil {
+		if err := river.AddWorkerSafely(workers, w.Release); err != nil {
+			return nil, fmt.Errorf("register release worker: %w", err)
+		}
 	}
 	// A job whose worker died stays running until the rescuer sees it: just
 	// past the longest job timeout, not River's default hour.

@@ -29,6 +29,9 @@ type Enqueuer interface {
 	CancelJobTx(ctx context.Context, tx pgx.Tx, jobID int64) error
 	// RetryJobTx makes a waiting (snoozed or retryable) job available now.
 	RetryJobTx(ctx context.Context, tx pgx.Tx, jobID int64) error
+	// EnqueueReleaseHeldTx schedules a second release of a reinstated
+	// tenant's held deliveries, for holds decided just before it.
+	EnqueueReleaseHeldTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID) error
 }
 
 // Store implements the domain's persistence ports on a pgx pool.

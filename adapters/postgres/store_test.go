@@ -331,3 +331,7 @@ func TestCreateAccountNeedsVerifiedDomain(t *testing.T) {
 		t.Fatalf("want conflict for a duplicate, got %v", err)
 	}
 }
+
+func (failingEnqueuer) EnqueueReleaseHeldTx(context.Context, pgx.Tx, uuid.UUID) error {
+	return errors.New("queue is down")
+}

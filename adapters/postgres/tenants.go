@@ -262,9 +262,13 @@ func (s *Store) SetTenantStatus(ctx context.Context, id uuid.UUID, status string
 		return Tenant{}, err
 	}
 	if status == domain.TenantActive && s.enqueuer != nil {
-		// Held mail goes out now rather than at its next hold check.
+		// Held mail goes out now rather than at its next hold check, and
+		// once more a moment later for holds decided just before this.
 		if _, err := s.ReleaseHeld(ctx, id); err != nil {
 			return Tenant{}, err
+		}
+		if err := s.inTx(ctx, tenantScope(id), func(tx pgx.Tx) error { return s.enqueuer.EnqueueReleaseHeldTx(ctx, tx, id) }); err != nil {
+			return Tenant{}, fmt.Errorf("schedule the release of held deliveries: %w", err)
 		}
 	}
 	return s.GetTenant(ctx, id)
