@@ -56,15 +56,10 @@ func newDrainSetup(b *testing.B, sink *smtptest.Server, relayAddr string) *drain
 	b.Helper()
 	d := &drainSetup{dbURL: dbtest.IsolatedURL(b), sink: sink, relay: relayAddr}
 	ctx := context.Background()
-	api, err := New(ctx, d.config(RoleAPI, nil), RoleAPI, quietLogger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := api.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = api.Shutdown(context.Background()) })
-	d.api = api
+	d.api = d.start(b, RoleAPI, nil)
+	b.Cleanup(func() { _ = d.api.Shutdown(context.Background()) })
+	api := d.api
+	var err error
 	dom := "bench" + uuid.NewString()[:8] + ".example"
 	if d.tenant, err = api.Store().CreateTenant(ctx, "bench", []string{dom}); err != nil {
 		b.Fatal(err)
@@ -124,6 +119,20 @@ func (d *drainSetup) config(role string, configure func(*Config)) Config {
 	return cfg
 }
 
+// start boots an App in role against the bench database.
+func (d *drainSetup) start(b *testing.B, role string, configure func(*Config)) *App {
+	b.Helper()
+	ctx := context.Background()
+	a, err := New(ctx, d.config(role, configure), role, quietLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
 // queue puts n messages of about size bytes with three recipients in the
 // backlog through the batch endpoint, and returns their ids.
 func (d *drainSetup) queue(b *testing.B, tenantToken, sender string, n, size int, subject string) {
@@ -159,15 +168,9 @@ func (d *drainSetup) queue(b *testing.B, tenantToken, sender string, n, size int
 func (d *drainSetup) drain(b *testing.B, n int, configure func(*Config)) time.Duration {
 	b.Helper()
 	ctx := context.Background()
-	worker, err := New(ctx, d.config(RoleWorker, configure), RoleWorker, quietLogger())
-	if err != nil {
-		b.Fatal(err)
-	}
 	owner := dbtest.OwnerPoolFor(b, d.dbURL)
 	start := time.Now()
-	if err := worker.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
+	worker := d.start(b, RoleWorker, configure)
 	defer func() { _ = worker.Shutdown(context.Background()) }()
 	deadline := start.Add(10 * time.Minute)
 	for {
@@ -418,13 +421,7 @@ func BenchmarkAcceptToStart(b *testing.B) {
 		sink := smtptest.Start(b, smtptest.Options{Discard: true})
 		d := newDrainSetup(b, sink, sink.Addr())
 		ctx := context.Background()
-		worker, err := New(ctx, d.config(RoleWorker, nil), RoleWorker, quietLogger())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := worker.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
+		worker := d.start(b, RoleWorker, nil)
 		for range samples {
 			d.sendOne(b, d.token, d.sender.Email)
 			time.Sleep(20 * time.Millisecond) // pacing the load, not synchronisation
@@ -482,13 +479,7 @@ func BenchmarkDeliveryBacklog(b *testing.B) {
 		d.fillBacklog(b, backlog)
 		start := time.Now()
 		ctx := context.Background()
-		worker, err := New(ctx, d.config(RoleWorker, nil), RoleWorker, quietLogger())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := worker.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
+		worker := d.start(b, RoleWorker, nil)
 		deadline := start.Add(5 * time.Minute)
 		for sink.Delivered().Messages < n && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
