@@ -89,6 +89,7 @@ func openPool(ctx context.Context, url string, workers int, role string) (*pgxpo
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}
+	db.RegisterTypes(cfg)
 	if role != "" {
 		if err := db.UseRuntimeRole(cfg, role); err != nil {
 			return nil, err

@@ -8,15 +8,18 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailgate/mailgate/adapters/jwtauth"
 	"github.com/mailgate/mailgate/adapters/mailbuild"
@@ -91,10 +94,15 @@ func (d *drainSetup) config(role string, configure func(*Config)) Config {
 	cfg, err := LoadConfig(func(name string) string {
 		switch name {
 		case "MAILGATE_DATABASE_URL":
-			if extra := os.Getenv("MAILGATE_BENCH_DB_PARAMS"); extra != "" && role == RoleWorker {
-				return d.dbURL + "&" + extra
+			if role != RoleWorker {
+				return d.dbURL
 			}
-			return d.dbURL
+			// The worker's sessions are named so its backends' CPU can be read.
+			url := d.dbURL + "&application_name=" + benchWorkerApp
+			if extra := os.Getenv("MAILGATE_BENCH_DB_PARAMS"); extra != "" {
+				url += "&" + extra
+			}
+			return url
 		case "MAILGATE_HTTP_ADDR", "MAILGATE_ADMIN_ADDR":
 			return "127.0.0.1:0"
 		case "MAILGATE_SMTP_URL":
@@ -166,20 +174,49 @@ func (d *drainSetup) queue(b *testing.B, tenantToken, sender string, n, size int
 // drain starts a worker process and returns how long it took to settle
 // every queued message.
 func (d *drainSetup) drain(b *testing.B, n int, configure func(*Config)) time.Duration {
+	return d.drainMeasured(b, n, configure).elapsed
+}
+
+// drainResult is a drain's wall time and the CPU it cost: this process
+// (worker, sink and the idle API) and the worker's PostgreSQL backends.
+// CPU per message is what stays comparable on a shared, noisy machine.
+type drainResult struct {
+	elapsed           time.Duration
+	processCPU, dbCPU time.Duration
+}
+
+func (d *drainSetup) drainMeasured(b *testing.B, n int, configure func(*Config)) drainResult {
 	b.Helper()
 	ctx := context.Background()
 	owner := dbtest.OwnerPoolFor(b, d.dbURL)
+	if path := os.Getenv("MAILGATE_BENCH_CPUPROFILE"); path != "" {
+		// Profiling aid: the drain alone, without the backlog's accept or the ceiling.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	cpuBefore := processCPU()
 	start := time.Now()
 	worker := d.start(b, RoleWorker, configure)
 	defer func() { _ = worker.Shutdown(context.Background()) }()
+	backendsBefore := backendCPU(b, owner)
 	deadline := start.Add(10 * time.Minute)
 	for {
 		var left int
-		if err := owner.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state IN ('queued', 'sending')`).Scan(&left); err != nil {
+		if err := owner.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages WHERE state IN ('queued', 'sending') LIMIT 1) AS unsettled`).Scan(&left); err != nil {
 			b.Fatal(err)
 		}
 		if left == 0 {
 			elapsed := time.Since(start)
+			res := drainResult{elapsed: elapsed, processCPU: processCPU() - cpuBefore}
+			for pid, cpu := range backendCPU(b, owner) {
+				res.dbCPU += cpu - backendsBefore[pid]
+			}
 			b.Log("mean phase times: " + phaseMeans(worker))
 			if os.Getenv("MAILGATE_BENCH_VERBOSE") != "" {
 				var p50, p99, fetch50 float64
@@ -189,7 +226,7 @@ func (d *drainSetup) drain(b *testing.B, n int, configure func(*Config)) time.Du
 					FROM river_job j JOIN messages m ON m.job_id = j.id`, start).Scan(&p50, &p99, &fetch50)
 				b.Logf("attempt to settled p50 %.1f ms p99 %.1f ms; fetched p50 %.2f s after start", p50*1000, p99*1000, fetch50)
 			}
-			return elapsed
+			return res
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("%d of %d messages still unsettled after 10 minutes", left, n)
@@ -252,12 +289,19 @@ func BenchmarkDeliveryDrain(b *testing.B) {
 					b.Fatal(err)
 				}
 				d.queue(b, d.token, d.sender.Email, n, tc.size, "drain")
-				elapsed := d.drain(b, n, nil)
+				res := d.drainMeasured(b, n, nil)
+				ceilingCPU := processCPU()
 				after, err := smtptest.SendCeiling(context.Background(), relay, msgs, smtptest.CeilingOptions{Conns: workers, Pipelining: tc.delay == 0})
 				if err != nil {
 					b.Fatal(err)
 				}
-				rate := float64(n) / elapsed.Seconds()
+				ceilingCPU = processCPU() - ceilingCPU
+				rate := float64(n) / res.elapsed.Seconds()
+				perMessage := func(cpu time.Duration) float64 { return float64(cpu.Microseconds()) / float64(n) }
+				// CPU a message: what a noisy machine doesn't blur.
+				b.ReportMetric(perMessage(res.processCPU), "gateway_cpu_us/msg")
+				b.ReportMetric(perMessage(res.dbCPU), "db_cpu_us/msg")
+				b.ReportMetric(perMessage(ceilingCPU), "ceiling_cpu_us/msg")
 				ceiling := (before.Rate() + after.Rate()) / 2
 				if tc.delay > 0 {
 					ceiling = lockStep.Rate()
@@ -430,7 +474,7 @@ func BenchmarkAcceptToStart(b *testing.B) {
 		deadline := time.Now().Add(time.Minute)
 		for {
 			var left int
-			_ = owner.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state IN ('queued', 'sending')`).Scan(&left)
+			_ = owner.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages WHERE state IN ('queued', 'sending') LIMIT 1) AS unsettled`).Scan(&left)
 			if left == 0 || time.Now().After(deadline) {
 				break
 			}
@@ -580,4 +624,44 @@ func phaseMeans(a *App) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// benchWorkerApp names the bench worker's PostgreSQL sessions.
+const benchWorkerApp = "mailgate-bench-worker"
+
+// processCPU is the user and system CPU this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backendCPU reads, from /proc, the CPU used so far by each PostgreSQL
+// backend serving the bench worker (the server runs on this machine).
+func backendCPU(b *testing.B, owner *pgxpool.Pool) map[int]time.Duration {
+	b.Helper()
+	rows, err := owner.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, benchWorkerApp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[int]time.Duration{}
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // the backend has exited
+		}
+		// Fields after the command name (which may hold spaces): utime and
+		// stime are the 12th and 13th, in clock ticks of 10 ms.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		utime, _ := strconv.Atoi(fields[11])
+		stime, _ := strconv.Atoi(fields[12])
+		out[pid] = time.Duration(utime+stime) * 10 * time.Millisecond
+	}
+	return out
 }

@@ -202,6 +202,8 @@ func runtimePool(rawURL, schema string) (*pgxpool.Pool, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.MaxConns = 20
+	// The store under test sees the same type registrations as in production.
+	db.RegisterTypes(cfg)
 	if err := db.UseRuntimeRole(cfg, db.DefaultRuntimeRole); err != nil {
 		return nil, err
 	}
