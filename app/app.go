@@ -268,6 +268,7 @@ func (a *App) transport() (jobs.Transport, error) {
 			return nil, fmt.Errorf("MAILGATE_SMTP_URL: %w", err)
 		}
 		relayCfg.Timeout, relayCfg.DataTimeout = a.cfg.SMTPTimeout, a.cfg.SMTPDataTimeout
+		relayCfg.MaxConns = a.cfg.SMTPMaxConns
 		relay := smtprelay.NewTransport(relayCfg)
 		a.relay = relay
 		send = relay.Send

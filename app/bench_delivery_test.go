@@ -275,7 +275,9 @@ func BenchmarkDeliveryDrain(b *testing.B) {
 					relay = smtptest.StartProxy(b, sink.Addr(), smtptest.ProxyOptions{Delay: tc.delay}).Addr()
 				}
 				d := newDrainSetup(b, sink, relay)
-				workers := d.config(RoleWorker, nil).Workers
+				// The ceiling gets as many connections as the gateway may open.
+				workerCfg := d.config(RoleWorker, nil)
+				workers := min(workerCfg.Workers, workerCfg.SMTPMaxConns)
 				msgs := prebuilt(b, n, tc.size, d.sender.Email)
 				// The ceiling runs before and after the gateway; their mean is the reference.
 				before, err := smtptest.SendCeiling(context.Background(), relay, msgs, smtptest.CeilingOptions{Conns: workers, Pipelining: tc.delay == 0})
@@ -321,12 +323,13 @@ func BenchmarkDeliveryDrain(b *testing.B) {
 func BenchmarkDeliveryScaling(b *testing.B) {
 	n := benchMessages() / 2
 	for _, size := range []int{2 << 10, 20 << 10, 100 << 10} {
-		for _, workers := range []int{10, 50, 100, 200} {
+		for _, workers := range []int{10, 50, 100, 200, 400} {
 			b.Run(fmt.Sprintf("size=%dKB/workers=%d", size>>10, workers), func(b *testing.B) {
 				for range b.N {
 					sink := smtptest.Start(b, smtptest.Options{Discard: true})
 					d := newDrainSetup(b, sink, sink.Addr())
-					ceiling, err := smtptest.SendCeiling(context.Background(), sink.Addr(), prebuilt(b, n, size, d.sender.Email), smtptest.CeilingOptions{Conns: workers, Pipelining: true})
+					conns := min(workers, d.config(RoleWorker, nil).SMTPMaxConns)
+					ceiling, err := smtptest.SendCeiling(context.Background(), sink.Addr(), prebuilt(b, n, size, d.sender.Email), smtptest.CeilingOptions{Conns: conns, Pipelining: true})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -53,7 +53,12 @@ type Config struct {
 	// SMTPTimeout bounds each SMTP step and SMTPDataTimeout the wait for the
 	// reply after the message data (MAILGATE_SMTP_TIMEOUT, default 30s;
 	// MAILGATE_SMTP_DATA_TIMEOUT, default 10m as RFC 5321 recommends).
-	SMTPTimeout     time.Duration
+	SMTPTimeout time.Duration
+	// SMTPMaxConns caps the connections open to the relay at once
+	// (MAILGATE_SMTP_MAX_CONNECTIONS, default 50). Workers beyond it load,
+	// render and record deliveries while others talk SMTP, so database
+	// waits don't leave connections or the CPU idle.
+	SMTPMaxConns    int
 	SMTPDataTimeout time.Duration
 	// DeliveryTimeout bounds one delivery attempt end to end
 	// (MAILGATE_DELIVERY_TIMEOUT; default: the SMTP steps added up).
@@ -91,7 +96,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		JWTPublicKeys:       getenv("MAILGATE_JWT_PUBLIC_KEYS"),
 		JWTIssuer:           getenv("MAILGATE_JWT_ISSUER"),
 		JWTAudience:         getenv("MAILGATE_JWT_AUDIENCE"),
-		Workers:             50,
+		Workers:             200,
+		SMTPMaxConns:        50,
 		RetryBase:           time.Minute,
 		ShutdownGrace:       25 * time.Second,
 		RateLimit:           50,
@@ -155,12 +161,20 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if !db.ValidRoleName(cfg.DatabaseRole) {
 		return cfg, fmt.Errorf("MAILGATE_DATABASE_ROLE must be a lower-case identifier, got %q", cfg.DatabaseRole)
 	}
-	if v := getenv("MAILGATE_WORKERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return cfg, fmt.Errorf("MAILGATE_WORKERS must be a whole number from 1 to 10000, got %q", v)
+	for _, setting := range []struct {
+		name string
+		dst  *int
+	}{
+		{"MAILGATE_WORKERS", &cfg.Workers},
+		{"MAILGATE_SMTP_MAX_CONNECTIONS", &cfg.SMTPMaxConns},
+	} {
+		if v := getenv(setting.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 10000 {
+				return cfg, fmt.Errorf("%s must be a whole number from 1 to 10000, got %q", setting.name, v)
+			}
+			*setting.dst = n
 		}
-		cfg.Workers = n
 	}
 	durations := []struct {
 		name string

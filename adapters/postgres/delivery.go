@@ -34,7 +34,7 @@ func (s *Store) LoadDelivery(ctx context.Context, tenant, id uuid.UUID, countSen
 // byte of their data goes out. It fails with a conflict when the message can
 // no longer be delivered (cancelled or settled meanwhile), so nothing is sent.
 func (s *Store) JournalAttempt(ctx context.Context, tenant, id uuid.UUID, attempt int, journal []domain.Recipient) error {
-	return s.commits.write(ctx, &groupWrite{journal: &journalWrite{tenant: tenant, id: id, attempt: attempt, journal: journal}})
+	return s.journals.write(ctx, &groupWrite{journal: &journalWrite{tenant: tenant, id: id, attempt: attempt, journal: journal}})
 }
 
 // ReserveSendSlot takes the tenant's next send slot under its maximum rate
@@ -68,7 +68,7 @@ func (s *Store) ReserveSendSlot(ctx context.Context, tenant, id uuid.UUID) (time
 // the delivery job completeJob (when not 0) in the same transaction, shared
 // with the outcomes of concurrent deliveries (group commit).
 func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, completeJob int64) error {
-	return s.commits.write(ctx, &groupWrite{outcome: &outcomeWrite{tenant: tenant, rec: rec}, completeJob: completeJob})
+	return s.outcomes.write(ctx, &groupWrite{outcome: &outcomeWrite{tenant: tenant, rec: rec}, completeJob: completeJob})
 }
 
 // writeAttempt writes an attempt record inside tx.

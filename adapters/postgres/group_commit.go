@@ -160,21 +160,20 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 		}
 	}
 	errs := make([]error, len(group))
-	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
-		var (
-			hooks []tenantHook
-			b     = &pgx.Batch{}
-		)
-		updated = map[uuid.UUID]bool{}
-		if len(journals) > 0 {
-			queueJournals(b, journals, updated, &hooks)
-		}
-		if len(outcomes) > 0 {
-			queueOutcomes(b, outcomes, &hooks)
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
+	var (
+		hooks []tenantHook
+		b     = &pgx.Batch{}
+	)
+	updated = map[uuid.UUID]bool{}
+	if len(journals) > 0 {
+		queueJournals(b, journals, updated, &hooks)
+	}
+	if len(outcomes) > 0 {
+		queueOutcomes(b, outcomes, &hooks)
+	}
+	// BEGIN travels with the statements: a group of journals without
+	// webhooks is two round trips, the statements and COMMIT.
+	err := s.inPipelinedTx(ctx, operatorScope, b, func(tx pgx.Tx) error {
 		if err := s.flushTenantHooks(ctx, tx, hooks); err != nil {
 			return err
 		}

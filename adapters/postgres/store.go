@@ -38,8 +38,11 @@ type Enqueuer interface {
 type Store struct {
 	pool     *pgxpool.Pool
 	enqueuer Enqueuer
-	// commits groups the delivery path's concurrent writes into shared transactions.
-	commits *groupCommitter
+	// journals and outcomes group the delivery path's concurrent writes
+	// into shared transactions. Journals have committers of their own: a
+	// delivery waits for its journal holding a relay connection, so it
+	// must not queue behind the larger outcome groups.
+	journals, outcomes *groupCommitter
 	// loads coalesces concurrent deliveries' reads.
 	loads *deliveryLoader
 	// completer completes delivery jobs with their final state.
@@ -62,14 +65,18 @@ var _ domain.MessageStore = (*Store)(nil)
 // deliveries (the CLI); queuing then fails loudly.
 func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
 	s := &Store{pool: pool, enqueuer: enqueuer}
-	s.commits = newGroupCommitter(s, 2, 128)
+	s.journals = newGroupCommitter(s, 2, 128)
+	s.outcomes = newGroupCommitter(s, 2, 128)
 	s.loads = newDeliveryLoader(s, 2, 128)
 	return s
 }
 
 // Close stops the group committers after the writes handed to them; the
 // pool is the caller's.
-func (s *Store) Close() { s.commits.close() }
+func (s *Store) Close() {
+	s.journals.close()
+	s.outcomes.close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

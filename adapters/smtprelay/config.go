@@ -87,6 +87,13 @@ type Config struct {
 	// Zero means DefaultDataTimeout.
 	DataTimeout time.Duration
 
+	// MaxConns caps the connections open to the relay at once, idle and
+	// busy together; a Send waits for one to be free, as long as its
+	// context allows. It lets many deliveries prepare and record in
+	// parallel while the relay sees no more sessions than it accepts from
+	// one client (Postfix's smtpd_client_connection_count_limit is 50).
+	// Zero or less means no cap.
+	MaxConns int
 	// MaxIdleConns is how many greeted connections are kept open between
 	// Sends. Zero means DefaultMaxIdleConns; a negative value keeps none, so
 	// every Send opens and closes its own connection.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/adapters/smtprelay"
 	"github.com/mailgate/mailgate/adapters/smtprelay/smtptest"
+	"github.com/mailgate/mailgate/domain"
 )
 
 // connections returns the connection number of each message received.
@@ -350,5 +351,81 @@ func TestSendCancelledContextSparesThePool(t *testing.T) {
 
 	if srv.Sessions() != 1 {
 		t.Errorf("Sessions() = %d, want 1", srv.Sessions())
+	}
+}
+
+func TestSendWaitsForAFreeConnectionUnderMaxConns(t *testing.T) {
+	const senders, maxConns = 6, 2
+	var (
+		mu      sync.Mutex
+		inData  int
+		peak    int
+		release = make(chan struct{})
+	)
+	srv := smtptest.Start(t, smtptest.Options{Data: func(int) *smtp.SMTPError {
+		mu.Lock()
+		inData++
+		peak = max(peak, inData)
+		if inData == maxConns {
+			// Every allowed connection is busy: let them finish. Without the
+			// cap the other senders have dialled and are in DATA by now.
+			close(release)
+		}
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		inData--
+		mu.Unlock()
+		return nil
+	}})
+	transport := transportFor(t, srv, func(c *smtprelay.Config) { c.MaxConns = maxConns })
+	_, data := buildMessage(t, "hi\r\n")
+
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Go(func() {
+			env := smtprelay.Envelope{From: "alice@example.com", To: []string{fmt.Sprintf("r%d@example.org", i)}}
+			assertDelivered(t, transport.Send(context.Background(), env, data))
+		})
+	}
+	wg.Wait()
+
+	if peak > maxConns {
+		t.Errorf("%d transactions in DATA at once, want at most %d", peak, maxConns)
+	}
+	// A connection is back in the pool before its slot is freed, so the
+	// waiting senders reuse the two rather than dialling new ones.
+	if srv.Sessions() != maxConns {
+		t.Errorf("Sessions() = %d, want %d", srv.Sessions(), maxConns)
+	}
+}
+
+func TestSendGivesUpWaitingForAConnectionWithItsContext(t *testing.T) {
+	hold := make(chan struct{})
+	inData := make(chan struct{}, 1)
+	srv := smtptest.Start(t, smtptest.Options{Data: func(int) *smtp.SMTPError {
+		inData <- struct{}{}
+		<-hold
+		return nil
+	}})
+	transport := transportFor(t, srv, func(c *smtprelay.Config) { c.MaxConns = 1 })
+	_, data := buildMessage(t, "hi\r\n")
+	busy := make(chan []domain.RecipientReply, 1)
+	go func() {
+		busy <- transport.Send(context.Background(), smtprelay.Envelope{From: "alice@example.com", To: []string{"first@example.org"}}, data)
+	}()
+	<-inData
+
+	// The second Send's own bound ends while the only connection is busy.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	replies := transport.Send(ctx, smtprelay.Envelope{From: "alice@example.com", To: []string{"second@example.org"}}, data)
+	if len(replies) != 1 || replies[0].Code != 0 || !strings.Contains(replies[0].Text, "relay connections stayed busy") {
+		t.Errorf("replies = %+v, want not sent, naming the busy connections", replies)
+	}
+	close(hold)
+	assertDelivered(t, <-busy)
+	if srv.Sessions() != 1 {
+		t.Errorf("Sessions() = %d, want 1: the waiting Send never dialled", srv.Sessions())
 	}
 }

@@ -48,6 +48,9 @@ type Transport struct {
 	tlsConfig *tls.Config
 	helo      string
 
+	// slots holds a token for each connection in use, when MaxConns caps them.
+	slots chan struct{}
+
 	mu sync.Mutex
 	// idle holds the pooled connections, the most recently used last.
 	idle   []*connection
@@ -71,7 +74,11 @@ func NewTransport(cfg Config) *Transport {
 	if helo == "" {
 		helo = defaultHeloName()
 	}
-	return &Transport{cfg: cfg, tlsConfig: tlsConfig, helo: helo}
+	t := &Transport{cfg: cfg, tlsConfig: tlsConfig, helo: helo}
+	if cfg.MaxConns > 0 {
+		t.slots = make(chan struct{}, cfg.MaxConns)
+	}
+	return t
 }
 
 // defaultHeloName is the host name when it is fully qualified; relays
@@ -104,6 +111,17 @@ func (t *Transport) Send(ctx context.Context, env Envelope, data []byte) []domai
 	case ctx.Err() != nil:
 		tx.failRest(0, fmt.Sprintf("cancelled before sending: %v", context.Cause(ctx)))
 		return tx.replies
+	}
+	if t.slots != nil {
+		// A connection goes back to the pool before its slot is freed, so
+		// the next Send reuses it rather than dialling.
+		select {
+		case t.slots <- struct{}{}:
+			defer func() { <-t.slots }()
+		case <-ctx.Done():
+			tx.failRest(0, fmt.Sprintf("not sent: all %d relay connections stayed busy (%v)", t.cfg.MaxConns, context.Cause(ctx)))
+			return tx.replies
+		}
 	}
 	c, reused, err := t.acquire(ctx)
 	if err != nil {
@@ -349,17 +367,17 @@ func (c *connection) endEmptyData(timeout time.Duration) {
 // reply, which every accepted recipient gets.
 func (t *Transport) sendData(ctx context.Context, c *connection, tx *transaction, data []byte) {
 	timeout := t.cfg.Timeout
-	w := c.text.DotWriter()
-	for off := 0; off < len(data); off += writeChunk {
+	stuffed := dotStuffed(data)
+	for off := 0; off < len(stuffed); off += writeChunk {
 		_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
-		if _, err := w.Write(data[off:min(off+writeChunk, len(data))]); err != nil {
+		if _, err := c.text.W.Write(stuffed[off:min(off+writeChunk, len(stuffed))]); err != nil {
 			c.broken = true
 			tx.failRest(failure(ctx, fmt.Errorf("sending the message: %w", err)))
 			return
 		}
 	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
-	if err := w.Close(); err != nil {
+	if err := c.text.W.Flush(); err != nil {
 		// The final dot did not get out, so the relay cannot have taken it.
 		c.broken = true
 		tx.failRest(failure(ctx, fmt.Errorf("sending the message: %w", err)))
