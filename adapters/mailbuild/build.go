@@ -260,25 +260,29 @@ func startsRune(b byte) bool { return b&0xC0 != 0x80 }
 // normalizeLineEndings turns CRLF, bare CR and bare LF into CRLF.
 func normalizeLineEndings(s string) []byte {
 	out := make([]byte, 0, len(s)+len(s)/32)
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\r':
-			out = append(out, '\r', '\n')
-			if i+1 < len(s) && s[i+1] == '\n' {
-				i++
-			}
-		case '\n':
-			out = append(out, '\r', '\n')
-		default:
-			out = append(out, s[i])
+	// Copied a run between line breaks at a time: bodies are mostly runs.
+	for len(s) > 0 {
+		i := strings.IndexAny(s, "\r\n")
+		if i < 0 {
+			return append(out, s...)
 		}
+		out = append(out, s[:i]...)
+		out = append(out, '\r', '\n')
+		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+			i++
+		}
+		s = s[i+1:]
 	}
 	return out
 }
 
 // bareLineBreak returns the index of the first CR not followed by LF or LF
-// not preceded by CR, or -1 when every line break is CRLF.
+// not preceded by CR in b, or -1 if every line break is CRLF.
 func bareLineBreak(b []byte) int {
+	// The common answer, none, from three vectorised counts.
+	if crlf := bytes.Count(b, []byte("\r\n")); crlf == bytes.Count(b, []byte("\r")) && crlf == bytes.Count(b, []byte("\n")) {
+		return -1
+	}
 	for i, c := range b {
 		switch {
 		case c == '\r' && (i+1 == len(b) || b[i+1] != '\n'):

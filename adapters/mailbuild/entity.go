@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"mime/quotedprintable"
 	"strconv"
 	"strings"
 
@@ -224,11 +223,8 @@ const base64LineBytes = 57
 func encodeContent(w io.Writer, transferEncoding string, content []byte) error {
 	switch transferEncoding {
 	case "quoted-printable":
-		qw := quotedprintable.NewWriter(w)
-		if _, err := qw.Write(content); err != nil {
-			return err
-		}
-		return qw.Close()
+		_, err := w.Write(appendQuotedPrintable(make([]byte, 0, len(content)+len(content)/8), content))
+		return err
 	case "base64":
 		line := make([]byte, base64.StdEncoding.EncodedLen(base64LineBytes)+2)
 		for len(content) > 0 {
