@@ -225,6 +225,18 @@ func (d *drainSetup) drainMeasured(b *testing.B, n int, configure func(*Config))
 					percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM j.attempted_at - $1::timestamptz))
 					FROM river_job j JOIN messages m ON m.job_id = j.id`, start).Scan(&p50, &p99, &fetch50)
 				b.Logf("attempt to settled p50 %.1f ms p99 %.1f ms; fetched p50 %.2f s after start", p50*1000, p99*1000, fetch50)
+				rows, err := owner.Query(ctx, `SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+					WHERE schemaname = current_schema() AND n_tup_upd > 0 ORDER BY relname`)
+				if err == nil {
+					for rows.Next() {
+						var name string
+						var updates, hot int64
+						if rows.Scan(&name, &updates, &hot) == nil {
+							b.Logf("%s: %d updates, %d HOT", name, updates, hot)
+						}
+					}
+					rows.Close()
+				}
 			}
 			return res
 		}
