@@ -184,11 +184,13 @@ var composeMembers = map[string]xmlMember{
 	"Subject":           {nsModels, "subject", false},
 	"To":                {nsModels, "to", false},
 
-	"ConversationId": {nsModels, "conversation_id", true},
-	"InReplyTo":      {nsModels, "in_reply_to", true},
-	"LastError":      {nsModels, "last_error", true},
-	"State":          {nsModels, "state", true},
-	"UpdatedAt":      {nsModels, "updated_at", true},
+	"ConversationId":   {nsModels, "conversation_id", true},
+	"HeaderMessageId":  {nsModels, "header_message_id", true},
+	"HeaderReferences": {nsModels, "header_references", true},
+	"InReplyTo":        {nsModels, "in_reply_to", true},
+	"LastError":        {nsModels, "last_error", true},
+	"State":            {nsModels, "state", true},
+	"UpdatedAt":        {nsModels, "updated_at", true},
 }
 
 var recipientMembers = map[string]xmlMember{
@@ -609,6 +611,8 @@ func encodeXML(v messageView) ([]byte, error) {
 	w.recipients("Cc", v.Cc)
 	w.value("ConversationId", "", v.ConversationID.String())
 	w.value("CreatedDate", "", xmlDate(v.CreatedDate))
+	w.value("HeaderMessageId", "", v.HeaderMessageID)
+	w.value("HeaderReferences", "", v.HeaderReferences)
 	w.value("Importance", "", importance.String())
 	w.value("InReplyTo", "", v.InReplyTo)
 	if v.LastError != "" {

@@ -515,7 +515,7 @@ func TestEncodeXMLMemberOrder(t *testing.T) {
 		return s
 	}
 	wantRoot := []string{"Id", "SubscriptionId", "Ts", "CanDelete", "Subject",
-		"Attachments", "Bcc", "Body", "Cc", "ConversationId", "CreatedDate", "Importance", "InReplyTo", "LastError",
+		"Attachments", "Bcc", "Body", "Cc", "ConversationId", "CreatedDate", "HeaderMessageId", "HeaderReferences", "Importance", "InReplyTo", "LastError",
 		"MessageId", "ParentId", "References", "Send", "SenderAccountId", "SenderDisplayName", "SenderEmail", "State", "To", "UpdatedAt"}
 	if got := names(root); !reflect.DeepEqual(got, wantRoot) {
 		t.Errorf("members:\ngot  %q\nwant %q", got, wantRoot)

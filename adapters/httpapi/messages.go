@@ -216,7 +216,7 @@ func modelFromMessage(m *domain.Message) composeModel {
 		SenderDisplayName: m.SenderDisplayName,
 		SenderAccountID:   guid(m.SenderAccountID),
 		Importance:        json.RawMessage(strconv.Itoa(int(m.Importance))),
-		MessageID:         m.MessageID,
+		MessageID:         clientOr(m.ClientMessageID, m.MessageID),
 		Body:              m.Body,
 		ParentID:          guid(m.ParentID),
 		Send:              m.State != domain.StateDraft,
@@ -224,7 +224,10 @@ func modelFromMessage(m *domain.Message) composeModel {
 		SendAt:            formatOptionalTime(m.SendAt),
 		ID:                m.ID.String(),
 	}
-	if m.ParentID == uuid.Nil {
+	switch {
+	case m.ClientReferences != "":
+		model.References = m.ClientReferences
+	case m.ParentID == uuid.Nil:
 		// Derived References are recomputed from the parent; only a client's own are carried.
 		model.References = m.References
 	}

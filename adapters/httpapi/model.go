@@ -266,11 +266,16 @@ type messageView struct {
 	SubscriptionID    uuid.UUID       `json:"subscription_id"`
 	TS                string          `json:"ts"`
 
-	State          domain.MessageState `json:"state"`
-	InReplyTo      string              `json:"in_reply_to"`
-	ConversationID uuid.UUID           `json:"conversation_id"`
-	UpdatedAt      time.Time           `json:"updated_at"`
-	LastError      string              `json:"last_error,omitempty"`
+	// HeaderMessageID and HeaderReferences are what the Message-ID and
+	// References headers carry; MessageID and References are the client's
+	// own values when it gave ones that are not valid msg-ids.
+	HeaderMessageID  string              `json:"header_message_id"`
+	HeaderReferences string              `json:"header_references"`
+	State            domain.MessageState `json:"state"`
+	InReplyTo        string              `json:"in_reply_to"`
+	ConversationID   uuid.UUID           `json:"conversation_id"`
+	UpdatedAt        time.Time           `json:"updated_at"`
+	LastError        string              `json:"last_error,omitempty"`
 }
 
 type recipientView struct {
@@ -292,6 +297,14 @@ func optionalID(id uuid.UUID) *uuid.UUID {
 	return &id
 }
 
+// clientOr is the client's own value when it gave one, else the wire's.
+func clientOr(client, wire string) string {
+	if client != "" {
+		return client
+	}
+	return wire
+}
+
 func newMessageView(m *domain.Message) messageView {
 	v := messageView{
 		SenderEmail:       m.SenderEmail,
@@ -301,8 +314,10 @@ func newMessageView(m *domain.Message) messageView {
 		Cc:                []recipientView{},
 		Bcc:               []recipientView{},
 		Importance:        int(m.Importance),
-		MessageID:         m.MessageID,
-		References:        m.References,
+		MessageID:         clientOr(m.ClientMessageID, m.MessageID),
+		References:        clientOr(m.ClientReferences, m.References),
+		HeaderMessageID:   m.MessageID,
+		HeaderReferences:  m.References,
 		Body:              m.Body,
 		Attachments:       append([]uuid.UUID{}, m.Attachments...),
 		ParentID:          optionalID(m.ParentID),
