@@ -150,7 +150,7 @@ func (s *Server) batchSend(c *gin.Context) {
 	index := make([]int, 0, len(body.Messages))
 	for i, raw := range body.Messages {
 		results[i].Index = i
-		model, err := decodeJSON(bytes.NewReader(raw))
+		model, err := decodeJSON(bytes.NewReader(raw), requestDecodeOptions(c))
 		var req domain.ComposeRequest
 		if err == nil {
 			req, err = model.toRequest()

@@ -58,11 +58,17 @@ func decodeBody(c *gin.Context) (composeModel, error) {
 	if err != nil {
 		mediaType = ""
 	}
+	opts := requestDecodeOptions(c)
 	switch strings.ToLower(mediaType) {
 	case "application/json", "text/json":
-		return decodeJSON(c.Request.Body)
+		return decodeJSON(c.Request.Body, opts)
 	case "application/xml", "text/xml":
-		return decodeXML(c.Request.Body)
+		body, transcoded, err := utf8XML(c.Request.Body, c.GetHeader("Content-Type"))
+		if err != nil {
+			return composeModel{}, err
+		}
+		opts.utf16 = transcoded
+		return decodeXML(body, opts)
 	case "application/x-www-form-urlencoded":
 		body, err := io.ReadAll(c.Request.Body)
 		if err != nil {
@@ -72,7 +78,7 @@ func decodeBody(c *gin.Context) (composeModel, error) {
 		if err != nil {
 			return composeModel{}, domain.FieldError("", "the form body is not valid URL encoding")
 		}
-		return decodeForm(values)
+		return decodeForm(values, opts)
 	}
 	return composeModel{}, &domain.Error{Code: codeUnsupportedMediaType,
 		Message: "send application/json, text/json, application/xml, text/xml or application/x-www-form-urlencoded"}
@@ -153,10 +159,11 @@ func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *compose
 	}
 	if expected != nil {
 		ts := expected.String()
-		if model.TS != nil && *model.TS != "" && *model.TS != ts {
+		if model.TS != nil && *model.TS != "" && string(*model.TS) != ts {
 			return domain.FieldError("ts", "differs from If-Match")
 		}
-		model.TS = &ts
+		wts := wireTS(ts)
+		model.TS = &wts
 	}
 	return nil
 }
@@ -190,8 +197,14 @@ func (s *Server) patchMessage(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	if err := checkServerOwnedJSON(body); err != nil {
+		s.writeError(c, err)
+		return
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	if requestDecodeOptions(c).strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(&model); err != nil {
 		s.writeError(c, jsonError(err))
 		return
@@ -301,7 +314,9 @@ func (s *Server) listMessages(c *gin.Context) {
 		return
 	}
 	items := mapViews(page.Messages, newMessageView)
-	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_cursor": page.NextCursor})
+	s.writeNegotiated(c, gin.H{"items": items, "next_cursor": page.NextCursor}, func() ([]byte, error) {
+		return encodeMessageListXML(items, page.NextCursor)
+	})
 }
 
 func parseFilter(q url.Values) (domain.MessageFilter, error) {
@@ -397,7 +412,9 @@ func (s *Server) messageEvents(c *gin.Context) {
 	items := mapViews(events, func(e domain.Event) eventView {
 		return eventView{Sequence: e.Sequence, Type: e.Type, Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail, CreatedAt: e.CreatedAt}
 	})
-	c.PureJSON(http.StatusOK, gin.H{"message_id": id, "items": items})
+	s.writeNegotiated(c, gin.H{"message_id": id, "items": items}, func() ([]byte, error) {
+		return encodeMessageEventsXML(id.String(), items), nil
+	})
 }
 
 // writeMessage answers with a message in the format the client accepts.

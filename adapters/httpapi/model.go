@@ -38,7 +38,7 @@ type composeModel struct {
 	CanDelete         *bool            `json:"can_delete"`
 	ID                string           `json:"id"`
 	SubscriptionID    string           `json:"subscription_id"`
-	TS                *string          `json:"ts"`
+	TS                *wireTS          `json:"ts"`
 }
 
 type recipientModel struct {
@@ -47,9 +47,10 @@ type recipientModel struct {
 	AccountID    string `json:"account_id"`
 }
 
-// decodeJSON reads a compose model strictly: unknown fields and wrong types
-// are errors naming the field.
-func decodeJSON(body io.Reader) (composeModel, error) {
+// decodeJSON reads a compose model: wrong types and server-owned members
+// are errors naming the field; unknown members are ignored, or refused
+// when opts.strict.
+func decodeJSON(body io.Reader, opts decodeOptions) (composeModel, error) {
 	var m composeModel
 	data, err := io.ReadAll(body)
 	if err != nil {
@@ -58,8 +59,13 @@ func decodeJSON(body io.Reader) (composeModel, error) {
 	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
 		return m, err
 	}
+	if err := checkServerOwnedJSON(data); err != nil {
+		return m, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	if opts.strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(&m); err != nil {
 		return m, jsonError(err)
 	}
@@ -174,7 +180,7 @@ func (m composeModel) toRequest() (domain.ComposeRequest, error) {
 	}
 	req.Importance = importance
 	if m.TS != nil && *m.TS != "" {
-		ts, err := base64.StdEncoding.DecodeString(*m.TS)
+		ts, err := base64.StdEncoding.DecodeString(string(*m.TS))
 		if err != nil {
 			return req, domain.FieldError("ts", "is not valid base64")
 		}
@@ -182,6 +188,9 @@ func (m composeModel) toRequest() (domain.ComposeRequest, error) {
 	}
 	if m.SendAt != "" {
 		at, err := time.Parse(time.RFC3339Nano, m.SendAt)
+		if strings.HasPrefix(strings.TrimSpace(m.SendAt), "/Date(") {
+			at, err = parseWireDate(m.SendAt)
+		}
 		if err != nil {
 			return req, domain.FieldError("send_at", "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z")
 		}
@@ -189,7 +198,7 @@ func (m composeModel) toRequest() (domain.ComposeRequest, error) {
 	}
 	if m.CreatedDate != "" {
 		// The server owns created_date; a client value is checked, then ignored.
-		if _, err := parseDate(m.CreatedDate); err != nil {
+		if _, err := parseWireDate(m.CreatedDate); err != nil {
 			return req, domain.FieldError("created_date", "is not an ISO 8601 date-time")
 		}
 	}

@@ -97,6 +97,7 @@ type Server struct {
 	observer           RequestObserver
 	logger             *slog.Logger
 	engine             *gin.Engine
+	handler            http.Handler
 }
 
 // New builds the API's router.
@@ -135,11 +136,13 @@ func New(d Deps) *Server {
 	s.registerWebhooks(api)
 	s.registerControl(api)
 	s.engine = e
+	s.handler = newRouteWords(e).handler(e)
 	return s
 }
 
-// Handler returns the http.Handler serving the API.
-func (s *Server) Handler() http.Handler { return s.engine }
+// Handler returns the http.Handler serving the API; paths match
+// case-insensitively and with or without a trailing slash.
+func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) readyz(c *gin.Context) {
 	if s.ready != nil {
