@@ -760,7 +760,7 @@ func (f *docsFakes) CancelMessage(_ context.Context, tenant, id uuid.UUID) (*dom
 	return m, nil
 }
 
-func (f *docsFakes) RetryMessage(_ context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
+func (f *docsFakes) RetryMessage(_ context.Context, tenant, id uuid.UUID, _ domain.RetryFilter) (*domain.Message, error) {
 	m, err := f.find(tenant, id)
 	if err != nil {
 		return nil, err
@@ -769,8 +769,12 @@ func (f *docsFakes) RetryMessage(_ context.Context, tenant, id uuid.UUID) (*doma
 	return m, nil
 }
 
-func (f *docsFakes) RetryMessages(context.Context, uuid.UUID, domain.MessageState, time.Time, time.Time, int) ([]uuid.UUID, error) {
+func (f *docsFakes) RetryMessages(context.Context, uuid.UUID, domain.RetryFilter) ([]uuid.UUID, error) {
 	return []uuid.UUID{f.msg.ID, f.sent}, nil
+}
+
+func (f *docsFakes) RetryAcrossTenants(context.Context, domain.RetryFilter) (map[uuid.UUID][]uuid.UUID, error) {
+	return map[uuid.UUID][]uuid.UUID{f.msg.SubscriptionID: {f.msg.ID}}, nil
 }
 
 // ComposeBatch accepts every message but one whose subject is "refuse".

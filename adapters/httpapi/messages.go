@@ -113,10 +113,11 @@ func (s *Server) getMessage(c *gin.Context) {
 	s.writeMessage(c, http.StatusOK, msg)
 }
 
-// ifMatch reads an If-Match header as a version; nil when absent.
+// ifMatch reads an If-Match header as a version; nil when absent or "*"
+// (RFC 9110 13.1.1: any current version).
 func ifMatch(c *gin.Context) (*domain.Version, error) {
 	h := strings.TrimSpace(c.GetHeader("If-Match"))
-	if h == "" {
+	if h == "" || h == "*" {
 		return nil, nil
 	}
 	h = strings.TrimPrefix(h, "W/")
@@ -156,6 +157,15 @@ func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *compose
 	expected, err := ifMatch(c)
 	if err != nil {
 		return err
+	}
+	if expected == nil && strings.TrimSpace(c.GetHeader("If-Match")) == "*" && (model.TS == nil || *model.TS == "") {
+		// "*" asks for the change whatever the current version is; the
+		// message must exist (a PUT that creates takes no If-Match).
+		current, err := s.messages.GetMessage(c.Request.Context(), principalOf(c).SubscriptionID, id)
+		if err != nil {
+			return err
+		}
+		expected = &current.Version
 	}
 	if expected != nil {
 		ts := expected.String()
@@ -206,7 +216,11 @@ func (s *Server) patchMessage(c *gin.Context) {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(&model); err != nil {
-		s.writeError(c, jsonError(err))
+		s.writeError(c, jsonErrorFor(err, "MessageComposeModel"))
+		return
+	}
+	if err := removeNullMembers(&model, body); err != nil {
+		s.writeError(c, err)
 		return
 	}
 	if err := s.bindPathAndVersion(c, id, &model); err != nil {

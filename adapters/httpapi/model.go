@@ -67,7 +67,7 @@ func decodeJSON(body io.Reader, opts decodeOptions) (composeModel, error) {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(&m); err != nil {
-		return m, jsonError(err)
+		return m, jsonErrorFor(err, "MessageComposeModel")
 	}
 	if dec.More() {
 		return m, domain.FieldError("", "the body holds more than one JSON value")
@@ -103,7 +103,9 @@ func checkJSONDepth(data []byte, limit int) error {
 	return nil
 }
 
-func jsonError(err error) error {
+// jsonErrorFor turns a decoding error into an invalid-input error; an
+// unknown member is named with model, the type the endpoint reads.
+func jsonErrorFor(err error, model string) error {
 	var (
 		syntaxErr *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
@@ -119,7 +121,7 @@ func jsonError(err error) error {
 		return domain.FieldError("", "the body is truncated JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return domain.FieldError(field, "is not a field of MessageComposeModel")
+		return domain.FieldError(field, "is not a field of %s", model)
 	}
 	return fmt.Errorf("decode JSON: %w", err)
 }
