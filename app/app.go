@@ -189,6 +189,7 @@ func (a *App) wire(ctx context.Context) error {
 			Admin:               a.store,
 			Suppressions:        a.store,
 			Webhooks:            a.store,
+			Mailbox:             a.store,
 			ValidateWebhookURL:  func(raw string) error { return webhook.ValidateURL(raw, a.cfg.WebhookAllowPrivate) },
 			WebhookMaxEndpoints: a.cfg.WebhookMaxEndpoints,
 			RateLimiter:         httpapi.NewTenantLimiter(a.cfg.RateLimit, a.cfg.RateBurst, nil),

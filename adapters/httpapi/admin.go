@@ -121,6 +121,7 @@ var requestModels = map[string]string{
 	"POST /api/admin/messages/retry":       "BulkRetryRequest",
 	"POST /api/messages/batch":             "BatchRequest",
 	"POST /api/messages/sendmessage":       "MessageComposeModel",
+	"PATCH /api/mailbox/:id":               "MailboxChange",
 	"PATCH /api/messages/:id":              "MessageComposeModel",
 	"PUT /api/messages/:id":                "MessageComposeModel",
 }

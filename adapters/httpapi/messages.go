@@ -327,7 +327,11 @@ func (s *Server) listMessages(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	items := mapViews(page.Messages, newMessageView)
+	view := newMessageView
+	if filter.Folder == domain.FolderInbox {
+		view = inboxView
+	}
+	items := mapViews(page.Messages, view)
 	s.writeNegotiated(c, gin.H{"items": items, "next_cursor": page.NextCursor}, func() ([]byte, error) {
 		return encodeMessageListXML(items, page.NextCursor)
 	})
