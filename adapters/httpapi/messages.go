@@ -431,7 +431,7 @@ func (s *Server) messageEvents(c *gin.Context) {
 		return eventView{Sequence: e.Sequence, Type: e.Type, Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail, CreatedAt: e.CreatedAt}
 	})
 	s.writeNegotiated(c, gin.H{"message_id": id, "items": items}, func() ([]byte, error) {
-		return encodeMessageEventsXML(id.String(), items), nil
+		return encodeMessageEventsXML(id.String(), items)
 	})
 }
 

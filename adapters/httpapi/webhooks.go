@@ -182,6 +182,6 @@ func (s *Server) eventFeed(c *gin.Context) {
 	}
 	items := mapViews(events, domain.Event.Payload)
 	s.writeNegotiated(c, gin.H{"items": items, "next_after": next}, func() ([]byte, error) {
-		return encodeEventFeedXML(items, next), nil
+		return encodeEventFeedXML(items, next)
 	})
 }
