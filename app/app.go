@@ -190,6 +190,7 @@ func (a *App) wire(ctx context.Context) error {
 			Admin:               a.store,
 			Suppressions:        a.store,
 			Webhooks:            a.store,
+			Mailbox:             a.store,
 			ValidateWebhookURL:  func(raw string) error { return webhook.ValidateURL(raw, a.cfg.WebhookAllowPrivate) },
 			WebhookMaxEndpoints: a.cfg.WebhookMaxEndpoints,
 			RateLimiter:         httpapi.NewTenantLimiter(a.cfg.RateLimit, a.cfg.RateBurst, nil),
@@ -227,8 +228,8 @@ func newRenderer() *renderer { return &renderer{signers: map[string]*dkim.Signer
 // maxCachedSigners bounds the cache; past it, it starts over.
 const maxCachedSigners = 1000
 
-func (r *renderer) render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, key *domain.DKIMKey) ([]byte, error) {
-	data, err := mailbuild.Build(msg, mailbuild.Options{Date: date, Attachments: attachments})
+func (r *renderer) render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, key *domain.DKIMKey, downgrade bool) ([]byte, error) {
+	data, err := mailbuild.Build(msg, mailbuild.Options{Date: date, Attachments: attachments, Downgrade: downgrade})
 	if err != nil || key == nil {
 		return data, err
 	}
@@ -290,8 +291,8 @@ type relayTransport struct {
 	metrics *metrics.Metrics
 }
 
-func (t relayTransport) Deliver(ctx context.Context, from string, to []string, data []byte, beforeData func(context.Context, []string) error) []domain.RecipientReply {
-	replies := t.send(ctx, smtprelay.Envelope{From: from, To: to, BeforeData: beforeData}, data)
+func (t relayTransport) Deliver(ctx context.Context, from string, to []string, payload jobs.Payload, beforeData func(context.Context, []string) error) []domain.RecipientReply {
+	replies := t.send(ctx, smtprelay.Envelope{From: from, To: to, BeforeData: beforeData, Downgraded: payload.Downgraded}, payload.Data)
 	for _, r := range replies {
 		t.metrics.ObserveReply(r.Code)
 	}

@@ -213,7 +213,7 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	}{
 		{"MalformedJSON", []byte(`{"subject": "x",`), 400, ""},
 		{"NotAnObject", []byte(`[1,2]`), 400, ""},
-		{"UnknownField", valid(func(m map[string]any) { m["subjekt"] = "typo" }), 400, "subjekt"},
+		{"ServerOwnedField", valid(func(m map[string]any) { m["state"] = "sent" }), 400, "state"},
 		{"WrongType", valid(func(m map[string]any) { m["send"] = "yes" }), 400, "send"},
 		{"BadGUID", valid(func(m map[string]any) { m["sender_account_id"] = "not-a-guid" }), 400, "sender_account_id"},
 		{"BadBase64TS", valid(func(m map[string]any) { m["ts"] = "%%%" }), 400, "ts"},

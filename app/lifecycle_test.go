@@ -415,7 +415,7 @@ func TestDraftLifecycle(t *testing.T) {
 	if stale.status != http.StatusConflict {
 		t.Fatalf("a stale If-Match: %d %s", stale.status, stale.body)
 	}
-	unknown := g.request(t, "PATCH", "/api/messages/"+v.ID, "application/json", "", map[string]string{"If-Match": patch.header.Get("ETag")}, []byte(`{"subjekt":"typo"}`))
+	unknown := g.request(t, "PATCH", "/api/messages/"+v.ID, "application/json", "", map[string]string{"If-Match": patch.header.Get("ETag"), "Prefer": "handling=strict"}, []byte(`{"subjekt":"typo"}`))
 	assertProblem(t, unknown, 400, "subjekt")
 
 	put := g.request(t, "PUT", "/api/messages/"+v.ID, "application/json", "", map[string]string{"If-Match": patch.header.Get("ETag")},

@@ -74,6 +74,10 @@ func TestNormalizeAddress(t *testing.T) {
 		{"HyphenInLabel", "a@my-host.example.com", "a@my-host.example.com"},
 		{"PunycodeDomain", "a@XN--BCHER-KVA.de", "a@xn--bcher-kva.de"},
 		{"Local64", strings.Repeat("l", 64) + "@example.com", strings.Repeat("l", 64) + "@example.com"},
+		// RFC 6531: UTF-8 local parts, domains in their ASCII form.
+		{"UTF8LocalLatin", "jösé@example.org", "jösé@example.org"},
+		{"UTF8LocalCJK", "用户@xn--fsqu00a.xn--4rr70v", "用户@xn--fsqu00a.xn--4rr70v"},
+		{"UTF8Local64Bytes", strings.Repeat("é", 32) + "@example.com", strings.Repeat("é", 32) + "@example.com"},
 	}
 	for _, tt := range ok {
 		t.Run("OK/"+tt.name, func(t *testing.T) {
@@ -145,6 +149,9 @@ func TestNormalizeAddress(t *testing.T) {
 		{"LineSeparator", "alice\u2028@example.com"},
 		{"DotAtStartOfLocal", ".alice@example.com"},
 		{"DoubleDotInLocal", "ali..ce@example.com"},
+		{"UTF8LocalOver64Bytes", strings.Repeat("é", 33) + "@example.com"},
+		{"UTF8FormatChar", "ali\u200bce@example.com"},
+		{"UTF8Domain", "jösé@exämple.org"},
 	}
 	for _, tt := range bad {
 		t.Run("ErrInvalid/"+tt.name, func(t *testing.T) {
@@ -320,6 +327,10 @@ func TestCheckMessageID(t *testing.T) {
 		{"InvalidUTF8", "<a\xff@b.com>"},
 		{"SurroundingSpace", " <a@b.com> "},
 		{"Overlong", "<" + strings.Repeat("x", domain.MaxMessageIDLength) + "@b>"},
+		{"NonASCII", "<jösé@example.org>"},
+		{"TwoAts", "<a@b@c.com>"},
+		{"DotAtEdge", "<.a@b.com>"},
+		{"BadLiteral", "<a@[b[c]>"},
 	}
 	for _, tt := range bad {
 		t.Run("ErrInvalid/"+tt.name, func(t *testing.T) {

@@ -142,8 +142,9 @@ func (c *Composer) update(ctx context.Context, tenant uuid.UUID, existing, msg *
 		msg.ConversationID = existing.ConversationID
 	}
 	msg.UpdatedAt = c.now()
-	if req.MessageID == "" {
-		msg.MessageID = existing.MessageID
+	if req.MessageID == "" || req.MessageID == existing.ClientMessageID || req.MessageID == existing.MessageID {
+		// The same (or no) id again: the draft keeps its wire Message-ID.
+		msg.MessageID, msg.ClientMessageID = existing.MessageID, existing.ClientMessageID
 	}
 	if err := c.Store.UpdateDraft(ctx, tenant, msg, expected); err != nil {
 		return nil, err
@@ -207,28 +208,44 @@ func (c *Composer) validate(ctx context.Context, tenant uuid.UUID, req ComposeRe
 	if err := c.checkAttachments(ctx, tenant, req.Attachments); err != nil {
 		return nil, err
 	}
-	if req.MessageID != "" {
-		if err := CheckMessageID("message_id", req.MessageID); err != nil {
-			return nil, err
-		}
-		msg.MessageID = req.MessageID
-	} else {
-		msg.MessageID = "<" + uuid.NewString() + "@" + DomainOf(msg.SenderEmail) + ">"
+	if err := identify(msg, req); err != nil {
+		return nil, err
 	}
 	if req.ParentID != uuid.Nil {
 		if err := c.thread(ctx, tenant, msg); err != nil {
 			return nil, err
 		}
 	}
-	if req.References != "" {
-		// A client's own References are kept as given, once validated.
-		refs, err := ParseReferences("references", req.References)
-		if err != nil {
-			return nil, err
-		}
-		msg.References = strings.Join(refs, " ")
+	if ids := MsgIDsIn(req.References); len(ids) > 0 {
+		// A client's own msg-ids replace the thread's, as given.
+		msg.References = strings.Join(ids, " ")
 	}
 	return msg, nil
+}
+
+// identify sets the message's ids. message_id and references are free-form
+// strings in the seed contract: the client's values are kept as its own
+// references, and the wire gets valid msg-ids only — the client's message_id
+// when it is one, a generated <uuid@sender-domain> otherwise.
+func identify(msg *Message, req ComposeRequest) error {
+	if err := CheckHeaderText("message_id", req.MessageID, MaxClientMessageIDLength); err != nil {
+		return err
+	}
+	if err := CheckHeaderText("references", req.References, MaxReferencesLength); err != nil {
+		return err
+	}
+	clientID := strings.TrimSpace(req.MessageID)
+	if CheckMessageID("message_id", clientID) == nil {
+		msg.MessageID = clientID
+	} else {
+		// The domain is in its ASCII form (NormalizeDomain), so the id needs no SMTPUTF8.
+		msg.MessageID = "<" + uuid.NewString() + "@" + DomainOf(msg.SenderEmail) + ">"
+		msg.ClientMessageID = req.MessageID
+	}
+	if refs := MsgIDsIn(req.References); strings.Join(refs, " ") != strings.TrimSpace(req.References) {
+		msg.ClientReferences = req.References
+	}
+	return nil
 }
 
 // thread makes msg a reply to its parent: In-Reply-To is the parent's

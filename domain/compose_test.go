@@ -518,8 +518,69 @@ func TestComposeMessageID(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Compose: %v", err)
 		}
-		if msg.MessageID != req.MessageID {
-			t.Fatalf("MessageID = %q, want %q", msg.MessageID, req.MessageID)
+		if msg.MessageID != req.MessageID || msg.ClientMessageID != "" {
+			t.Fatalf("MessageID, ClientMessageID = %q, %q; want %q, none", msg.MessageID, msg.ClientMessageID, req.MessageID)
+		}
+	})
+
+	// The seed contract's message_id and references are free-form strings
+	// (its own help page samples "sample string 4"): the client's values are
+	// kept as its references, and only valid msg-ids go on the wire.
+	t.Run("FreeFormClientValuesKeptBesideWireIDs", func(t *testing.T) {
+		t.Parallel()
+		tests := []struct {
+			name, messageID, references string
+			wantWireRefs                string
+			wantClientRefs              string
+		}{
+			{"SeedSample", "sample string 4", "sample string 5", "", "sample string 5"},
+			{"BareAddress", "abc@example.com", "<a@example.com> nope", "<a@example.com>", "<a@example.com> nope"},
+			{"NonASCII", "<jösé@example.org>", "<ü@example.org>", "", "<ü@example.org>"},
+			{"FoldingWouldBreakIt", "<" + strings.Repeat("a", domain.MaxMessageIDLength-10) + "@example.com>", "<ok@example.com>", "<ok@example.com>", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				f := newComposeFixture(t)
+				req := f.request()
+				req.MessageID, req.References = tt.messageID, tt.references
+				msg, err := f.composer.Compose(context.Background(), f.tenant, req)
+				if err != nil {
+					t.Fatalf("Compose: %v", err)
+				}
+				if !generatedMessageID.MatchString(msg.MessageID) {
+					t.Errorf("wire MessageID = %q, want a generated <uuid@example.com>", msg.MessageID)
+				}
+				if msg.ClientMessageID != tt.messageID {
+					t.Errorf("ClientMessageID = %q, want %q", msg.ClientMessageID, tt.messageID)
+				}
+				if msg.References != tt.wantWireRefs || msg.ClientReferences != tt.wantClientRefs {
+					t.Errorf("References, ClientReferences = %q, %q; want %q, %q", msg.References, msg.ClientReferences, tt.wantWireRefs, tt.wantClientRefs)
+				}
+				stored := f.store.stored(f.tenant, msg.ID)
+				if stored.ClientMessageID != tt.messageID || stored.MessageID != msg.MessageID {
+					t.Errorf("stored ids = %q, %q", stored.MessageID, stored.ClientMessageID)
+				}
+			})
+		}
+	})
+
+	t.Run("DraftUpdateKeepsGeneratedWireID", func(t *testing.T) {
+		t.Parallel()
+		f := newComposeFixture(t)
+		req := f.request()
+		req.MessageID = "sample string 4"
+		first, err := f.composer.Compose(context.Background(), f.tenant, req)
+		if err != nil {
+			t.Fatalf("Compose: %v", err)
+		}
+		req.ID, req.TS = first.ID, first.Version.Bytes()
+		second, err := f.composer.Compose(context.Background(), f.tenant, req)
+		if err != nil {
+			t.Fatalf("Compose update: %v", err)
+		}
+		if second.MessageID != first.MessageID || second.ClientMessageID != "sample string 4" {
+			t.Fatalf("after update ids = %q, %q; want %q, %q", second.MessageID, second.ClientMessageID, first.MessageID, "sample string 4")
 		}
 	})
 }
@@ -593,9 +654,10 @@ func TestComposeErrors(t *testing.T) {
 		{"RecipientAccountAddressMismatch", func(_ composeFixture, r *domain.ComposeRequest) {
 			r.To = []domain.RecipientInput{{EmailAddress: "x@example.net", AccountID: carolAccountID}}
 		}, domain.CodeInvalid, "to[0].email_address"},
-		{"MessageIDBare", func(_ composeFixture, r *domain.ComposeRequest) { r.MessageID = "abc@example.com" }, domain.CodeInvalid, "message_id"},
 		{"MessageIDCRLF", func(_ composeFixture, r *domain.ComposeRequest) { r.MessageID = "<a@example.com>\r\nBcc: x@y.com" }, domain.CodeInvalid, "message_id"},
-		{"ReferencesBad", func(_ composeFixture, r *domain.ComposeRequest) { r.References = "<a@example.com> nope" }, domain.CodeInvalid, "references"},
+		{"MessageIDOverlong", func(_ composeFixture, r *domain.ComposeRequest) {
+			r.MessageID = strings.Repeat("x", domain.MaxClientMessageIDLength+1)
+		}, domain.CodeInvalid, "message_id"},
 		{"ReferencesLF", func(_ composeFixture, r *domain.ComposeRequest) { r.References = "<a@example.com>\n<b@example.com>" }, domain.CodeInvalid, "references"},
 		{"SenderRefusedByStore", func(f composeFixture, _ *domain.ComposeRequest) {
 			f.store.resolveErr = &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "suspended"}

@@ -155,3 +155,52 @@ func DecideStall(state MessageState, job JobStatus, queuedAt, now time.Time, max
 	}
 	return StallRequeue
 }
+
+// RetryFilter selects which messages and recipients a retry requeues.
+// Delivered recipients never go back; a recipient whose address is on the
+// suppression list at retry time becomes suppressed instead of pending.
+type RetryFilter struct {
+	// State is failed or partially_sent; "" takes both.
+	State MessageState
+	// CreatedAfter and CreatedBefore bound the messages' creation; zero is open.
+	CreatedAfter, CreatedBefore time.Time
+	// Bounced requeues bounced and suppressed recipients too, not only
+	// failed ones: after a relay-wide 5xx incident, say, once its
+	// suppressions are removed.
+	Bounced bool
+	// ReplyCode, when not 0, takes only recipients whose last SMTP reply had
+	// this code (such as 550).
+	ReplyCode int
+	// RepliedAfter and RepliedBefore bound when recipients got their last
+	// reply, the incident's time window; zero is open.
+	RepliedAfter, RepliedBefore time.Time
+	// Limit caps the messages one bulk retry requeues.
+	Limit int
+}
+
+// Check refuses a filter that can't be meant.
+func (f RetryFilter) Check() error {
+	switch {
+	case f.State != "" && f.State != StateFailed && f.State != StatePartiallySent:
+		return FieldError("state", "must be failed or partially_sent")
+	case f.ReplyCode != 0 && (f.ReplyCode < 400 || f.ReplyCode > 599):
+		return FieldError("reply_code", "must be a 4xx or 5xx SMTP reply code")
+	case !f.CreatedAfter.IsZero() && !f.CreatedBefore.IsZero() && !f.CreatedBefore.After(f.CreatedAfter):
+		return FieldError("created_before", "must be after created_after")
+	case !f.RepliedAfter.IsZero() && !f.RepliedBefore.IsZero() && !f.RepliedBefore.After(f.RepliedAfter):
+		return FieldError("replied_before", "must be after replied_after")
+	case f.Limit < 1 || f.Limit > 1000:
+		return FieldError("limit", "must be from 1 to 1000")
+	}
+	return nil
+}
+
+// RecipientStatuses are the recipient statuses the filter requeues. With
+// Bounced, suppressed ones are taken too: their address may have come off
+// the list since (the retry checks it again).
+func (f RetryFilter) RecipientStatuses() []string {
+	if f.Bounced {
+		return []string{string(RecipientFailed), string(RecipientBounced), string(RecipientSuppressed)}
+	}
+	return []string{string(RecipientFailed)}
+}

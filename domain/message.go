@@ -117,16 +117,23 @@ type Message struct {
 	SenderDisplayName string
 	Recipients        []Recipient
 	Importance        Importance
-	MessageID         string
-	InReplyTo         string
-	References        string
-	Subject           string
-	Body              string
-	Attachments       []uuid.UUID
-	ParentID          uuid.UUID
-	ConversationID    uuid.UUID
-	CreatedDate       time.Time
-	UpdatedAt         time.Time
+	// MessageID is the Message-ID on the wire: always a valid msg-id.
+	MessageID string
+	// ClientMessageID is the client's own message_id, kept as given when it
+	// is not the wire's (a free-form reference such as "order 4711"); "" when none.
+	ClientMessageID string
+	InReplyTo       string
+	// References is the References header on the wire: valid msg-ids only.
+	References string
+	// ClientReferences is the client's own references, kept as given; "" when none.
+	ClientReferences string
+	Subject          string
+	Body             string
+	Attachments      []uuid.UUID
+	ParentID         uuid.UUID
+	ConversationID   uuid.UUID
+	CreatedDate      time.Time
+	UpdatedAt        time.Time
 	// SendAt schedules delivery; zero means as soon as possible.
 	SendAt time.Time
 	// QueuedAt is when the message was last queued; delivery gives up after MaxDeliveryAge.
@@ -137,6 +144,20 @@ type Message struct {
 	LastError string
 	// SendSlot is the send time a rate-limited message reserved; zero when none.
 	SendSlot time.Time
+}
+
+// NeedsSMTPUTF8 reports whether an address of the message has a UTF-8 local
+// part (RFC 6531), which only a relay offering SMTPUTF8 can take.
+func (m *Message) NeedsSMTPUTF8() bool {
+	if !IsASCII(m.SenderEmail) {
+		return true
+	}
+	for _, r := range m.Recipients {
+		if !IsASCII(r.Email) {
+			return true
+		}
+	}
+	return false
 }
 
 // CanDelete is the computed can_delete of the wire model.

@@ -21,6 +21,9 @@ type Tenant struct {
 	CreatedAt     time.Time
 	// Delivery is the tenant's share of the workers and send rate.
 	Delivery DeliveryPolicy
+	// Sandbox keeps the tenant's mail inside the gateway: accepted, stored
+	// and evented, never sent.
+	Sandbox bool
 }
 
 // DeliveryPolicy is a tenant's delivery plan.

@@ -63,7 +63,15 @@ type DeliveryStore interface {
 // recipients the relay accepted, after RCPT and before the message data;
 // when beforeData fails nothing is sent and every recipient is deferred.
 type Transport interface {
-	Deliver(ctx context.Context, from string, to []string, data []byte, beforeData func(ctx context.Context, accepted []string) error) []domain.RecipientReply
+	Deliver(ctx context.Context, from string, to []string, payload Payload, beforeData func(ctx context.Context, accepted []string) error) []domain.RecipientReply
+}
+
+// Payload is the message as rendered for the relay.
+type Payload struct {
+	Data []byte
+	// Downgraded is the message with its UTF-8 header addresses in 7 bits,
+	// for a relay without SMTPUTF8 (RFC 6531); nil when the message has none.
+	Downgraded []byte
 }
 
 // DeliveryObserver counts outcomes for metrics.
@@ -79,8 +87,9 @@ type PhaseObserver interface {
 }
 
 // RenderFunc builds the RFC 5322 bytes of a message with its attachments,
-// signed with dkim when it is not nil.
-type RenderFunc func(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, dkim *domain.DKIMKey) ([]byte, error)
+// signed with dkim when it is not nil; downgrade writes UTF-8 addresses in
+// 7 bits for a relay without SMTPUTF8.
+type RenderFunc func(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, dkim *domain.DKIMKey, downgrade bool) ([]byte, error)
 
 // Delivery timing defaults.
 const (
@@ -247,7 +256,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		}
 	}
 	if len(external) > 0 {
-		data, err := w.build(ctx, msg, dc.DKIM)
+		payload, err := w.build(ctx, msg, dc.DKIM)
 		if err != nil {
 			var de *domain.Error
 			if errors.As(err, &de) && de.Code != domain.CodeInternal {
@@ -259,7 +268,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		attemptCtx, cancel := context.WithTimeout(ctx, w.attemptTimeout)
 		var journalErr error
 		mark = time.Now()
-		replies = append(replies, w.transport.Deliver(attemptCtx, msg.SenderEmail, external, data, func(_ context.Context, accepted []string) error {
+		replies = append(replies, w.transport.Deliver(attemptCtx, msg.SenderEmail, external, payload, func(_ context.Context, accepted []string) error {
 			mark = w.phase("envelope", mark)
 			journalErr = w.journal(ctx, job, msg, accepted)
 			mark = w.phase("journal", mark)
@@ -338,13 +347,14 @@ func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[DeliverMessa
 	return nil
 }
 
-// build renders the message once per attempt with its attachments.
-func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *domain.DKIMKey) ([]byte, error) {
+// build renders the message once per attempt with its attachments, and
+// once more downgraded when it has UTF-8 addresses.
+func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *domain.DKIMKey) (Payload, error) {
 	var attachments []domain.AttachmentContent
 	if len(msg.Attachments) > 0 {
 		var err error
 		if attachments, err = w.store.MessageAttachments(ctx, msg.SubscriptionID, msg.ID); err != nil {
-			return nil, fmt.Errorf("load attachments: %w", err)
+			return Payload{}, fmt.Errorf("load attachments: %w", err)
 		}
 	}
 	// The Date header is the message's, not the attempt's: a retry carries
@@ -353,11 +363,18 @@ func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *d
 	if date.IsZero() {
 		date = w.now()
 	}
-	data, err := w.render(msg, date, attachments, dkim)
-	if err != nil {
-		return nil, &domain.Error{Code: domain.CodeInvalid, Message: "render", Cause: err}
+	var payload Payload
+	var err error
+	if payload.Data, err = w.render(msg, date, attachments, dkim, false); err != nil {
+		return Payload{}, &domain.Error{Code: domain.CodeInvalid, Message: "render", Cause: err}
 	}
-	return data, nil
+	if msg.NeedsSMTPUTF8() && domain.IsASCII(msg.SenderEmail) {
+		// A UTF-8 sender can't be downgraded: the relay then refuses everyone.
+		if payload.Downgraded, err = w.render(msg, date, attachments, dkim, true); err != nil {
+			return Payload{}, &domain.Error{Code: domain.CodeInvalid, Message: "render downgraded", Cause: err}
+		}
+	}
+	return payload, nil
 }
 
 // DeferredError makes River retry the job with backoff; the recipients'

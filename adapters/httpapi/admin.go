@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -25,6 +29,9 @@ type AdminStore interface {
 	ListAccounts(ctx context.Context, tenant uuid.UUID) ([]domain.Account, error)
 	SetSandbox(ctx context.Context, tenant uuid.UUID, on bool) error
 	SetDeliveryPolicy(ctx context.Context, tenant uuid.UUID, p domain.DeliveryPolicy) (domain.Tenant, error)
+	// RetryAcrossTenants requeues, tenant by tenant, the messages the
+	// filter selects (an operator's bulk retry after an incident).
+	RetryAcrossTenants(ctx context.Context, f domain.RetryFilter) (map[uuid.UUID][]uuid.UUID, error)
 }
 
 type tenantView struct {
@@ -36,6 +43,8 @@ type tenantView struct {
 	// DeliveryWeight and MaxSendRate are the tenant's delivery plan.
 	DeliveryWeight float64 `json:"delivery_weight"`
 	MaxSendRate    float64 `json:"max_send_rate"`
+	// Sandbox is named as in PUT .../sandbox, request and answer alike.
+	Sandbox bool `json:"sandbox"`
 }
 
 func newTenantView(t domain.Tenant) tenantView {
@@ -44,7 +53,7 @@ func newTenantView(t domain.Tenant) tenantView {
 		domains = []string{}
 	}
 	return tenantView{SubscriptionID: t.ID, Name: t.Name, Status: t.Status, SenderDomains: domains, CreatedAt: t.CreatedAt,
-		DeliveryWeight: t.Delivery.Weight, MaxSendRate: t.Delivery.MaxSendRate}
+		DeliveryWeight: t.Delivery.Weight, MaxSendRate: t.Delivery.MaxSendRate, Sandbox: t.Sandbox}
 }
 
 type accountView struct {
@@ -73,6 +82,7 @@ func (s *Server) registerAdmin(api *gin.RouterGroup) {
 	admin.GET("/tenants/:id/accounts", s.listAccounts)
 	admin.PUT("/tenants/:id/sandbox", s.setSandbox)
 	admin.PUT("/tenants/:id/delivery", s.setDeliveryPolicy)
+	admin.POST("/messages/retry", s.retryAcrossTenants)
 }
 
 func (s *Server) requireAdmin(c *gin.Context) {
@@ -92,9 +102,28 @@ func decodeStrict(c *gin.Context, v any) error {
 	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonErrorFor(err, requestModels[c.Request.Method+" "+c.FullPath()])
 	}
 	return nil
+}
+
+// requestModels names the body each JSON endpoint reads, as the OpenAPI
+// document does, so an error names the endpoint's own model.
+var requestModels = map[string]string{
+	"POST /api/admin/tenants":              "NewTenant",
+	"POST /api/admin/tenants/:id/domains":  "NewSenderDomain",
+	"POST /api/admin/tenants/:id/accounts": "NewAccount",
+	"PUT /api/admin/tenants/:id/sandbox":   "SandboxSetting",
+	"PUT /api/admin/tenants/:id/delivery":  "DeliveryPolicy",
+	"POST /api/suppressions":               "NewSuppression",
+	"POST /api/webhooks":                   "NewWebhook",
+	"POST /api/messages/retry":             "RetryRequest",
+	"POST /api/admin/messages/retry":       "BulkRetryRequest",
+	"POST /api/messages/batch":             "BatchRequest",
+	"POST /api/messages/sendmessage":       "MessageComposeModel",
+	"PATCH /api/mailbox/:id":               "MailboxChange",
+	"PATCH /api/messages/:id":              "MessageComposeModel",
+	"PUT /api/messages/:id":                "MessageComposeModel",
 }
 
 func (s *Server) createTenant(c *gin.Context) {
@@ -244,21 +273,28 @@ func (s *Server) setSandbox(c *gin.Context) {
 		return
 	}
 	var body struct {
+		Sandbox *bool `json:"sandbox"`
+		// Enabled is the name earlier versions took; answers say sandbox.
 		Enabled *bool `json:"enabled"`
 	}
 	if err := decodeStrict(c, &body); err != nil {
 		s.writeError(c, err)
 		return
 	}
-	if body.Enabled == nil {
-		s.writeError(c, domain.FieldError("enabled", "is required (true or false)"))
+	on := cmp.Or(body.Sandbox, body.Enabled)
+	switch {
+	case on == nil:
+		s.writeError(c, domain.FieldError("sandbox", "is required (true or false)"))
+		return
+	case body.Sandbox != nil && body.Enabled != nil && *body.Sandbox != *body.Enabled:
+		s.writeError(c, domain.FieldError("sandbox", "differs from enabled, its former name; send sandbox alone"))
 		return
 	}
-	if err := s.admin.SetSandbox(c.Request.Context(), id, *body.Enabled); err != nil {
+	if err := s.admin.SetSandbox(c.Request.Context(), id, *on); err != nil {
 		s.writeError(c, err)
 		return
 	}
-	c.PureJSON(http.StatusOK, gin.H{"subscription_id": id, "sandbox": *body.Enabled})
+	c.PureJSON(http.StatusOK, gin.H{"subscription_id": id, "sandbox": *on})
 }
 
 // setDeliveryPolicy sets a tenant's fair-share weight and maximum send rate;
@@ -294,4 +330,60 @@ func (s *Server) setDeliveryPolicy(c *gin.Context) {
 		return
 	}
 	c.PureJSON(http.StatusOK, newTenantView(t))
+}
+
+// retryAcrossTenants is the operator's bulk retry: after a relay-wide
+// incident, the recipients that bounced with its reply code in its time
+// window are requeued in every tenant (or the one named), each checked
+// against its tenant's suppression list at that moment. The window is
+// required, so a retry never sweeps a tenant's whole history by accident.
+func (s *Server) retryAcrossTenants(c *gin.Context) {
+	body, err := decodeRetryRequest(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if body.RepliedAfter == "" || body.RepliedBefore == "" {
+		s.writeError(c, domain.FieldError("replied_after", "and replied_before are required: the incident's time window"))
+		return
+	}
+	f, err := body.filter()
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	var results map[uuid.UUID][]uuid.UUID
+	if body.SubscriptionID != "" {
+		tenant, err := parseGUID("subscription_id", body.SubscriptionID)
+		if err != nil || tenant == uuid.Nil {
+			s.writeError(c, domain.FieldError("subscription_id", "is not a valid GUID"))
+			return
+		}
+		if _, err := s.admin.GetTenant(c.Request.Context(), tenant); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		ids, err := s.control.RetryMessages(c.Request.Context(), tenant, f)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		results = map[uuid.UUID][]uuid.UUID{tenant: ids}
+	} else if results, err = s.admin.RetryAcrossTenants(c.Request.Context(), f); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	type tenantRetry struct {
+		SubscriptionID uuid.UUID   `json:"subscription_id"`
+		IDs            []uuid.UUID `json:"ids"`
+	}
+	items, total := []tenantRetry{}, 0
+	for _, tenant := range slices.SortedFunc(maps.Keys(results), func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) }) {
+		if len(results[tenant]) == 0 {
+			continue
+		}
+		items = append(items, tenantRetry{SubscriptionID: tenant, IDs: results[tenant]})
+		total += len(results[tenant])
+	}
+	c.PureJSON(http.StatusOK, gin.H{"requeued": total, "tenants": items})
 }

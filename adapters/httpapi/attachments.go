@@ -121,15 +121,45 @@ func readAttachmentPart(part *multipart.Part) (*domain.Attachment, []byte, error
 
 // contentType trusts the bytes over the client's label, except where the
 // bytes can't tell (plain text, unknown binary) and the label is well formed.
+// The label's safe parameters (a charset, and format and delsp for text)
+// are kept; without a declared charset, a sniffed one is used.
 func contentType(data []byte, declared string) string {
 	sniffed := mimetype.Detect(data)
-	base, _, _ := mime.ParseMediaType(sniffed.String())
-	declaredBase, _, err := mime.ParseMediaType(declared)
-	if err == nil && declaredBase != "" && (base == "application/octet-stream" ||
+	base, sniffedParams, _ := mime.ParseMediaType(sniffed.String())
+	declaredBase, declaredParams, err := mime.ParseMediaType(declared)
+	if err != nil || declaredBase == "" || !(base == "application/octet-stream" ||
 		base == "text/plain" && strings.HasPrefix(declaredBase, "text/")) {
-		return declaredBase
+		return sniffed.String()
 	}
-	return sniffed.String()
+	params := map[string]string{}
+	for key, value := range declaredParams {
+		if safeTypeParam(declaredBase, key, value) {
+			params[key] = strings.ToLower(value)
+		}
+	}
+	if _, ok := params["charset"]; !ok && sniffedParams["charset"] != "" && strings.HasPrefix(declaredBase, "text/") {
+		params["charset"] = sniffedParams["charset"]
+	}
+	if formatted := mime.FormatMediaType(declaredBase, params); formatted != "" {
+		return formatted
+	}
+	return declaredBase
+}
+
+// safeTypeParam reports whether a declared Content-Type parameter may be
+// kept: one that says how to read the bytes, with a short token value, and
+// nothing a reader could take for a file name or a boundary.
+func safeTypeParam(mediaType, key, value string) bool {
+	if len(value) == 0 || len(value) > 40 || strings.Trim(strings.ToLower(value), "abcdefghijklmnopqrstuvwxyz0123456789-_.:") != "" {
+		return false
+	}
+	switch key {
+	case "charset":
+		return true
+	case "format", "delsp":
+		return strings.HasPrefix(mediaType, "text/")
+	}
+	return false
 }
 
 // sanitizeFilename keeps the base name and drops control and path characters.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -100,7 +101,7 @@ func parseFormKey(key string) (formKey, error) {
 	}
 	field, ok := lookupFormField(composeFormFields, name)
 	if !ok {
-		return formKey{}, domain.FieldError(formKeyWire(key), "is not a field of MessageComposeModel")
+		return formKey{}, newUnknownFormKey(formKeyWire(key), memberName(name), serverOwned, "MessageComposeModel")
 	}
 	k := formKey{field: field, index: -1}
 	malformed := func(want string) error {
@@ -151,10 +152,38 @@ func parseFormKey(key string) (formKey, error) {
 	}
 	sub, ok := lookupFormField(recipientFormFields, member)
 	if !ok {
-		return formKey{}, domain.FieldError(field.wire+"["+strconv.Itoa(index)+"]."+snakeCase(member), "is not a field of MessageRecipientModel")
+		return formKey{}, newUnknownFormKey(field.wire+"["+strconv.Itoa(index)+"]."+snakeCase(member), memberName(member), serverOwnedRecipient, "MessageRecipientModel")
 	}
 	k.index, k.member = index, sub.wire
 	return k, nil
+}
+
+// unknownFormKey is a key naming no member of the model: skipped unless
+// strict, but always refused when it names a server-owned member.
+type unknownFormKey struct {
+	err         *domain.Error
+	serverOwned bool
+}
+
+func (e *unknownFormKey) Error() string { return e.err.Error() }
+func (e *unknownFormKey) Unwrap() error { return e.err }
+
+func newUnknownFormKey(path, name string, owned map[string]bool, typeName string) error {
+	if owned[name] {
+		return &unknownFormKey{err: domain.FieldError(path, "is set by the gateway and can't be assigned"), serverOwned: true}
+	}
+	return &unknownFormKey{err: domain.FieldError(path, "is not a field of %s", typeName)}
+}
+
+// checkboxValues reads MVC's checkbox pair: Html.CheckBoxFor posts "true"
+// and a hidden "false" for a ticked box, "false" alone otherwise, and MVC
+// binds the first. Other repeated values are kept for the usual check.
+func checkboxValues(k formKey, values []string) []string {
+	if (k.field.wire == "send" || k.field.wire == "can_delete") && len(values) == 2 &&
+		strings.EqualFold(strings.TrimSpace(values[0]), "true") && strings.EqualFold(strings.TrimSpace(values[1]), "false") {
+		return values[:1]
+	}
+	return values
 }
 
 // parseFormIndex reads the digits between brackets. It returns -1 for
@@ -192,7 +221,7 @@ func (fv formValues) set(path, value string) error {
 // multipart) form, following ASP.NET model binding: names match either the
 // JSON or the .NET spelling, in any case, and lists are indexed from 0
 // without gaps.
-func decodeForm(values url.Values) (composeModel, error) {
+func decodeForm(values url.Values, opts decodeOptions) (composeModel, error) {
 	var m composeModel
 	scalars := formValues{}
 	recipients := map[string]map[int]formValues{}
@@ -204,10 +233,14 @@ func decodeForm(values url.Values) (composeModel, error) {
 	// Sorted keys make the first error reported the same on every run.
 	for _, key := range slices.Sorted(maps.Keys(values)) {
 		k, err := parseFormKey(key)
+		var unknown *unknownFormKey
+		if errors.As(err, &unknown) && !opts.strict && !unknown.serverOwned {
+			continue // as MVC model binding ignores keys the model lacks
+		}
 		if err != nil {
 			return m, err
 		}
-		for _, value := range values[key] {
+		for _, value := range checkboxValues(k, values[key]) {
 			switch {
 			case k.field.kind == formScalar:
 				err = scalars.set(k.field.wire, value)
@@ -324,7 +357,8 @@ func setFormScalars(m *composeModel, scalars formValues) error {
 			// Query decoding turns an unescaped '+' into a space; base64 has no spaces.
 			ts := strings.ReplaceAll(strings.TrimSpace(value), " ", "+")
 			if ts != "" {
-				m.TS = &ts
+				wts := wireTS(ts)
+				m.TS = &wts
 			}
 		default:
 			return fmt.Errorf("decode form: no setter for %s", wire)

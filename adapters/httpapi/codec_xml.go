@@ -66,15 +66,18 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // parseXMLTree reads one XML document into a tree, enforcing the document
 // limits and refusing DTDs, so that no entity is ever expanded.
-func parseXMLTree(r io.Reader) (*xmlNode, error) {
+func parseXMLTree(r io.Reader, opts decodeOptions) (*xmlNode, error) {
 	src := &recordingReader{r: r}
 	br := bufio.NewReader(src)
 	if head, err := br.Peek(len(utf8BOM)); err == nil && bytes.Equal(head, utf8BOM) {
 		_, _ = br.Discard(len(utf8BOM))
 	}
 	dec := xml.NewDecoder(br)
-	dec.CharsetReader = func(label string, _ io.Reader) (io.Reader, error) {
-		return nil, domain.FieldError("", "the XML declares encoding %q; send UTF-8", label)
+	dec.CharsetReader = func(label string, input io.Reader) (io.Reader, error) {
+		if opts.utf16 && strings.HasPrefix(strings.ToLower(label), "utf-16") {
+			return input, nil // transcoded to UTF-8 already (utf8XML)
+		}
+		return nil, domain.FieldError("", "the XML declares encoding %q; send UTF-8 or UTF-16", label)
 	}
 	var (
 		root     *xmlNode
@@ -184,11 +187,13 @@ var composeMembers = map[string]xmlMember{
 	"Subject":           {nsModels, "subject", false},
 	"To":                {nsModels, "to", false},
 
-	"ConversationId": {nsModels, "conversation_id", true},
-	"InReplyTo":      {nsModels, "in_reply_to", true},
-	"LastError":      {nsModels, "last_error", true},
-	"State":          {nsModels, "state", true},
-	"UpdatedAt":      {nsModels, "updated_at", true},
+	"ConversationId":   {nsModels, "conversation_id", true},
+	"HeaderMessageId":  {nsModels, "header_message_id", true},
+	"HeaderReferences": {nsModels, "header_references", true},
+	"InReplyTo":        {nsModels, "in_reply_to", true},
+	"LastError":        {nsModels, "last_error", true},
+	"State":            {nsModels, "state", true},
+	"UpdatedAt":        {nsModels, "updated_at", true},
 }
 
 var recipientMembers = map[string]xmlMember{
@@ -204,7 +209,7 @@ var recipientMembers = map[string]xmlMember{
 }
 
 // setComposeXML sets the member of m that the element n (named local) carries.
-func setComposeXML(m *composeModel, local string, n *xmlNode, field string) error {
+func setComposeXML(m *composeModel, local string, n *xmlNode, field string, opts decodeOptions) error {
 	var err error
 	switch local {
 	case "Id":
@@ -215,12 +220,12 @@ func setComposeXML(m *composeModel, local string, n *xmlNode, field string) erro
 		var ts string
 		ts, err = xmlString(n, field)
 		// xs:base64Binary allows whitespace anywhere, such as line breaks.
-		ts = strings.Join(strings.Fields(ts), "")
-		m.TS = &ts
+		wts := wireTS(strings.Join(strings.Fields(ts), ""))
+		m.TS = &wts
 	case "Attachments":
 		m.Attachments, err = xmlGUIDs(n, field)
 	case "Bcc":
-		m.Bcc, err = xmlRecipients(n, field)
+		m.Bcc, err = xmlRecipients(n, field, opts)
 	case "Body":
 		m.Body, err = xmlString(n, field)
 	case "CanDelete":
@@ -228,7 +233,7 @@ func setComposeXML(m *composeModel, local string, n *xmlNode, field string) erro
 		b, err = xmlBool(n, field)
 		m.CanDelete = &b
 	case "Cc":
-		m.Cc, err = xmlRecipients(n, field)
+		m.Cc, err = xmlRecipients(n, field, opts)
 	case "CreatedDate":
 		m.CreatedDate, err = xmlToken(n, field)
 	case "Importance":
@@ -252,7 +257,7 @@ func setComposeXML(m *composeModel, local string, n *xmlNode, field string) erro
 	case "Subject":
 		m.Subject, err = xmlString(n, field)
 	case "To":
-		m.To, err = xmlRecipients(n, field)
+		m.To, err = xmlRecipients(n, field, opts)
 	default:
 		return fmt.Errorf("decode XML: no setter for member %s", local)
 	}
@@ -278,9 +283,9 @@ func setRecipientXML(r *recipientModel, local string, n *xmlNode, field string) 
 // decodeXML reads a MessageComposeModel in the seed's DataContract XML form.
 // Members may come in any order, but each at most once and in its own
 // namespace; an element with i:nil="true" is treated as absent.
-func decodeXML(r io.Reader) (composeModel, error) {
+func decodeXML(r io.Reader, opts decodeOptions) (composeModel, error) {
 	var m composeModel
-	root, err := parseXMLTree(r)
+	root, err := parseXMLTree(r, opts)
 	if err != nil {
 		return m, err
 	}
@@ -294,8 +299,8 @@ func decodeXML(r io.Reader) (composeModel, error) {
 	if isNil {
 		return m, domain.FieldError("", "the MessageComposeModel must not be nil")
 	}
-	err = decodeXMLMembers(root, "", "MessageComposeModel", composeMembers, func(local string, n *xmlNode, field string) error {
-		return setComposeXML(&m, local, n, field)
+	err = decodeXMLMembers(root, "", "MessageComposeModel", composeMembers, opts, func(local string, n *xmlNode, field string) error {
+		return setComposeXML(&m, local, n, field, opts)
 	})
 	return m, err
 }
@@ -303,13 +308,16 @@ func decodeXML(r io.Reader) (composeModel, error) {
 // decodeXMLMembers checks the children of n against members and passes each
 // writable one to set. prefix is the wire path of n plus a dot: "" for the
 // root, "to[0]." for a recipient.
-func decodeXMLMembers(n *xmlNode, prefix, typeName string, members map[string]xmlMember, set func(local string, child *xmlNode, field string) error) error {
+func decodeXMLMembers(n *xmlNode, prefix, typeName string, members map[string]xmlMember, opts decodeOptions, set func(local string, child *xmlNode, field string) error) error {
 	if err := xmlContainer(n, strings.TrimSuffix(prefix, ".")); err != nil {
 		return err
 	}
 	seen := make(map[string]bool, len(n.children))
 	for _, child := range n.children {
 		member, ok := members[child.name.Local]
+		if !ok && !opts.strict && !serverOwned[memberName(child.name.Local)] && !serverOwnedRecipient[memberName(child.name.Local)] {
+			continue // a member of a later model version, ignored as DataContractSerializer does
+		}
 		if !ok {
 			local := truncateForError(child.name.Local)
 			return domain.FieldError(prefix+snakeCase(local), "element %s is not a member of %s", local, typeName)
@@ -347,7 +355,7 @@ func decodeXMLMembers(n *xmlNode, prefix, typeName string, members map[string]xm
 // xmlRecipients reads a collection of MessageRecipientModel. A nil item is
 // kept as an empty recipient, as JSON keeps null, so indexes in later errors
 // still match the document.
-func xmlRecipients(n *xmlNode, field string) ([]recipientModel, error) {
+func xmlRecipients(n *xmlNode, field string, opts decodeOptions) ([]recipientModel, error) {
 	if err := xmlContainer(n, field); err != nil {
 		return nil, err
 	}
@@ -363,7 +371,7 @@ func xmlRecipients(n *xmlNode, field string) ([]recipientModel, error) {
 			return nil, err
 		}
 		if !isNil {
-			err := decodeXMLMembers(item, itemField+".", "MessageRecipientModel", recipientMembers, func(local string, n *xmlNode, field string) error {
+			err := decodeXMLMembers(item, itemField+".", "MessageRecipientModel", recipientMembers, opts, func(local string, n *xmlNode, field string) error {
 				return setRecipientXML(&r, local, n, field)
 			})
 			if err != nil {
@@ -579,12 +587,24 @@ func xmlDate(t time.Time) string { return t.Format(xmlDateLayout) }
 // the seed sample shows them, then the rest alphabetically (ordinal), with
 // the gateway's read-only members in their alphabetical places.
 func encodeXML(v messageView) ([]byte, error) {
+	var w xmlWriter
+	if err := w.message(v, rootNamespaces); err != nil {
+		return nil, err
+	}
+	return w.buf.Bytes(), nil
+}
+
+// rootNamespaces are the declarations on a document's root element.
+const rootNamespaces = ` xmlns:i="` + nsXSI + `" xmlns="` + nsModels + `"`
+
+// message writes one MessageComposeModel element; attrs declares the
+// namespaces when it is the root, "" when it is nested in a list.
+func (w *xmlWriter) message(v messageView, attrs string) error {
 	importance := domain.Importance(v.Importance)
 	if !importance.Valid() {
-		return nil, fmt.Errorf("encode XML: message %s has importance %d", v.ID, v.Importance)
+		return fmt.Errorf("encode XML: message %s has importance %d", v.ID, v.Importance)
 	}
-	var w xmlWriter
-	w.buf.WriteString(`<MessageComposeModel xmlns:i="` + nsXSI + `" xmlns="` + nsModels + `">`)
+	w.buf.WriteString(`<MessageComposeModel` + attrs + `>`)
 	baseNS := ` xmlns="` + nsBase + `"`
 	w.value("Id", baseNS, v.ID.String())
 	w.value("SubscriptionId", baseNS, v.SubscriptionID.String())
@@ -609,6 +629,8 @@ func encodeXML(v messageView) ([]byte, error) {
 	w.recipients("Cc", v.Cc)
 	w.value("ConversationId", "", v.ConversationID.String())
 	w.value("CreatedDate", "", xmlDate(v.CreatedDate))
+	w.value("HeaderMessageId", "", v.HeaderMessageID)
+	w.value("HeaderReferences", "", v.HeaderReferences)
 	w.value("Importance", "", importance.String())
 	w.value("InReplyTo", "", v.InReplyTo)
 	if v.LastError != "" {
@@ -628,7 +650,7 @@ func encodeXML(v messageView) ([]byte, error) {
 	w.recipients("To", v.To)
 	w.value("UpdatedAt", "", xmlDate(v.UpdatedAt))
 	w.close("MessageComposeModel")
-	return w.buf.Bytes(), nil
+	return nil
 }
 
 func (w *xmlWriter) recipients(name string, list []recipientView) {

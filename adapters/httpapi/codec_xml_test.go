@@ -63,7 +63,7 @@ func TestDecodeXMLSeedSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := decodeXML(bytes.NewReader(sample))
+	m, err := decodeXML(bytes.NewReader(sample), strictDecode)
 	if err != nil {
 		t.Fatalf("decode seed sample: %v", err)
 	}
@@ -78,7 +78,7 @@ func TestDecodeXMLSeedSample(t *testing.T) {
 	}{
 		{"id", m.ID, "67160834-f076-41da-862e-3a1c72281b0d"},
 		{"subscription_id", m.SubscriptionID, "a5913244-a8f5-459d-9406-72ddf3711f67"},
-		{"ts", m.TS, codecPtr("QEA=")},
+		{"ts", m.TS, codecPtr[wireTS]("QEA=")},
 		{"can_delete", m.CanDelete, codecPtr(true)},
 		{"subject", m.Subject, "sample string 9"},
 		{"attachments", m.Attachments, []string{"4d81cd73-e621-4f67-9a2b-dd1c79c17175", "2c8ca046-7360-4646-b7a2-0db2116a8ddb"}},
@@ -156,7 +156,7 @@ func TestDecodeXMLAccepts(t *testing.T) {
 		{
 			name: "importance by number, booleans as words, ts with line breaks",
 			body: composeXML(`<Importance> 2 </Importance><CanDelete>false</CanDelete><Send>false</Send><Ts xmlns="` + nsBase + `">AAAA` + "\n" + `AAAAAAE=</Ts>`),
-			want: composeModel{Importance: json.RawMessage(`"2"`), CanDelete: codecPtr(false), TS: codecPtr("AAAAAAAAAAE=")},
+			want: composeModel{Importance: json.RawMessage(`"2"`), CanDelete: codecPtr(false), TS: codecPtr[wireTS]("AAAAAAAAAAE=")},
 		},
 		{
 			name: "nil members are absent",
@@ -186,7 +186,7 @@ func TestDecodeXMLAccepts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := decodeXML(strings.NewReader(tt.body))
+			got, err := decodeXML(strings.NewReader(tt.body), strictDecode)
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -225,7 +225,7 @@ func TestDecodeXMLRejectsDocument(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := decodeXML(strings.NewReader(tt.body))
+			_, err := decodeXML(strings.NewReader(tt.body), strictDecode)
 			requireCodecFieldError(t, err, "")
 			if !strings.Contains(err.Error(), tt.contains) {
 				t.Fatalf("got %v, want a message containing %q", err, tt.contains)
@@ -279,7 +279,7 @@ func TestDecodeXMLRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := decodeXML(strings.NewReader(tt.body))
+			_, err := decodeXML(strings.NewReader(tt.body), strictDecode)
 			requireCodecFieldError(t, err, tt.field)
 		})
 	}
@@ -288,7 +288,7 @@ func TestDecodeXMLRejects(t *testing.T) {
 func TestDecodeXMLReadFailure(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("connection reset")
-	_, err := decodeXML(iotest.ErrReader(boom))
+	_, err := decodeXML(iotest.ErrReader(boom), strictDecode)
 	if !errors.Is(err, boom) {
 		t.Fatalf("got %v, want the reader's error", err)
 	}
@@ -386,7 +386,7 @@ func expectedModel(t *testing.T, v messageView) composeModel {
 		SubscriptionID:    v.SubscriptionID.String(),
 	}
 	if v.TS != "" {
-		m.TS = codecPtr(v.TS)
+		m.TS = codecPtr(wireTS(v.TS))
 	}
 	return m
 }
@@ -420,7 +420,7 @@ func TestEncodeXMLRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("encode: %v", err)
 			}
-			got, err := decodeXML(bytes.NewReader(out))
+			got, err := decodeXML(bytes.NewReader(out), strictDecode)
 			if err != nil {
 				t.Fatalf("decode %s: %v", out, err)
 			}
@@ -441,7 +441,7 @@ func TestEncodeXMLRoundTrip(t *testing.T) {
 // "path {namespace}", with the names of its ancestors as the path.
 func elementPaths(t *testing.T, doc []byte) []string {
 	t.Helper()
-	root, err := parseXMLTree(bytes.NewReader(doc))
+	root, err := parseXMLTree(bytes.NewReader(doc), strictDecode)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
@@ -503,7 +503,7 @@ func TestEncodeXMLMemberOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := parseXMLTree(bytes.NewReader(out))
+	root, err := parseXMLTree(bytes.NewReader(out), strictDecode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +515,7 @@ func TestEncodeXMLMemberOrder(t *testing.T) {
 		return s
 	}
 	wantRoot := []string{"Id", "SubscriptionId", "Ts", "CanDelete", "Subject",
-		"Attachments", "Bcc", "Body", "Cc", "ConversationId", "CreatedDate", "Importance", "InReplyTo", "LastError",
+		"Attachments", "Bcc", "Body", "Cc", "ConversationId", "CreatedDate", "HeaderMessageId", "HeaderReferences", "Importance", "InReplyTo", "LastError",
 		"MessageId", "ParentId", "References", "Send", "SenderAccountId", "SenderDisplayName", "SenderEmail", "State", "To", "UpdatedAt"}
 	if got := names(root); !reflect.DeepEqual(got, wantRoot) {
 		t.Errorf("members:\ngot  %q\nwant %q", got, wantRoot)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,8 +19,8 @@ import (
 // MessageControl cancels and retries deliveries.
 type MessageControl interface {
 	CancelMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error)
-	RetryMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error)
-	RetryMessages(ctx context.Context, tenant uuid.UUID, state domain.MessageState, after, before time.Time, limit int) ([]uuid.UUID, error)
+	RetryMessage(ctx context.Context, tenant, id uuid.UUID, f domain.RetryFilter) (*domain.Message, error)
+	RetryMessages(ctx context.Context, tenant uuid.UUID, f domain.RetryFilter) ([]uuid.UUID, error)
 }
 
 // BatchComposer creates many messages in one transaction.
@@ -52,7 +53,9 @@ func (s *Server) retryMessage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	msg, err := s.control.RetryMessage(c.Request.Context(), principalOf(c).SubscriptionID, id)
+	// Retrying one message asks for every recipient that did not get it:
+	// failed and bounced alike, checked against the suppression list now.
+	msg, err := s.control.RetryMessage(c.Request.Context(), principalOf(c).SubscriptionID, id, domain.RetryFilter{Bounced: true})
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -60,48 +63,69 @@ func (s *Server) retryMessage(c *gin.Context) {
 	s.writeMessage(c, http.StatusAccepted, msg)
 }
 
-func (s *Server) retryMessages(c *gin.Context) {
-	var body struct {
-		State         string `json:"state"`
-		CreatedAfter  string `json:"created_after"`
-		CreatedBefore string `json:"created_before"`
-		Limit         int    `json:"limit"`
-	}
-	if c.Request.ContentLength != 0 {
-		if err := decodeStrict(c, &body); err != nil && err.Error() != "invalid: the body is empty" {
-			s.writeError(c, err)
-			return
-		}
-	}
-	state := domain.MessageState(body.State)
-	if state != "" && state != domain.StateFailed && state != domain.StatePartiallySent {
-		s.writeError(c, domain.FieldError("state", "must be failed or partially_sent"))
-		return
-	}
-	var after, before time.Time
+// retryRequest is the body of the bulk retries: which messages (state,
+// creation window) and which recipients (bounced too, reply code, reply
+// window). An operator's also names a subscription, or every one.
+type retryRequest struct {
+	SubscriptionID string `json:"subscription_id"`
+	State          string `json:"state"`
+	CreatedAfter   string `json:"created_after"`
+	CreatedBefore  string `json:"created_before"`
+	Bounced        bool   `json:"bounced"`
+	ReplyCode      int    `json:"reply_code"`
+	RepliedAfter   string `json:"replied_after"`
+	RepliedBefore  string `json:"replied_before"`
+	Limit          int    `json:"limit"`
+}
+
+// filter validates the request as a domain.RetryFilter; a reply code of a
+// bounce (5xx) implies bounced recipients.
+func (r retryRequest) filter() (domain.RetryFilter, error) {
+	f := domain.RetryFilter{State: domain.MessageState(r.State), Bounced: r.Bounced || r.ReplyCode >= 500, ReplyCode: r.ReplyCode, Limit: cmp.Or(r.Limit, 100)}
 	for _, p := range []struct {
 		name, value string
 		dst         *time.Time
-	}{{"created_after", body.CreatedAfter, &after}, {"created_before", body.CreatedBefore, &before}} {
+	}{{"created_after", r.CreatedAfter, &f.CreatedAfter}, {"created_before", r.CreatedBefore, &f.CreatedBefore},
+		{"replied_after", r.RepliedAfter, &f.RepliedAfter}, {"replied_before", r.RepliedBefore, &f.RepliedBefore}} {
 		if p.value == "" {
 			continue
 		}
 		t, err := time.Parse(time.RFC3339Nano, p.value)
 		if err != nil {
-			s.writeError(c, domain.FieldError(p.name, "must be an RFC 3339 date-time"))
-			return
+			return f, domain.FieldError(p.name, "must be an RFC 3339 date-time")
 		}
 		*p.dst = t
 	}
-	limit := body.Limit
-	if limit == 0 {
-		limit = 100
+	return f, f.Check()
+}
+
+// decodeRetryRequest reads an optional retry body.
+func decodeRetryRequest(c *gin.Context) (retryRequest, error) {
+	var body retryRequest
+	if c.Request.ContentLength != 0 {
+		if err := decodeStrict(c, &body); err != nil && err.Error() != "invalid: the body is empty" {
+			return body, err
+		}
 	}
-	if limit < 1 || limit > 1000 {
-		s.writeError(c, domain.FieldError("limit", "must be from 1 to 1000"))
+	return body, nil
+}
+
+func (s *Server) retryMessages(c *gin.Context) {
+	body, err := decodeRetryRequest(c)
+	if err != nil {
+		s.writeError(c, err)
 		return
 	}
-	ids, err := s.control.RetryMessages(c.Request.Context(), principalOf(c).SubscriptionID, state, after, before, limit)
+	if body.SubscriptionID != "" {
+		s.writeError(c, domain.FieldError("subscription_id", "is not a field of RetryRequest; a tenant retries its own messages"))
+		return
+	}
+	f, err := body.filter()
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	ids, err := s.control.RetryMessages(c.Request.Context(), principalOf(c).SubscriptionID, f)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -138,7 +162,7 @@ func (s *Server) batchSend(c *gin.Context) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		s.writeError(c, jsonError(err))
+		s.writeError(c, jsonErrorFor(err, "BatchRequest"))
 		return
 	}
 	if len(body.Messages) == 0 || len(body.Messages) > domain.MaxBatch {
@@ -150,7 +174,7 @@ func (s *Server) batchSend(c *gin.Context) {
 	index := make([]int, 0, len(body.Messages))
 	for i, raw := range body.Messages {
 		results[i].Index = i
-		model, err := decodeJSON(bytes.NewReader(raw))
+		model, err := decodeJSON(bytes.NewReader(raw), requestDecodeOptions(c))
 		var req domain.ComposeRequest
 		if err == nil {
 			req, err = model.toRequest()

@@ -529,7 +529,7 @@ func TestHelpPage(t *testing.T) {
 
 	t.Run("Samples", func(t *testing.T) {
 		t.Parallel()
-		fromJSON, err := decodeJSON(strings.NewReader(samplePre(t, page, "sample-json")))
+		fromJSON, err := decodeJSON(strings.NewReader(samplePre(t, page, "sample-json")), strictDecode)
 		if err != nil {
 			t.Fatalf("decodeJSON(sample-json): %v", err)
 		}
@@ -537,7 +537,7 @@ func TestHelpPage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("toRequest(sample-json): %v", err)
 		}
-		fromXML, err := decodeXML(strings.NewReader(samplePre(t, page, "sample-xml")))
+		fromXML, err := decodeXML(strings.NewReader(samplePre(t, page, "sample-xml")), strictDecode)
 		if err != nil {
 			t.Fatalf("decodeXML(sample-xml): %v", err)
 		}
@@ -760,7 +760,7 @@ func (f *docsFakes) CancelMessage(_ context.Context, tenant, id uuid.UUID) (*dom
 	return m, nil
 }
 
-func (f *docsFakes) RetryMessage(_ context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
+func (f *docsFakes) RetryMessage(_ context.Context, tenant, id uuid.UUID, _ domain.RetryFilter) (*domain.Message, error) {
 	m, err := f.find(tenant, id)
 	if err != nil {
 		return nil, err
@@ -769,8 +769,12 @@ func (f *docsFakes) RetryMessage(_ context.Context, tenant, id uuid.UUID) (*doma
 	return m, nil
 }
 
-func (f *docsFakes) RetryMessages(context.Context, uuid.UUID, domain.MessageState, time.Time, time.Time, int) ([]uuid.UUID, error) {
+func (f *docsFakes) RetryMessages(context.Context, uuid.UUID, domain.RetryFilter) ([]uuid.UUID, error) {
 	return []uuid.UUID{f.msg.ID, f.sent}, nil
+}
+
+func (f *docsFakes) RetryAcrossTenants(context.Context, domain.RetryFilter) (map[uuid.UUID][]uuid.UUID, error) {
+	return map[uuid.UUID][]uuid.UUID{f.msg.SubscriptionID: {f.msg.ID}}, nil
 }
 
 // ComposeBatch accepts every message but one whose subject is "refuse".
@@ -935,9 +939,9 @@ func TestOpenAPIDescribesAnswers(t *testing.T) {
 		{"POST", "/api/messages/sendmessage", "", http.Header{"Content-Type": {"text/xml"}, "Accept": {"application/json"}}, sampleXML, 201, false},
 		{"POST", "/api/messages/sendmessage", "", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 			"sender_email=sender%40example.com&to%5B0%5D.email_address=ada%40example.net&Subject=Hi&send=true", 201, false},
-		{"POST", "/api/messages/sendmessage", "", http.Header{"Content-Type": {"application/json"}}, `{"sender_emial":"x"}`, 400, true},
+		{"POST", "/api/messages/sendmessage", "", http.Header{"Content-Type": {"application/json"}, "Prefer": {"handling=strict"}}, `{"sender_emial":"x"}`, 400, true},
 		{"POST", "/api/messages/sendmessage", "", http.Header{"Content-Type": {"text/plain"}}, "hello", 415, false},
-		{"POST", "/api/messages/sendmessage", "", http.Header{"Content-Type": {"application/json"}, "Accept": {"image/png"}}, sampleJSON, 406, false},
+		{"POST", "/api/messages/sendmessage", "", http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json;q=0, application/xml;q=0, text/html"}}, sampleJSON, 406, false},
 		{"GET", "/api/messages", "/api/messages?state=draft&folder=drafts&limit=10&q=min", nil, "", 200, false},
 		{"GET", "/api/messages", "/api/messages?colour=red", nil, "", 400, false},
 		{"GET", "/api/messages/{id}", "/api/messages/" + msg, nil, "", 200, false},

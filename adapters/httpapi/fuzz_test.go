@@ -16,7 +16,7 @@ import (
 
 func FuzzDecodeJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
-		m, err := decodeJSON(bytes.NewReader(body))
+		m, err := decodeJSON(bytes.NewReader(body), strictDecode)
 		requireDecodedModelSafe(t, "decodeJSON", m, err)
 	})
 }
@@ -24,7 +24,7 @@ func FuzzDecodeJSON(f *testing.F) {
 func FuzzDecodeXML(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// A bytes.Reader never fails, so every error is about the document.
-		m, err := decodeXML(bytes.NewReader(body))
+		m, err := decodeXML(bytes.NewReader(body), strictDecode)
 		requireDecodedModelSafe(t, "decodeXML", m, err)
 	})
 }
@@ -35,7 +35,7 @@ func FuzzDecodeForm(f *testing.F) {
 		if err != nil {
 			return // the HTTP layer refuses such a body before decodeForm sees it
 		}
-		m, err := decodeForm(values)
+		m, err := decodeForm(values, strictDecode)
 		requireDecodedModelSafe(t, "decodeForm", m, err)
 	})
 }

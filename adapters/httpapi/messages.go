@@ -58,11 +58,17 @@ func decodeBody(c *gin.Context) (composeModel, error) {
 	if err != nil {
 		mediaType = ""
 	}
+	opts := requestDecodeOptions(c)
 	switch strings.ToLower(mediaType) {
 	case "application/json", "text/json":
-		return decodeJSON(c.Request.Body)
+		return decodeJSON(c.Request.Body, opts)
 	case "application/xml", "text/xml":
-		return decodeXML(c.Request.Body)
+		body, transcoded, err := utf8XML(c.Request.Body, c.GetHeader("Content-Type"))
+		if err != nil {
+			return composeModel{}, err
+		}
+		opts.utf16 = transcoded
+		return decodeXML(body, opts)
 	case "application/x-www-form-urlencoded":
 		body, err := io.ReadAll(c.Request.Body)
 		if err != nil {
@@ -72,7 +78,7 @@ func decodeBody(c *gin.Context) (composeModel, error) {
 		if err != nil {
 			return composeModel{}, domain.FieldError("", "the form body is not valid URL encoding")
 		}
-		return decodeForm(values)
+		return decodeForm(values, opts)
 	}
 	return composeModel{}, &domain.Error{Code: codeUnsupportedMediaType,
 		Message: "send application/json, text/json, application/xml, text/xml or application/x-www-form-urlencoded"}
@@ -107,10 +113,11 @@ func (s *Server) getMessage(c *gin.Context) {
 	s.writeMessage(c, http.StatusOK, msg)
 }
 
-// ifMatch reads an If-Match header as a version; nil when absent.
+// ifMatch reads an If-Match header as a version; nil when absent or "*"
+// (RFC 9110 13.1.1: any current version).
 func ifMatch(c *gin.Context) (*domain.Version, error) {
 	h := strings.TrimSpace(c.GetHeader("If-Match"))
-	if h == "" {
+	if h == "" || h == "*" {
 		return nil, nil
 	}
 	h = strings.TrimPrefix(h, "W/")
@@ -151,12 +158,22 @@ func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *compose
 	if err != nil {
 		return err
 	}
+	if expected == nil && strings.TrimSpace(c.GetHeader("If-Match")) == "*" && (model.TS == nil || *model.TS == "") {
+		// "*" asks for the change whatever the current version is; the
+		// message must exist (a PUT that creates takes no If-Match).
+		current, err := s.messages.GetMessage(c.Request.Context(), principalOf(c).SubscriptionID, id)
+		if err != nil {
+			return err
+		}
+		expected = &current.Version
+	}
 	if expected != nil {
 		ts := expected.String()
-		if model.TS != nil && *model.TS != "" && *model.TS != ts {
+		if model.TS != nil && *model.TS != "" && string(*model.TS) != ts {
 			return domain.FieldError("ts", "differs from If-Match")
 		}
-		model.TS = &ts
+		wts := wireTS(ts)
+		model.TS = &wts
 	}
 	return nil
 }
@@ -190,10 +207,20 @@ func (s *Server) patchMessage(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	if err := checkServerOwnedJSON(body); err != nil {
+		s.writeError(c, err)
+		return
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	if requestDecodeOptions(c).strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(&model); err != nil {
-		s.writeError(c, jsonError(err))
+		s.writeError(c, jsonErrorFor(err, "MessageComposeModel"))
+		return
+	}
+	if err := removeNullMembers(&model, body); err != nil {
+		s.writeError(c, err)
 		return
 	}
 	if err := s.bindPathAndVersion(c, id, &model); err != nil {
@@ -216,7 +243,7 @@ func modelFromMessage(m *domain.Message) composeModel {
 		SenderDisplayName: m.SenderDisplayName,
 		SenderAccountID:   guid(m.SenderAccountID),
 		Importance:        json.RawMessage(strconv.Itoa(int(m.Importance))),
-		MessageID:         m.MessageID,
+		MessageID:         clientOr(m.ClientMessageID, m.MessageID),
 		Body:              m.Body,
 		ParentID:          guid(m.ParentID),
 		Send:              m.State != domain.StateDraft,
@@ -224,7 +251,10 @@ func modelFromMessage(m *domain.Message) composeModel {
 		SendAt:            formatOptionalTime(m.SendAt),
 		ID:                m.ID.String(),
 	}
-	if m.ParentID == uuid.Nil {
+	switch {
+	case m.ClientReferences != "":
+		model.References = m.ClientReferences
+	case m.ParentID == uuid.Nil:
 		// Derived References are recomputed from the parent; only a client's own are carried.
 		model.References = m.References
 	}
@@ -297,8 +327,14 @@ func (s *Server) listMessages(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	items := mapViews(page.Messages, newMessageView)
-	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_cursor": page.NextCursor})
+	view := newMessageView
+	if filter.Folder == domain.FolderInbox {
+		view = inboxView
+	}
+	items := mapViews(page.Messages, view)
+	s.writeNegotiated(c, gin.H{"items": items, "next_cursor": page.NextCursor}, func() ([]byte, error) {
+		return encodeMessageListXML(items, page.NextCursor)
+	})
 }
 
 func parseFilter(q url.Values) (domain.MessageFilter, error) {
@@ -394,7 +430,9 @@ func (s *Server) messageEvents(c *gin.Context) {
 	items := mapViews(events, func(e domain.Event) eventView {
 		return eventView{Sequence: e.Sequence, Type: e.Type, Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail, CreatedAt: e.CreatedAt}
 	})
-	c.PureJSON(http.StatusOK, gin.H{"message_id": id, "items": items})
+	s.writeNegotiated(c, gin.H{"message_id": id, "items": items}, func() ([]byte, error) {
+		return encodeMessageEventsXML(id.String(), items)
+	})
 }
 
 // writeMessage answers with a message in the format the client accepts.

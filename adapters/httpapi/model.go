@@ -38,7 +38,7 @@ type composeModel struct {
 	CanDelete         *bool            `json:"can_delete"`
 	ID                string           `json:"id"`
 	SubscriptionID    string           `json:"subscription_id"`
-	TS                *string          `json:"ts"`
+	TS                *wireTS          `json:"ts"`
 }
 
 type recipientModel struct {
@@ -47,9 +47,10 @@ type recipientModel struct {
 	AccountID    string `json:"account_id"`
 }
 
-// decodeJSON reads a compose model strictly: unknown fields and wrong types
-// are errors naming the field.
-func decodeJSON(body io.Reader) (composeModel, error) {
+// decodeJSON reads a compose model: wrong types and server-owned members
+// are errors naming the field; unknown members are ignored, or refused
+// when opts.strict.
+func decodeJSON(body io.Reader, opts decodeOptions) (composeModel, error) {
 	var m composeModel
 	data, err := io.ReadAll(body)
 	if err != nil {
@@ -58,10 +59,15 @@ func decodeJSON(body io.Reader) (composeModel, error) {
 	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
 		return m, err
 	}
+	if err := checkServerOwnedJSON(data); err != nil {
+		return m, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	if opts.strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(&m); err != nil {
-		return m, jsonError(err)
+		return m, jsonErrorFor(err, "MessageComposeModel")
 	}
 	if dec.More() {
 		return m, domain.FieldError("", "the body holds more than one JSON value")
@@ -97,7 +103,9 @@ func checkJSONDepth(data []byte, limit int) error {
 	return nil
 }
 
-func jsonError(err error) error {
+// jsonErrorFor turns a decoding error into an invalid-input error; an
+// unknown member is named with model, the type the endpoint reads.
+func jsonErrorFor(err error, model string) error {
 	var (
 		syntaxErr *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
@@ -113,7 +121,7 @@ func jsonError(err error) error {
 		return domain.FieldError("", "the body is truncated JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return domain.FieldError(field, "is not a field of MessageComposeModel")
+		return domain.FieldError(field, "is not a field of %s", model)
 	}
 	return fmt.Errorf("decode JSON: %w", err)
 }
@@ -174,7 +182,7 @@ func (m composeModel) toRequest() (domain.ComposeRequest, error) {
 	}
 	req.Importance = importance
 	if m.TS != nil && *m.TS != "" {
-		ts, err := base64.StdEncoding.DecodeString(*m.TS)
+		ts, err := base64.StdEncoding.DecodeString(string(*m.TS))
 		if err != nil {
 			return req, domain.FieldError("ts", "is not valid base64")
 		}
@@ -182,6 +190,9 @@ func (m composeModel) toRequest() (domain.ComposeRequest, error) {
 	}
 	if m.SendAt != "" {
 		at, err := time.Parse(time.RFC3339Nano, m.SendAt)
+		if strings.HasPrefix(strings.TrimSpace(m.SendAt), "/Date(") {
+			at, err = parseWireDate(m.SendAt)
+		}
 		if err != nil {
 			return req, domain.FieldError("send_at", "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z")
 		}
@@ -189,7 +200,7 @@ func (m composeModel) toRequest() (domain.ComposeRequest, error) {
 	}
 	if m.CreatedDate != "" {
 		// The server owns created_date; a client value is checked, then ignored.
-		if _, err := parseDate(m.CreatedDate); err != nil {
+		if _, err := parseWireDate(m.CreatedDate); err != nil {
 			return req, domain.FieldError("created_date", "is not an ISO 8601 date-time")
 		}
 	}
@@ -266,11 +277,16 @@ type messageView struct {
 	SubscriptionID    uuid.UUID       `json:"subscription_id"`
 	TS                string          `json:"ts"`
 
-	State          domain.MessageState `json:"state"`
-	InReplyTo      string              `json:"in_reply_to"`
-	ConversationID uuid.UUID           `json:"conversation_id"`
-	UpdatedAt      time.Time           `json:"updated_at"`
-	LastError      string              `json:"last_error,omitempty"`
+	// HeaderMessageID and HeaderReferences are what the Message-ID and
+	// References headers carry; MessageID and References are the client's
+	// own values when it gave ones that are not valid msg-ids.
+	HeaderMessageID  string              `json:"header_message_id"`
+	HeaderReferences string              `json:"header_references"`
+	State            domain.MessageState `json:"state"`
+	InReplyTo        string              `json:"in_reply_to"`
+	ConversationID   uuid.UUID           `json:"conversation_id"`
+	UpdatedAt        time.Time           `json:"updated_at"`
+	LastError        string              `json:"last_error,omitempty"`
 }
 
 type recipientView struct {
@@ -292,6 +308,14 @@ func optionalID(id uuid.UUID) *uuid.UUID {
 	return &id
 }
 
+// clientOr is the client's own value when it gave one, else the wire's.
+func clientOr(client, wire string) string {
+	if client != "" {
+		return client
+	}
+	return wire
+}
+
 func newMessageView(m *domain.Message) messageView {
 	v := messageView{
 		SenderEmail:       m.SenderEmail,
@@ -301,8 +325,10 @@ func newMessageView(m *domain.Message) messageView {
 		Cc:                []recipientView{},
 		Bcc:               []recipientView{},
 		Importance:        int(m.Importance),
-		MessageID:         m.MessageID,
-		References:        m.References,
+		MessageID:         clientOr(m.ClientMessageID, m.MessageID),
+		References:        clientOr(m.ClientReferences, m.References),
+		HeaderMessageID:   m.MessageID,
+		HeaderReferences:  m.References,
 		Body:              m.Body,
 		Attachments:       append([]uuid.UUID{}, m.Attachments...),
 		ParentID:          optionalID(m.ParentID),

@@ -62,6 +62,8 @@ type Deps struct {
 	Control      MessageControl
 	Idempotency  IdempotencyStore
 	Batch        BatchComposer
+	// Mailbox serves the internal recipients' mailboxes.
+	Mailbox MailboxStore
 	// ValidateWebhookURL refuses endpoints the gateway must not call (SSRF).
 	ValidateWebhookURL func(raw string) error
 	// WebhookMaxEndpoints caps each tenant's registered endpoints; 0 takes
@@ -89,6 +91,7 @@ type Server struct {
 	control            MessageControl
 	idem               IdempotencyStore
 	batch              BatchComposer
+	mailbox            MailboxStore
 	validateWebhookURL func(string) error
 	maxWebhooks        int
 	limiter            *TenantLimiter
@@ -97,12 +100,13 @@ type Server struct {
 	observer           RequestObserver
 	logger             *slog.Logger
 	engine             *gin.Engine
+	handler            http.Handler
 }
 
 // New builds the API's router.
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, suppressions: d.Suppressions, webhooks: d.Webhooks, control: d.Control, idem: d.Idempotency, batch: d.Batch, validateWebhookURL: d.ValidateWebhookURL, maxWebhooks: cmp.Or(d.WebhookMaxEndpoints, domain.DefaultWebhookMaxEndpoints), limiter: d.RateLimiter, policy: d.AttachmentPolicy, ready: d.Ready, observer: d.Observer, logger: d.Logger}
+	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, suppressions: d.Suppressions, webhooks: d.Webhooks, control: d.Control, idem: d.Idempotency, batch: d.Batch, mailbox: d.Mailbox, validateWebhookURL: d.ValidateWebhookURL, maxWebhooks: cmp.Or(d.WebhookMaxEndpoints, domain.DefaultWebhookMaxEndpoints), limiter: d.RateLimiter, policy: d.AttachmentPolicy, ready: d.Ready, observer: d.Observer, logger: d.Logger}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -134,12 +138,15 @@ func New(d Deps) *Server {
 	s.registerSuppressions(api)
 	s.registerWebhooks(api)
 	s.registerControl(api)
+	s.registerMailbox(api)
 	s.engine = e
+	s.handler = newRouteWords(e).handler(e)
 	return s
 }
 
-// Handler returns the http.Handler serving the API.
-func (s *Server) Handler() http.Handler { return s.engine }
+// Handler returns the http.Handler serving the API; paths match
+// case-insensitively and with or without a trailing slash.
+func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) readyz(c *gin.Context) {
 	if s.ready != nil {

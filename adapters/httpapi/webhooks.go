@@ -181,5 +181,7 @@ func (s *Server) eventFeed(c *gin.Context) {
 		return
 	}
 	items := mapViews(events, domain.Event.Payload)
-	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_after": next})
+	s.writeNegotiated(c, gin.H{"items": items, "next_after": next}, func() ([]byte, error) {
+		return encodeEventFeedXML(items, next)
+	})
 }

@@ -28,6 +28,11 @@ type Options struct {
 	// Attachments are added after the body, in order, each as a base64
 	// part with its filename and content type.
 	Attachments []domain.AttachmentContent
+	// Downgrade writes every UTF-8 address (RFC 6531) of From, To and Cc as
+	// an empty group named by the encoded address (as RFC 6857 downgrades
+	// them), so the header stays 7-bit for a relay without SMTPUTF8.
+	// Without it such addresses are written as UTF-8 (RFC 6532).
+	Downgrade bool
 }
 
 // dateLayout is RFC 5322's date-time with a numeric zone, which every reader accepts.
@@ -81,7 +86,7 @@ func headerFields(msg *domain.Message, opts Options) ([]field, error) {
 	if date.IsZero() {
 		date = time.Now()
 	}
-	from, err := formatAddress("sender", msg.SenderDisplayName, msg.SenderEmail)
+	from, err := formatAddress("sender", msg.SenderDisplayName, msg.SenderEmail, opts.Downgrade)
 	if err != nil {
 		return nil, err
 	}
@@ -90,11 +95,11 @@ func headerFields(msg *domain.Message, opts Options) ([]field, error) {
 		{key: "From", value: from},
 	}
 
-	to, err := addressList(msg, domain.KindTo)
+	to, err := addressList(msg, domain.KindTo, opts.Downgrade)
 	if err != nil {
 		return nil, err
 	}
-	cc, err := addressList(msg, domain.KindCc)
+	cc, err := addressList(msg, domain.KindCc, opts.Downgrade)
 	if err != nil {
 		return nil, err
 	}
@@ -116,19 +121,21 @@ func headerFields(msg *domain.Message, opts Options) ([]field, error) {
 	if err := domain.CheckMessageID("message_id", msg.MessageID); err != nil {
 		return nil, err
 	}
-	fields = append(fields, field{key: "Message-ID", value: msg.MessageID})
+	fields = append(fields, idField("Message-ID", []string{msg.MessageID}))
 	if msg.InReplyTo != "" {
 		if err := domain.CheckMessageID("in_reply_to", msg.InReplyTo); err != nil {
 			return nil, err
 		}
-		fields = append(fields, field{key: "In-Reply-To", value: msg.InReplyTo})
+		fields = append(fields, idField("In-Reply-To", []string{msg.InReplyTo}))
 	}
 	if msg.References != "" {
 		refs, err := domain.ParseReferences("references", msg.References)
 		if err != nil {
 			return nil, err
 		}
-		fields = append(fields, field{key: "References", value: strings.Join(refs, " ")})
+		if len(refs) > 0 {
+			fields = append(fields, idField("References", refs))
+		}
 	}
 
 	importance, priority, err := importanceValues(msg.Importance)
@@ -137,6 +144,26 @@ func headerFields(msg *domain.Message, opts Options) ([]field, error) {
 	}
 	fields = append(fields, field{key: "Importance", value: importance}, field{key: "X-Priority", value: priority})
 	return fields, nil
+}
+
+// idField writes msg-ids folded between ids only, never inside one: go-message
+// folds a long value anywhere, even inside "<left@right>", and a reader
+// then sees a different id and threading breaks. The ids are checked, so
+// each fits a line with the field name (domain.MaxMessageIDLength).
+func idField(key string, ids []string) field {
+	var b strings.Builder
+	line := key + ":"
+	for _, id := range ids {
+		if len(line) > len(key)+1 && len(line)+1+len(id) > maxFieldLine {
+			b.WriteString(line)
+			b.WriteString("\r\n")
+			line = ""
+		}
+		line += " " + id
+	}
+	b.WriteString(line)
+	b.WriteString("\r\n")
+	return field{key: key, raw: []byte(b.String())}
 }
 
 // importanceValues maps the importance to the Importance header (RFC 2156)
@@ -155,10 +182,10 @@ func importanceValues(i domain.Importance) (importance, priority string, err err
 
 // addressList formats the recipients of one kind for a To or Cc header, or
 // returns "" when there are none.
-func addressList(msg *domain.Message, kind domain.RecipientKind) (string, error) {
+func addressList(msg *domain.Message, kind domain.RecipientKind, downgrade bool) (string, error) {
 	var list []string
 	for _, r := range msg.RecipientsOf(kind) {
-		addr, err := formatAddress(string(kind), r.DisplayName, r.Email)
+		addr, err := formatAddress(string(kind), r.DisplayName, r.Email, downgrade)
 		if err != nil {
 			return "", err
 		}
@@ -168,8 +195,10 @@ func addressList(msg *domain.Message, kind domain.RecipientKind) (string, error)
 }
 
 // formatAddress returns `name <email>` with the name quoted or encoded as
-// RFC 5322 and RFC 2047 require.
-func formatAddress(field, name, email string) (string, error) {
+// RFC 5322 and RFC 2047 require; a UTF-8 address, when downgraded, becomes
+// `=?utf-8?b?...?= :;`, a group with no members whose encoded name is the
+// whole original, so the reader still sees who it was.
+func formatAddress(field, name, email string, downgrade bool) (string, error) {
 	if email == "" {
 		return "", domain.FieldError(field, "has no email address")
 	}
@@ -181,6 +210,13 @@ func formatAddress(field, name, email string) (string, error) {
 	}
 	if strings.ContainsAny(email, "<>") {
 		return "", domain.FieldError(field+".email", "must be a bare address")
+	}
+	if downgrade && !domain.IsASCII(email) {
+		original := "<" + email + ">"
+		if name != "" {
+			original = name + " " + original
+		}
+		return bEncode(original) + " :;", nil
 	}
 	if encoded := encodeText(name); encoded != name {
 		return encoded + " " + (&netmail.Address{Address: email}).String(), nil

@@ -433,3 +433,96 @@ func TestBuildErrorWrapsDomainError(t *testing.T) {
 		t.Errorf("error %v has code %q, want %q", err, domain.ErrorCodeOf(err), domain.CodeInvalid)
 	}
 }
+
+// Long msg-ids are folded between ids only: a fold inside "<left@right>"
+// inserts a space a reader keeps, so the id no longer matches and threading
+// breaks (go-message folds anywhere once a value passes 76 columns).
+func TestBuildNeverFoldsInsideMsgID(t *testing.T) {
+	t.Parallel()
+	longID := func(n int, c string) string {
+		return "<" + strings.Repeat(c, n-len("<@a-corp.test>")) + "@a-corp.test>"
+	}
+	tests := []struct {
+		name               string
+		messageID, inReply string
+		refs               []string
+	}{
+		{"JustPastAFold", longID(80, "x"), longID(80, "y"), []string{longID(70, "r"), longID(75, "s")}},
+		{"AtTheLimit", longID(domain.MaxMessageIDLength, "x"), longID(domain.MaxMessageIDLength, "y"),
+			[]string{longID(domain.MaxMessageIDLength, "p"), longID(domain.MaxMessageIDLength, "q"), "<short@a-corp.test>"}},
+		{"ManyShort", "<a@b.example>", "<c@d.example>", strings.Fields(strings.Repeat("<0123456789@x.example> ", 40))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			raw := build(t, newMessage(func(m *domain.Message) {
+				m.MessageID, m.InReplyTo, m.References = tt.messageID, tt.inReply, strings.Join(tt.refs, " ")
+			}))
+			header, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+			for _, line := range strings.Split(string(header), "\r\n") {
+				if len(line) > 998 {
+					t.Errorf("header line of %d octets, over RFC 5322's 998", len(line))
+				}
+			}
+			m := parse(t, raw)
+			// Unfolding (RFC 5322 3.2.2) removes CRLF only: a fold inside an
+			// id would leave a space in it.
+			unfold := func(key string) []string { return strings.Fields(m.Header.Get(key)) }
+			if got := unfold("Message-ID"); len(got) != 1 || got[0] != tt.messageID {
+				t.Errorf("Message-ID unfolds to %q, want %q", got, tt.messageID)
+			}
+			if got := unfold("In-Reply-To"); len(got) != 1 || got[0] != tt.inReply {
+				t.Errorf("In-Reply-To unfolds to %q, want %q", got, tt.inReply)
+			}
+			if got := unfold("References"); strings.Join(got, " ") != strings.Join(tt.refs, " ") {
+				t.Errorf("References unfold to %q, want %q", got, tt.refs)
+			}
+		})
+	}
+}
+
+// UTF-8 addresses (RFC 6531) go into the header as UTF-8 for an SMTPUTF8
+// relay, and as 7-bit encoded groups when downgraded for one without it.
+func TestBuildUTF8Addresses(t *testing.T) {
+	t.Parallel()
+	msg := newMessage(func(m *domain.Message) {
+		m.Recipients = []domain.Recipient{
+			{Kind: domain.KindTo, DisplayName: "José", Email: "jösé@example.org"},
+			{Kind: domain.KindCc, Email: "用户@xn--fsqu00a.xn--4rr70v"},
+			{Kind: domain.KindCc, DisplayName: "Bob", Email: "bob@example.org"},
+		}
+	})
+	t.Run("UTF8Header", func(t *testing.T) {
+		t.Parallel()
+		raw := build(t, msg)
+		m := parse(t, raw)
+		to, err := m.Header.AddressList("To")
+		if err != nil || len(to) != 1 || to[0].Address != "jösé@example.org" || to[0].Name != "José" {
+			t.Fatalf("To = %v, %v; want José <jösé@example.org>", to, err)
+		}
+		cc, err := m.Header.AddressList("Cc")
+		if err != nil || len(cc) != 2 || cc[0].Address != "用户@xn--fsqu00a.xn--4rr70v" {
+			t.Fatalf("Cc = %v, %v", cc, err)
+		}
+	})
+	t.Run("Downgraded", func(t *testing.T) {
+		t.Parallel()
+		raw, err := mailbuild.Build(msg, mailbuild.Options{Date: testDate, Downgrade: true})
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		for i, c := range raw {
+			if c >= 0x80 {
+				t.Fatalf("downgraded message has an 8-bit byte at %d:\n%s", i, raw)
+			}
+		}
+		m := parse(t, raw)
+		if got := decodeText(t, strings.TrimSuffix(m.Header.Get("To"), " :;")); got != "José <jösé@example.org>" {
+			t.Errorf("To's group name decodes to %q, want the original address", got)
+		}
+		cc, err := m.Header.AddressList("Cc")
+		if err != nil || len(cc) != 1 || cc[0].Address != "bob@example.org" {
+			t.Errorf("Cc = %v, %v; want the empty group and bob@example.org", cc, err)
+		}
+	})
+}

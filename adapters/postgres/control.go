@@ -60,11 +60,13 @@ func (s *Store) CancelMessage(ctx context.Context, tenant, id uuid.UUID) (*domai
 	return s.GetMessage(ctx, tenant, id)
 }
 
-// RetryMessage requeues a failed or partially sent message: its failed
-// recipients go back to pending; delivered, bounced and suppressed ones stay.
-func (s *Store) RetryMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
+// RetryMessage requeues a failed or partially sent message: the recipients
+// the filter takes (failed ones, and bounced ones when f.Bounced) go back to
+// pending, or to suppressed when their address is suppressed now;
+// delivered and suppressed ones stay.
+func (s *Store) RetryMessage(ctx context.Context, tenant, id uuid.UUID, f domain.RetryFilter) (*domain.Message, error) {
 	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		return s.retryInTx(ctx, tx, tenant, id)
+		return s.retryInTx(ctx, tx, tenant, id, f)
 	})
 	if err != nil {
 		return nil, err
@@ -72,7 +74,7 @@ func (s *Store) RetryMessage(ctx context.Context, tenant, id uuid.UUID) (*domain
 	return s.GetMessage(ctx, tenant, id)
 }
 
-func (s *Store) retryInTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) error {
+func (s *Store) retryInTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, f domain.RetryFilter) error {
 	var state string
 	err := tx.QueryRow(ctx, `SELECT state FROM messages WHERE subscription_id = $1 AND id = $2 FOR UPDATE`, tenant, id).Scan(&state)
 	if err == pgx.ErrNoRows {
@@ -84,13 +86,44 @@ func (s *Store) retryInTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) 
 	if state != string(domain.StateFailed) && state != string(domain.StatePartiallySent) {
 		return &domain.Error{Code: domain.CodeConflict, Message: "only failed or partially sent messages can be retried; this one is " + state}
 	}
-	tag, err := tx.Exec(ctx, `UPDATE message_recipients SET status = 'pending', updated_at = now()
-		WHERE subscription_id = $1 AND message_id = $2 AND status = 'failed'`, tenant, id)
+	// The suppression list is checked now, not only at delivery: an address
+	// still suppressed says so in the answer instead of going back to pending.
+	rows, err := tx.Query(ctx, `
+		UPDATE message_recipients r SET updated_at = now(),
+			status = CASE WHEN EXISTS (SELECT 1 FROM suppressions x WHERE x.subscription_id = r.subscription_id AND x.email = lower(r.email))
+			              THEN 'suppressed' ELSE 'pending' END,
+			last_reply = CASE WHEN EXISTS (SELECT 1 FROM suppressions x WHERE x.subscription_id = r.subscription_id AND x.email = lower(r.email))
+			              THEN 'not retried: the address is on the suppression list' ELSE r.last_reply END
+		WHERE r.subscription_id = $1 AND r.message_id = $2 AND r.status = ANY($3)
+		  AND ($4 = 0 OR r.last_code = $4)
+		  AND ($5::timestamptz IS NULL OR r.updated_at >= $5) AND ($6::timestamptz IS NULL OR r.updated_at < $6)
+		RETURNING r.status, r.email`, tenant, id, f.RecipientStatuses(), f.ReplyCode, nullTime(f.RepliedAfter), nullTime(f.RepliedBefore))
 	if err != nil {
 		return fmt.Errorf("retry recipients: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return &domain.Error{Code: domain.CodeConflict, Message: "no recipient is left to retry: the others were delivered, bounced or suppressed"}
+	var pending int
+	var events []event
+	for rows.Next() {
+		var status, email string
+		if err := rows.Scan(&status, &email); err != nil {
+			rows.Close()
+			return fmt.Errorf("retry recipients: %w", err)
+		}
+		if status == string(domain.RecipientSuppressed) {
+			events = append(events, event{kind: "suppressed", recipient: email, detail: "not retried: the address is on the suppression list"})
+			continue
+		}
+		pending++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("retry recipients: %w", err)
+	}
+	if pending == 0 {
+		what := "failed"
+		if f.Bounced {
+			what = "failed or bounced"
+		}
+		return &domain.Error{Code: domain.CodeConflict, Message: "no recipient is left to retry: none is " + what + " (and matches the filter) and off the suppression list"}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE messages SET state = 'queued', last_error = '', version = version + 1,
 			updated_at = now(), queued_at = now(), finished_at = NULL
@@ -100,40 +133,105 @@ func (s *Store) retryInTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) 
 	if err := s.enqueue(ctx, tx, tenant, id, time.Time{}); err != nil {
 		return err
 	}
-	return s.writeEvents(ctx, tx, tenant, id, event{kind: "queued", detail: "retry requested"})
+	return s.writeEvents(ctx, tx, tenant, id, append(events, event{kind: "queued", detail: "retry requested"})...)
 }
 
-// RetryMessages requeues, in one transaction, up to limit failed or
-// partially sent messages matching the filter, and returns their ids.
-func (s *Store) RetryMessages(ctx context.Context, tenant uuid.UUID, state domain.MessageState, after, before time.Time, limit int) ([]uuid.UUID, error) {
+// retryCandidates selects up to f.Limit messages of the filter, with a
+// recipient it would requeue; tenant uuid.Nil selects across tenants.
+const retryCandidates = `
+	SELECT m.subscription_id, m.id FROM messages m
+	WHERE ($1::uuid IS NULL OR m.subscription_id = $1) AND m.state = ANY($2)
+	  AND ($3::timestamptz IS NULL OR m.created_date >= $3) AND ($4::timestamptz IS NULL OR m.created_date < $4)
+	  AND EXISTS (SELECT 1 FROM message_recipients r
+	              WHERE r.subscription_id = m.subscription_id AND r.message_id = m.id AND r.status = ANY($5)
+	                AND ($6 = 0 OR r.last_code = $6)
+	                AND ($7::timestamptz IS NULL OR r.updated_at >= $7) AND ($8::timestamptz IS NULL OR r.updated_at < $8))
+	ORDER BY m.created_date, m.id LIMIT $9`
+
+func retryArgs(tenant uuid.UUID, f domain.RetryFilter) []any {
+	states := []string{string(domain.StateFailed), string(domain.StatePartiallySent)}
+	if f.State != "" {
+		states = []string{string(f.State)}
+	}
+	return []any{nullUUID(tenant), states, nullTime(f.CreatedAfter), nullTime(f.CreatedBefore), f.RecipientStatuses(),
+		f.ReplyCode, nullTime(f.RepliedAfter), nullTime(f.RepliedBefore), f.Limit}
+}
+
+// RetryMessages requeues, in one transaction, up to f.Limit of the tenant's
+// messages matching the filter, and returns their ids. A message whose
+// recipients all turn out suppressed is left as it is.
+func (s *Store) RetryMessages(ctx context.Context, tenant uuid.UUID, f domain.RetryFilter) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
 	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		states := []string{string(domain.StateFailed), string(domain.StatePartiallySent)}
-		if state != "" {
-			states = []string{string(state)}
-		}
-		rows, err := tx.Query(ctx, `
-			SELECT m.id FROM messages m
-			WHERE m.subscription_id = $1 AND m.state = ANY($2)
-			  AND ($3::timestamptz IS NULL OR m.created_date >= $3) AND ($4::timestamptz IS NULL OR m.created_date < $4)
-			  AND EXISTS (SELECT 1 FROM message_recipients r WHERE r.subscription_id = m.subscription_id AND r.message_id = m.id AND r.status = 'failed')
-			ORDER BY m.created_date LIMIT $5`, tenant, states, nullTime(after), nullTime(before), limit)
-		if err != nil {
-			return fmt.Errorf("select retries: %w", err)
-		}
-		candidates, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil {
-			return err
-		}
-		for _, id := range candidates {
-			if err := s.retryInTx(ctx, tx, tenant, id); err != nil {
-				return err
-			}
-			ids = append(ids, id)
-		}
-		return nil
+		var err error
+		ids, err = s.retryEach(ctx, tx, tenant, f)
+		return err
 	})
 	return ids, err
+}
+
+func (s *Store) retryEach(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, f domain.RetryFilter) ([]uuid.UUID, error) {
+	rows, err := tx.Query(ctx, retryCandidates, retryArgs(tenant, f)...)
+	if err != nil {
+		return nil, fmt.Errorf("select retries: %w", err)
+	}
+	type candidate struct{ tenant, id uuid.UUID }
+	candidates, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (candidate, error) {
+		var c candidate
+		return c, row.Scan(&c.tenant, &c.id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ids []uuid.UUID
+	for _, c := range candidates {
+		// A savepoint per message, so one left alone (every recipient still
+		// suppressed) doesn't undo the others.
+		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.retryInTx(ctx, sp, c.tenant, c.id, f) })
+		if domain.ErrorCodeOf(err) == domain.CodeConflict {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, c.id)
+	}
+	return ids, nil
+}
+
+// RetryAcrossTenants is the operator's bulk retry after an incident: each
+// tenant's matching messages are requeued in that tenant's own transaction
+// (row-level security applies to each), up to f.Limit in all.
+func (s *Store) RetryAcrossTenants(ctx context.Context, f domain.RetryFilter) (map[uuid.UUID][]uuid.UUID, error) {
+	var tenants []uuid.UUID
+	b := newBatch(operatorScope)
+	b.Queue(`SELECT DISTINCT c.subscription_id FROM (`+retryCandidates+`) c`, retryArgs(uuid.Nil, f)...).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			tenants, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+			return err
+		})
+	if err := s.read(ctx, b); err != nil {
+		return nil, fmt.Errorf("find retries: %w", err)
+	}
+	out := map[uuid.UUID][]uuid.UUID{}
+	left := f.Limit
+	for _, tenant := range tenants {
+		if left <= 0 {
+			break
+		}
+		tf := f
+		tf.Limit = left
+		ids, err := s.RetryMessages(ctx, tenant, tf)
+		if err != nil {
+			return out, fmt.Errorf("retry for tenant %s: %w", tenant, err)
+		}
+		if len(ids) > 0 {
+			out[tenant] = ids
+			left -= len(ids)
+		}
+	}
+	return out, nil
 }
 
 // FindStalled lists, across tenants (operator), the messages waiting for

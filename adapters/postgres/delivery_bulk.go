@@ -170,8 +170,20 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, hooks *[]tenantHook) {
 			SELECT * FROM unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::int[])
 			ON CONFLICT DO NOTHING
 		), mb AS (
-			INSERT INTO mailbox_entries (subscription_id, account_id, message_id)
-			SELECT * FROM unnest($20::uuid[], $21::uuid[], $22::uuid[])
+			-- Each internal recipient gets its own copy, without the Bcc list.
+			INSERT INTO mailbox_entries (subscription_id, account_id, message_id, kind, sender_email, sender_display_name,
+				subject, body, header_message_id, in_reply_to, references_header, conversation_id, to_list, cc_list)
+			SELECT u.sub, u.acc, u.mid,
+				coalesce((SELECT r.kind FROM message_recipients r WHERE r.subscription_id = u.sub AND r.message_id = u.mid
+				          AND r.account_id = u.acc ORDER BY r.position LIMIT 1), 'to'),
+				mm.sender_email, mm.sender_display_name, mm.subject, mm.body, mm.message_id, mm.in_reply_to,
+				mm.references_header, mm.conversation_id,
+				coalesce((SELECT jsonb_agg(jsonb_build_object('display_name', r.display_name, 'email_address', r.email) ORDER BY r.position)
+				          FROM message_recipients r WHERE r.subscription_id = u.sub AND r.message_id = u.mid AND r.kind = 'to'), '[]'),
+				coalesce((SELECT jsonb_agg(jsonb_build_object('display_name', r.display_name, 'email_address', r.email) ORDER BY r.position)
+				          FROM message_recipients r WHERE r.subscription_id = u.sub AND r.message_id = u.mid AND r.kind = 'cc'), '[]')
+			FROM unnest($20::uuid[], $21::uuid[], $22::uuid[]) AS u(sub, acc, mid)
+			JOIN messages mm ON mm.subscription_id = u.sub AND mm.id = u.mid
 			ON CONFLICT DO NOTHING
 		), ev AS (
 			INSERT INTO message_events (subscription_id, message_id, type, recipient, smtp_code, detail)

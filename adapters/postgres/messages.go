@@ -14,7 +14,8 @@ import (
 
 const messageColumns = `id, subscription_id, sender_account_id, sender_email, sender_display_name,
 	subject, body, importance, message_id, in_reply_to, references_header, parent_id,
-	conversation_id, state, version, last_error, created_date, updated_at, send_at, queued_at, send_slot`
+	conversation_id, state, version, last_error, created_date, updated_at, send_at, queued_at, send_slot,
+	client_message_id, client_references`
 
 func scanMessage(row pgx.Row) (*domain.Message, error) {
 	var (
@@ -27,7 +28,8 @@ func scanMessage(row pgx.Row) (*domain.Message, error) {
 	)
 	err := row.Scan(&m.ID, &m.SubscriptionID, &senderAcc, &m.SenderEmail, &m.SenderDisplayName,
 		&m.Subject, &m.Body, &importance, &m.MessageID, &m.InReplyTo, &m.References, &parent,
-		&m.ConversationID, &state, &m.Version, &m.LastError, &m.CreatedDate, &m.UpdatedAt, &sendAt, &queuedAt, &sendSlot)
+		&m.ConversationID, &state, &m.Version, &m.LastError, &m.CreatedDate, &m.UpdatedAt, &sendAt, &queuedAt, &sendSlot,
+		&m.ClientMessageID, &m.ClientReferences)
 	if err != nil {
 		return nil, err
 	}
@@ -202,13 +204,15 @@ func (s *Store) CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*do
 			b.Queue(`
 				INSERT INTO messages (subscription_id, id, sender_account_id, sender_email, sender_display_name,
 					subject, body, importance, message_id, in_reply_to, references_header, parent_id,
-					conversation_id, state, created_date, updated_at, queued_at, send_at, job_id)
+					conversation_id, state, created_date, updated_at, queued_at, send_at, job_id,
+					client_message_id, client_references)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15,
-					CASE WHEN $14 = 'queued' THEN $15::timestamptz END, $16, $17)
+					CASE WHEN $14 = 'queued' THEN $15::timestamptz END, $16, $17, $18, $19)
 				RETURNING version`,
 				tenant, msg.ID, nullUUID(msg.SenderAccountID), msg.SenderEmail, msg.SenderDisplayName,
 				msg.Subject, msg.Body, int16(msg.Importance), msg.MessageID, msg.InReplyTo, msg.References,
-				nullUUID(msg.ParentID), msg.ConversationID, string(msg.State), msg.CreatedDate, nullTime(msg.SendAt), jobIDs[i]).
+				nullUUID(msg.ParentID), msg.ConversationID, string(msg.State), msg.CreatedDate, nullTime(msg.SendAt), jobIDs[i],
+				msg.ClientMessageID, msg.ClientReferences).
 				QueryRow(func(row pgx.Row) error { return row.Scan(&msg.Version) })
 			queueRecipients(b, msg)
 			queueAttachments(b, msg)
@@ -267,12 +271,13 @@ func (s *Store) UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *domain.M
 				subject = $7, body = $8, importance = $9, message_id = $10, in_reply_to = $11,
 				references_header = $12, parent_id = $13, state = $14, updated_at = $15,
 				queued_at = CASE WHEN $14 = 'queued' THEN $15::timestamptz END,
-				send_at = $16, version = version + 1
+				send_at = $16, client_message_id = $17, client_references = $18, version = version + 1
 			WHERE subscription_id = $1 AND id = $2 AND version = $3 AND state = 'draft'
 			RETURNING version`,
 			tenant, msg.ID, int64(expected), nullUUID(msg.SenderAccountID), msg.SenderEmail,
 			msg.SenderDisplayName, msg.Subject, msg.Body, int16(msg.Importance), msg.MessageID,
-			msg.InReplyTo, msg.References, nullUUID(msg.ParentID), string(msg.State), msg.UpdatedAt, nullTime(msg.SendAt)).
+			msg.InReplyTo, msg.References, nullUUID(msg.ParentID), string(msg.State), msg.UpdatedAt, nullTime(msg.SendAt),
+			msg.ClientMessageID, msg.ClientReferences).
 			Scan(&msg.Version)
 		if err == pgx.ErrNoRows {
 			return s.explainMissedUpdate(ctx, tx, tenant, msg.ID)

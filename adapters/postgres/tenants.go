@@ -195,7 +195,7 @@ func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email strin
 const tenantSelect = `
 	SELECT s.id, s.name, s.status, s.created_at, s.delivery_weight, s.max_send_rate,
 	       coalesce((SELECT array_agg(d.domain ORDER BY d.domain) FROM sender_domains d
-	                 WHERE d.subscription_id = s.id AND d.verified_at IS NOT NULL), '{}')
+	                 WHERE d.subscription_id = s.id AND d.verified_at IS NOT NULL), '{}'), s.sandbox
 	FROM subscriptions s`
 
 func scanTenant(row pgx.Row) (Tenant, error) {
@@ -203,7 +203,7 @@ func scanTenant(row pgx.Row) (Tenant, error) {
 		t            Tenant
 		weight, rate float32
 	)
-	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &weight, &rate, &t.SenderDomains)
+	err := row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &weight, &rate, &t.SenderDomains, &t.Sandbox)
 	t.Delivery = domain.DeliveryPolicy{Weight: float64(weight), MaxSendRate: float64(rate)}
 	t.CreatedAt = t.CreatedAt.UTC()
 	return t, err

@@ -1,6 +1,7 @@
 package smtprelay
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -26,6 +27,10 @@ type Envelope struct {
 	// fails the connection is dropped before the final dot, so the relay
 	// discards the transaction, and the accepted recipients get code 0.
 	BeforeData func(ctx context.Context, accepted []string) error
+	// Downgraded, when set, is the message with its UTF-8 header addresses
+	// written in 7 bits, sent instead of the data when the relay does not
+	// offer SMTPUTF8 (RFC 6531); see utf8Plan.
+	Downgraded []byte
 }
 
 // quitTimeout bounds QUIT: the outcome is known by then, so a slow goodbye
@@ -212,13 +217,16 @@ func (t *Transport) transact(ctx context.Context, c *connection, tx *transaction
 }
 
 func (t *Transport) transactOnce(ctx context.Context, c *connection, tx *transaction, env Envelope, data []byte) (stale bool) {
-	mailLine, err := c.mailLine(env, len(data))
-	if err != nil {
-		tx.failRest(failure(ctx, fmt.Errorf("MAIL FROM: %w", err)))
+	data, smtputf8, ok := c.utf8Plan(tx, env, data)
+	if !ok {
 		return false
 	}
+	mailLine := c.mailLine(env, len(data), smtputf8)
 	valid := make([]int, 0, len(env.To))
 	for i, rcpt := range env.To {
+		if tx.refused[i] {
+			continue
+		}
 		if strings.ContainsAny(rcpt, "\r\n") {
 			// Don't let one bad address abort the rest.
 			tx.refuse(i, 0, "not sent: the recipient address contains a line break")
@@ -433,8 +441,65 @@ func lostOrClosing(err error) bool {
 	return !replied || code == 421
 }
 
+// noSMTPUTF8 is the reply given locally to what needs SMTPUTF8 when the
+// relay lacks it: 5.6.7 is RFC 6531's status for exactly this, and as a
+// permanent failure it is not retried against a relay that won't change.
+const noSMTPUTF8 = 553
+
+// utf8Plan decides how a message with UTF-8 addresses (RFC 6531) goes to
+// this relay. With SMTPUTF8 offered it goes as it is, flagged SMTPUTF8.
+// Without it, a UTF-8 sender fails everyone and UTF-8 recipients fail alone,
+// each with the reason; the others get the downgraded message, or fail too
+// when none can keep the header 7-bit. It returns the data to send, whether
+// to ask for SMTPUTF8, and false when nobody is left to send to.
+func (c *connection) utf8Plan(tx *transaction, env Envelope, data []byte) ([]byte, bool, bool) {
+	if isASCII(env.From) && allASCII(env.To) && headerIsASCII(data) {
+		return data, false, true
+	}
+	if _, offered := c.ext["SMTPUTF8"]; offered {
+		return data, true, true
+	}
+	if !isASCII(env.From) {
+		tx.failRest(noSMTPUTF8, "5.6.7 not sent: the sender address has a UTF-8 local part, which needs SMTPUTF8 (RFC 6531), and the relay does not offer it")
+		return nil, false, false
+	}
+	left := 0
+	for i, rcpt := range env.To {
+		if isASCII(rcpt) {
+			left++
+			continue
+		}
+		tx.refuse(i, noSMTPUTF8, "5.6.7 not sent: this address has a UTF-8 local part, which needs SMTPUTF8 (RFC 6531), and the relay does not offer it")
+	}
+	if left == 0 {
+		return nil, false, false
+	}
+	if !headerIsASCII(data) {
+		if env.Downgraded == nil || !headerIsASCII(env.Downgraded) {
+			tx.failRest(noSMTPUTF8, "5.6.7 not sent: the message header holds UTF-8 addresses, which need SMTPUTF8 (RFC 6531), and the relay does not offer it")
+			return nil, false, false
+		}
+		data = env.Downgraded
+	}
+	return data, false, true
+}
+
+// headerIsASCII reports whether the header section of data is 7-bit.
+func headerIsASCII(data []byte) bool {
+	end := bytes.Index(data, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(data)
+	}
+	for _, b := range data[:end] {
+		if b >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // mailLine builds MAIL FROM with the parameters the relay understands.
-func (c *connection) mailLine(env Envelope, size int) (string, error) {
+func (c *connection) mailLine(env Envelope, size int, smtputf8 bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "MAIL FROM:<%s>", env.From)
 	if _, ok := c.ext["8BITMIME"]; ok {
@@ -443,13 +508,10 @@ func (c *connection) mailLine(env Envelope, size int) (string, error) {
 	if _, ok := c.ext["SIZE"]; ok {
 		fmt.Fprintf(&b, " SIZE=%d", size)
 	}
-	if !isASCII(env.From) || !allASCII(env.To) {
-		if _, ok := c.ext["SMTPUTF8"]; !ok {
-			return "", errors.New("the relay does not offer SMTPUTF8, which the non-ASCII addresses need")
-		}
+	if smtputf8 {
 		b.WriteString(" SMTPUTF8")
 	}
-	return b.String(), nil
+	return b.String()
 }
 
 // tooManyRecipients reads a RCPT refusal with status 5.5.3 (too many

@@ -64,6 +64,8 @@ type Options struct {
 	// clients wait for each reply; commands sent ahead are still served.
 	// It cannot be combined with TLS or ImplicitTLS.
 	NoPipelining bool
+	// NoSMTPUTF8 leaves SMTPUTF8 (RFC 6531) out of the EHLO reply.
+	NoSMTPUTF8 bool
 	// Discard makes a sink for benchmarks: accepted messages are counted
 	// (see Delivered) but not kept, so Messages stays empty.
 	Discard bool
@@ -83,6 +85,8 @@ type Received struct {
 	TLS bool
 	// AuthUser is the user that authenticated, "" without AUTH.
 	AuthUser string
+	// SMTPUTF8 reports whether MAIL FROM asked for SMTPUTF8.
+	SMTPUTF8 bool
 	// Connection numbers the connection the message came over, from 1 in
 	// the order the server accepted them, so a test can tell reused
 	// connections apart.
@@ -134,7 +138,7 @@ func Start(t testing.TB, opts Options) *Server {
 		srv.ReadTimeout = opts.ReadTimeout
 	}
 	srv.WriteTimeout = 10 * time.Second
-	srv.EnableSMTPUTF8 = true
+	srv.EnableSMTPUTF8 = !opts.NoSMTPUTF8
 	srv.ErrorLog = &testLogger{t: t, server: s}
 	if opts.TLS || opts.ImplicitTLS {
 		pair, err := newTLSPair()
@@ -456,6 +460,7 @@ type session struct {
 	number   int
 	authUser string
 	from     string
+	smtputf8 bool
 	to       []string
 }
 
@@ -497,7 +502,7 @@ func (s *session) authenticate(username, password string) error {
 	return nil
 }
 
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+func (s *session) Mail(from string, mailOpts *smtp.MailOptions) error {
 	if s.server.opts.Username != "" && s.authUser == "" {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	}
@@ -508,6 +513,7 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 		}
 	}
 	s.from = from
+	s.smtputf8 = mailOpts != nil && mailOpts.UTF8
 	return nil
 }
 
@@ -551,6 +557,7 @@ func (s *session) Data(r io.Reader) error {
 		Data:       data,
 		TLS:        s.tls,
 		AuthUser:   s.authUser,
+		SMTPUTF8:   s.smtputf8,
 		Connection: s.number,
 	})
 	return nil
@@ -587,7 +594,7 @@ func headerMessageID(r *bufio.Reader) string {
 }
 
 func (s *session) Reset() {
-	s.from, s.to = "", nil
+	s.from, s.to, s.smtputf8 = "", nil, false
 }
 
 func (s *session) Logout() error { return nil }

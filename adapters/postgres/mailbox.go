@@ -1,0 +1,161 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailgate/mailgate/domain"
+)
+
+const mailboxColumns = `id, account_id, message_id, kind, folder, read_at, received_at, sender_email,
+	sender_display_name, subject, body, header_message_id, in_reply_to, references_header, conversation_id, to_list, cc_list`
+
+func scanMailboxEntry(row pgx.Row) (domain.MailboxEntry, error) {
+	var (
+		e            domain.MailboxEntry
+		kind         string
+		readAt       *time.Time
+		conversation *uuid.UUID
+		to, cc       []byte
+	)
+	err := row.Scan(&e.ID, &e.AccountID, &e.MessageID, &kind, &e.Folder, &readAt, &e.ReceivedAt, &e.SenderEmail,
+		&e.SenderDisplayName, &e.Subject, &e.Body, &e.HeaderMessageID, &e.InReplyTo, &e.References, &conversation, &to, &cc)
+	if err != nil {
+		return e, err
+	}
+	e.Kind, e.ReceivedAt, e.ConversationID = domain.RecipientKind(kind), e.ReceivedAt.UTC(), fromNullUUID(conversation)
+	if readAt != nil {
+		e.ReadAt = readAt.UTC()
+	}
+	for _, list := range []struct {
+		raw []byte
+		dst *[]domain.RecipientInput
+	}{{to, &e.To}, {cc, &e.Cc}} {
+		var people []struct {
+			DisplayName  string `json:"display_name"`
+			EmailAddress string `json:"email_address"`
+		}
+		if err := json.Unmarshal(list.raw, &people); err != nil {
+			return e, fmt.Errorf("mailbox entry %s recipients: %w", e.ID, err)
+		}
+		for _, p := range people {
+			*list.dst = append(*list.dst, domain.RecipientInput{DisplayName: p.DisplayName, EmailAddress: p.EmailAddress})
+		}
+	}
+	return e, nil
+}
+
+// ListMailbox returns a page of one account's mailbox, newest first; an
+// account that is not the tenant's is not found.
+func (s *Store) ListMailbox(ctx context.Context, tenant uuid.UUID, f domain.MailboxFilter) ([]domain.MailboxEntry, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = domain.DefaultListLimit
+	}
+	limit = min(limit, domain.MaxListLimit)
+	args := []any{tenant, f.AccountID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	where := []string{"subscription_id = $1", "account_id = $2"}
+	if f.Folder != "" {
+		where = append(where, "folder = "+arg(f.Folder))
+	}
+	if f.Unread != nil {
+		where = append(where, map[bool]string{true: "read_at IS NULL", false: "read_at IS NOT NULL"}[*f.Unread])
+	}
+	if f.Cursor != "" {
+		at, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(received_at, id) < ("+arg(at)+", "+arg(id)+")")
+	}
+	var (
+		found   bool
+		entries []domain.MailboxEntry
+	)
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM accounts WHERE subscription_id = $1 AND id = $2)`, tenant, f.AccountID).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&found) })
+	b.Queue(`SELECT `+mailboxColumns+` FROM mailbox_entries WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY received_at DESC, id DESC LIMIT `+arg(limit+1), args...).Query(func(rows pgx.Rows) error {
+		var err error
+		entries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.MailboxEntry, error) { return scanMailboxEntry(row) })
+		return err
+	})
+	if err := s.read(ctx, b); err != nil {
+		return nil, "", fmt.Errorf("list mailbox: %w", err)
+	}
+	if !found {
+		return nil, "", &domain.Error{Code: domain.CodeNotFound, Field: "account_id", Message: "no such account"}
+	}
+	var next string
+	if len(entries) > limit {
+		entries = entries[:limit]
+		last := entries[len(entries)-1]
+		next = encodeCursor(last.ReceivedAt, last.ID)
+	}
+	return entries, next, nil
+}
+
+// GetMailboxEntry returns one entry of any of the tenant's mailboxes.
+func (s *Store) GetMailboxEntry(ctx context.Context, tenant, id uuid.UUID) (domain.MailboxEntry, error) {
+	var e domain.MailboxEntry
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT `+mailboxColumns+` FROM mailbox_entries WHERE subscription_id = $1 AND id = $2`, tenant, id).
+		QueryRow(func(row pgx.Row) error {
+			var err error
+			e, err = scanMailboxEntry(row)
+			return err
+		})
+	if err := s.read(ctx, b); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return e, domain.ErrNotFound
+		}
+		return e, fmt.Errorf("get mailbox entry: %w", err)
+	}
+	return e, nil
+}
+
+// UpdateMailboxEntry marks an entry read or unread and moves it between folders.
+func (s *Store) UpdateMailboxEntry(ctx context.Context, tenant, id uuid.UUID, ch domain.MailboxChange) (domain.MailboxEntry, error) {
+	var e domain.MailboxEntry
+	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		var err error
+		e, err = scanMailboxEntry(tx.QueryRow(ctx, `
+			UPDATE mailbox_entries SET
+				read_at = CASE WHEN $3::bool IS NULL THEN read_at WHEN $3 THEN coalesce(read_at, now()) END,
+				folder = coalesce($4, folder)
+			WHERE subscription_id = $1 AND id = $2
+			RETURNING `+mailboxColumns, tenant, id, ch.Read, ch.Folder))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return domain.ErrNotFound
+		}
+		return err
+	})
+	return e, err
+}
+
+// DeleteMailboxEntry removes an entry from its recipient's mailbox only.
+func (s *Store) DeleteMailboxEntry(ctx context.Context, tenant, id uuid.UUID) error {
+	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM mailbox_entries WHERE subscription_id = $1 AND id = $2`, tenant, id)
+		if err != nil {
+			return fmt.Errorf("delete mailbox entry: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return domain.ErrNotFound
+		}
+		return nil
+	})
+}
