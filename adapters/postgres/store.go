@@ -40,6 +40,8 @@ type Store struct {
 	enqueuer Enqueuer
 	// commits groups the delivery path's concurrent writes into shared transactions.
 	commits *groupCommitter
+	// accepts groups concurrent creates of new messages into shared transactions.
+	accepts *acceptCommitter
 	// loads coalesces concurrent deliveries' reads.
 	loads *deliveryLoader
 	// completer completes delivery jobs with their final state.
@@ -63,13 +65,17 @@ var _ domain.MessageStore = (*Store)(nil)
 func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
 	s := &Store{pool: pool, enqueuer: enqueuer}
 	s.commits = newGroupCommitter(s, 2, 128)
+	s.accepts = newAcceptCommitter(s, acceptCommitters, acceptGroupMessages)
 	s.loads = newDeliveryLoader(s, 2, 128)
 	return s
 }
 
 // Close stops the group committers after the writes handed to them; the
 // pool is the caller's.
-func (s *Store) Close() { s.commits.close() }
+func (s *Store) Close() {
+	s.commits.close()
+	s.accepts.close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
