@@ -49,6 +49,17 @@ func (r *acceptRequest) reset() {
 	clear(r.refused)
 }
 
+// outcome is a single create's answer once its transaction returned err.
+func (r *acceptRequest) outcome(err error) error {
+	switch {
+	case err != nil:
+		return err
+	case r.err != nil:
+		return r.err
+	}
+	return r.refused[0]
+}
+
 // written lists the messages of r that the transaction writes.
 func (r *acceptRequest) written() []*domain.Message {
 	if r.err != nil {

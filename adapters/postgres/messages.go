@@ -161,13 +161,7 @@ func (s *Store) CreateMessage(ctx context.Context, tenant uuid.UUID, msg *domain
 		return fmt.Errorf("create message: tenant mismatch")
 	}
 	req := newAcceptRequest(ctx, tenant, []*domain.Message{msg})
-	if err := s.accepts.write(ctx, req); err != nil {
-		return err
-	}
-	if req.err != nil {
-		return req.err
-	}
-	return req.refused[0]
+	return req.outcome(s.accepts.write(ctx, req))
 }
 
 // CreateMessages implements domain.MessageStore: a batch request's messages
