@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -16,9 +15,9 @@ import (
 // The accept path writes new messages in bulk: however many messages a
 // transaction holds (a batch request, or concurrent requests coalesced by
 // the accept committer), each tenant among them costs one statement per
-// table, and the transaction as a whole costs five round trips — BEGIN, the
-// sender and idempotency checks, River's job insert, the writes, COMMIT —
-// and one WAL flush.
+// table, and the transaction as a whole costs three or four round trips —
+// BEGIN with the sender and idempotency checks, River's job insert (and its
+// notification), the writes with COMMIT — and one WAL flush.
 //
 // A transaction may hold several tenants. It is opened with no tenant at
 // all, and each tenant's statements run behind its own
@@ -120,26 +119,36 @@ var errAcceptWrite = errors.New("accept group write failed")
 // error and takes nothing else down: those are checked in the transaction
 // before anything is written. The returned error means nothing was written;
 // with several requests a failed write wraps errAcceptWrite.
+//
+// Round trips: BEGIN with the checks; River's job insert (and its
+// notification, when River sends one); the writes, with COMMIT when no
+// tenant of the group has an active webhook. A group with webhooks adds
+// the fan-out's statements and a COMMIT of its own.
 func (s *Store) writeAccepts(ctx context.Context, reqs []*acceptRequest) error {
 	segs := segmentsOf(reqs)
-	tx, err := s.pool.Begin(ctx)
+	checks, apply := queueChecks(segs)
+	tx, err := beginPipelined(ctx, s.pool, checks)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("check senders: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := checkAccepts(ctx, tx, segs); err != nil {
-		return err
-	}
+	defer tx.release(ctx)
+	hooked := apply()
 	jobIDs, err := s.enqueueAccepts(ctx, tx, segs)
 	if err != nil {
 		return err
 	}
-	hooks, err := insertAccepts(ctx, tx, segs, jobIDs)
-	if err != nil {
+	b, hooks := queueInserts(segs, jobIDs, hooked)
+	if len(hooked) == 0 {
+		tx.queueCommit(b)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if len(reqs) > 1 {
-			return fmt.Errorf("%w: %w", errAcceptWrite, err)
+			return fmt.Errorf("%w: %w", errAcceptWrite, insertError(err))
 		}
-		return err
+		return insertError(err)
+	}
+	if !tx.open {
+		return nil
 	}
 	for _, seg := range segs {
 		if len(hooks[seg.tenant]) == 0 {
@@ -158,84 +167,100 @@ func (s *Store) writeAccepts(ctx context.Context, reqs []*acceptRequest) error {
 	return nil
 }
 
-// checkAccepts resolves every message's sender and locks every request's
-// idempotency key in one round trip, and records refusals on the requests.
-// Senders are resolved as ResolveSender does, inside the write transaction,
-// so a domain removed meanwhile can't slip between check and write.
-func checkAccepts(ctx context.Context, tx pgx.Tx, segs []*tenantSegment) error {
-	b := &pgx.Batch{}
-	type keyState struct {
-		usable bool
+// insertError maps a failed write to what the caller is told.
+func insertError(err error) error {
+	switch pgCode(err) {
+	case "23505":
+		// Every id was checked against the tenant's own messages first, so
+		// the id is another tenant's: not found, like every foreign id.
+		return &domain.Error{Code: domain.CodeNotFound, Field: "id", Message: "no such message"}
+	case "23503": // an attachment purged between the check and the insert
+		return &domain.Error{Code: domain.CodeNotFound, Field: "attachments", Message: "no such attachment"}
 	}
-	keys := map[*acceptRequest]*keyState{}
+	return fmt.Errorf("insert message: %w", err)
+}
+
+// queueChecks queues, for the transaction's first round trip, the
+// resolution of every message's sender, the lock of every request's
+// idempotency key and whether each tenant has an active webhook. Senders
+// are resolved as ResolveSender does, inside the write transaction, so a
+// domain removed meanwhile can't slip between check and write. apply,
+// called once the batch has run, records refusals on the requests and
+// returns the tenants with webhooks.
+func queueChecks(segs []*tenantSegment) (b *pgx.Batch, apply func() map[uuid.UUID]bool) {
+	b = &pgx.Batch{}
+	usable := map[*acceptRequest]bool{}
 	senders := map[*tenantSegment]*senderResults{}
+	hooked := map[uuid.UUID]bool{}
 	for _, seg := range segs {
 		queueTenant(b, seg.tenant)
 		var claims []senderClaim
+		byKey := map[string]*acceptRequest{}
+		var keys []string
 		for _, r := range seg.reqs {
 			for _, m := range r.msgs {
 				claims = append(claims, senderClaim{email: m.SenderEmail, accountID: m.SenderAccountID})
 			}
-		}
-		senders[seg] = queueResolveSenders(b, seg.tenant, claims)
-		var keyed []string
-		for _, r := range seg.reqs {
-			if r.key != "" {
-				keyed = append(keyed, r.key)
-			}
-		}
-		if len(keyed) == 0 {
-			continue
-		}
-		byKey := map[string]*acceptRequest{}
-		for _, r := range seg.reqs {
 			if r.key != "" {
 				byKey[r.key] = r
-				keys[r] = &keyState{}
+				keys = append(keys, r.key)
+				usable[r] = false
 			}
+		}
+		senders[seg] = queueResolveSenders(b, seg.tenant, claims)
+		b.Queue(`SELECT EXISTS (SELECT 1 FROM webhooks WHERE subscription_id = $1 AND status = 'active')`, seg.tenant).
+			QueryRow(func(row pgx.Row) error {
+				var active bool
+				err := row.Scan(&active)
+				if active {
+					hooked[seg.tenant] = true
+				}
+				return err
+			})
+		if len(keys) == 0 {
+			continue
 		}
 		// Locked until commit: a request that took the claim over after its
 		// lease waits for this create, then finds the key spent.
 		b.Queue(`SELECT key, status = 0 AND message_ids = '{}' FROM idempotency_keys
-			WHERE subscription_id = $1 AND key = ANY($2) ORDER BY key FOR UPDATE`, seg.tenant, keyed).
+			WHERE subscription_id = $1 AND key = ANY($2) ORDER BY key FOR UPDATE`, seg.tenant, keys).
 			Query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var (
-						key    string
-						usable bool
+						key string
+						ok  bool
 					)
-					if err := rows.Scan(&key, &usable); err != nil {
+					if err := rows.Scan(&key, &ok); err != nil {
 						return err
 					}
 					if r := byKey[key]; r != nil {
-						keys[r].usable = usable
+						usable[r] = ok
 					}
 				}
 				return rows.Err()
 			})
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("check senders: %w", err)
-	}
-	for _, seg := range segs {
-		res := senders[seg]
-		k := 0
-		for _, r := range seg.reqs {
-			for i, m := range r.msgs {
-				sender, err := res.sender(k)
-				k++
-				if err != nil {
-					r.refused[i] = err
-					continue
+	apply = func() map[uuid.UUID]bool {
+		for _, seg := range segs {
+			res, k := senders[seg], 0
+			for _, r := range seg.reqs {
+				for i, m := range r.msgs {
+					sender, err := res.sender(k)
+					k++
+					if err != nil {
+						r.refused[i] = err
+						continue
+					}
+					m.AdoptSender(sender)
 				}
-				m.AdoptSender(sender)
-			}
-			if st := keys[r]; st != nil && !st.usable {
-				r.err = ErrIdempotencyInProgress
+				if ok, keyed := usable[r]; keyed && !ok {
+					r.err = ErrIdempotencyInProgress
+				}
 			}
 		}
+		return hooked
 	}
-	return nil
+	return b, apply
 }
 
 // enqueueAccepts inserts the delivery jobs of the queued messages through
@@ -271,10 +296,13 @@ func (s *Store) enqueueAccepts(ctx context.Context, tx pgx.Tx, segs []*tenantSeg
 	return jobIDs, nil
 }
 
-// insertAccepts writes every tenant's messages, recipients, attachment
-// references, events and idempotency records in one pipelined round trip,
-// and returns the webhook deliveries the events fan out to, per tenant.
-func insertAccepts(ctx context.Context, tx pgx.Tx, segs []*tenantSegment, jobIDs map[*domain.Message]int64) (map[uuid.UUID][]domain.WebhookJob, error) {
+// queueInserts queues every tenant's messages, recipients, attachment
+// references, events and idempotency records for one round trip. For a
+// tenant with webhooks the events statement also finds the deliveries they
+// fan out to, filled into the returned map when the batch runs; a tenant
+// without one (as of the checks) writes its events alone, so the batch may
+// carry the COMMIT.
+func queueInserts(segs []*tenantSegment, jobIDs map[*domain.Message]int64, hooked map[uuid.UUID]bool) (*pgx.Batch, map[uuid.UUID][]domain.WebhookJob) {
 	b := &pgx.Batch{}
 	hooks := map[uuid.UUID][]domain.WebhookJob{}
 	for _, seg := range segs {
@@ -286,30 +314,12 @@ func insertAccepts(ctx context.Context, tx pgx.Tx, segs []*tenantSegment, jobIDs
 		queueMessageRows(b, seg.tenant, msgs, jobIDs)
 		queueRecipientRows(b, seg.tenant, msgs)
 		queueAttachmentRows(b, seg.tenant, msgs)
-		queueCreatedEvents(b, seg.tenant, msgs, hooks)
+		queueCreatedEvents(b, seg.tenant, msgs, hooked[seg.tenant], hooks)
 		for _, r := range seg.reqs {
 			queueIdempotentCreate(b, r)
 		}
 	}
-	if b.Len() == 0 {
-		return hooks, nil
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		switch pgCode(err) {
-		case "23505":
-			// Every id was checked against the tenant's own messages
-			// first, so the id is another tenant's: not found, like every
-			// foreign id.
-			return nil, &domain.Error{Code: domain.CodeNotFound, Field: "id", Message: "no such message"}
-		case "23503": // an attachment purged between the check and the insert
-			return nil, &domain.Error{Code: domain.CodeNotFound, Field: "attachments", Message: "no such attachment"}
-		}
-		if errors.Is(err, ErrIdempotencyInProgress) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("insert message: %w", err)
-	}
-	return hooks, nil
+	return b, hooks
 }
 
 func queueMessageRows(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message, jobIDs map[*domain.Message]int64) {
@@ -413,9 +423,9 @@ func queueAttachmentRows(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message)
 }
 
 // queueCreatedEvents adds the created (and queued) events of every message
-// as one statement, which also finds the tenant's webhooks that want them,
-// as queueEvents does for one message.
-func queueCreatedEvents(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message, hooks map[uuid.UUID][]domain.WebhookJob) {
+// as one statement which, when the tenant has webhooks, also finds those
+// that want them, as queueEvents does for one message.
+func queueCreatedEvents(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message, hooked bool, hooks map[uuid.UUID][]domain.WebhookJob) {
 	var (
 		messageIDs []uuid.UUID
 		kinds      []string
@@ -425,6 +435,11 @@ func queueCreatedEvents(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message, 
 		if m.State == domain.StateQueued {
 			messageIDs, kinds = append(messageIDs, m.ID), append(kinds, "queued")
 		}
+	}
+	if !hooked {
+		b.Queue(`INSERT INTO message_events (subscription_id, message_id, type)
+			SELECT $1, m, k FROM unnest($2::uuid[], $3::text[]) AS e(m, k)`, tenant, messageIDs, kinds)
+		return
 	}
 	b.Queue(`
 		WITH ev AS (
@@ -449,8 +464,9 @@ func queueCreatedEvents(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message, 
 
 // queueIdempotentCreate records, in the transaction that creates them, which
 // messages a keyed request created, so a crash before its response is stored
-// still replays them instead of creating them again. Only a key that has
-// created nothing yet is taken, so a key never creates twice.
+// still replays them instead of creating them again. The checks locked the
+// key and found it unspent, so the update can't miss: a key never creates
+// twice.
 func queueIdempotentCreate(b *pgx.Batch, r *acceptRequest) {
 	msgs := r.written()
 	if r.key == "" || len(msgs) == 0 {
@@ -461,11 +477,5 @@ func queueIdempotentCreate(b *pgx.Batch, r *acceptRequest) {
 		ids[i] = m.ID
 	}
 	b.Queue(`UPDATE idempotency_keys SET status = 201, message_ids = $3
-		WHERE subscription_id = $1 AND key = $2 AND status = 0 AND message_ids = '{}'`, r.tenant, r.key, ids).
-		Exec(func(tag pgconn.CommandTag) error {
-			if tag.RowsAffected() == 0 {
-				return ErrIdempotencyInProgress
-			}
-			return nil
-		})
+		WHERE subscription_id = $1 AND key = $2`, r.tenant, r.key, ids)
 }
