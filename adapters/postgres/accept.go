@@ -322,11 +322,24 @@ func queueInserts(segs []*tenantSegment, jobIDs map[*domain.Message]int64, hooke
 	return b, hooks
 }
 
+// uuidBytes is a UUID as pgx encodes it directly; uuid.UUID goes through
+// its text form (driver.Valuer), which was most of the CPU spent encoding
+// the bulk statements' parameters in a profile of the accept benchmark.
+type uuidBytes = [16]byte
+
+func nullUUIDBytes(id uuid.UUID) *uuidBytes {
+	if id == uuid.Nil {
+		return nil
+	}
+	b := uuidBytes(id)
+	return &b
+}
+
 func queueMessageRows(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message, jobIDs map[*domain.Message]int64) {
 	n := len(msgs)
 	var (
-		ids, convs          = make([]uuid.UUID, n), make([]uuid.UUID, n)
-		accounts, parents   = make([]*uuid.UUID, n), make([]*uuid.UUID, n)
+		ids, convs          = make([]uuidBytes, n), make([]uuidBytes, n)
+		accounts, parents   = make([]*uuidBytes, n), make([]*uuidBytes, n)
 		emails, names       = make([]string, n), make([]string, n)
 		subjects, bodies    = make([]string, n), make([]string, n)
 		messageIDs, replies = make([]string, n), make([]string, n)
@@ -337,7 +350,7 @@ func queueMessageRows(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message, jo
 		jobs                = make([]*int64, n)
 	)
 	for i, m := range msgs {
-		ids[i], convs[i], accounts[i], parents[i] = m.ID, m.ConversationID, nullUUID(m.SenderAccountID), nullUUID(m.ParentID)
+		ids[i], convs[i], accounts[i], parents[i] = uuidBytes(m.ID), uuidBytes(m.ConversationID), nullUUIDBytes(m.SenderAccountID), nullUUIDBytes(m.ParentID)
 		emails[i], names[i], subjects[i], bodies[i] = m.SenderEmail, m.SenderDisplayName, m.Subject, m.Body
 		messageIDs[i], replies[i], refs[i], states[i] = m.MessageID, m.InReplyTo, m.References, string(m.State)
 		importance[i], created[i], sendAt[i] = int16(m.Importance), m.CreatedDate, nullTime(m.SendAt)
@@ -377,19 +390,19 @@ func queueMessageRows(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message, jo
 
 func queueRecipientRows(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message) {
 	var (
-		messageIDs []uuid.UUID
+		messageIDs []uuidBytes
 		positions  []int32
 		kinds      []string
 		names      []string
 		emails     []string
-		accounts   []*uuid.UUID
+		accounts   []*uuidBytes
 		updated    []time.Time
 	)
 	for _, m := range msgs {
 		for _, r := range m.Recipients {
-			messageIDs, positions = append(messageIDs, m.ID), append(positions, int32(r.Position))
+			messageIDs, positions = append(messageIDs, uuidBytes(m.ID)), append(positions, int32(r.Position))
 			kinds, names, emails = append(kinds, string(r.Kind)), append(names, r.DisplayName), append(emails, r.Email)
-			accounts, updated = append(accounts, nullUUID(r.AccountID)), append(updated, m.UpdatedAt)
+			accounts, updated = append(accounts, nullUUIDBytes(r.AccountID)), append(updated, m.UpdatedAt)
 		}
 	}
 	if len(messageIDs) == 0 {
@@ -427,13 +440,14 @@ func queueAttachmentRows(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message)
 // that want them, as queueEvents does for one message.
 func queueCreatedEvents(b *pgx.Batch, tenant uuid.UUID, msgs []*domain.Message, hooked bool, hooks map[uuid.UUID][]domain.WebhookJob) {
 	var (
-		messageIDs []uuid.UUID
+		messageIDs []uuidBytes
 		kinds      []string
 	)
 	for _, m := range msgs {
-		messageIDs, kinds = append(messageIDs, m.ID), append(kinds, "created")
+		id := uuidBytes(m.ID)
+		messageIDs, kinds = append(messageIDs, id), append(kinds, "created")
 		if m.State == domain.StateQueued {
-			messageIDs, kinds = append(messageIDs, m.ID), append(kinds, "queued")
+			messageIDs, kinds = append(messageIDs, id), append(kinds, "queued")
 		}
 	}
 	if !hooked {
