@@ -47,9 +47,10 @@ lint: ## formatting and vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: ## benchmarks and the delivery plot; results are recorded in docs/benchmarks.md
+bench: ## benchmarks and the delivery and accept plots; results are recorded in docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS) | tee bench.out
 	cd tools/benchplot && $(GO) run . -in ../../bench.out -out ../../docs/benchmarks-delivery.png
+	cd tools/benchplot && $(GO) run . -mode accept -in ../../bench.out -out ../../docs/benchmarks-accept.png
 
 # A short fuzz run can end with "context deadline exceeded" when the engine
 # can't stop a worker in time; that is retried once. A real finding is saved

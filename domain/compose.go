@@ -61,10 +61,17 @@ type MessageStore interface {
 	// ResolveSender returns the identity the tenant may send as for this
 	// address and optional account, or a forbidden Error.
 	ResolveSender(ctx context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (Sender, error)
-	// CreateMessage inserts msg (state draft or queued) and sets its Version.
+	// CreateMessage inserts msg (state draft or queued) and sets its
+	// Version. msg.SenderEmail and msg.SenderAccountID are the sender as
+	// requested: the store checks them as ResolveSender does, in the
+	// transaction that writes the message, and calls msg.AdoptSender with
+	// the result; a refused sender is a forbidden Error and writes nothing.
 	CreateMessage(ctx context.Context, tenant uuid.UUID, msg *Message) error
-	// CreateMessages inserts many messages in one transaction.
-	CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*Message) error
+	// CreateMessages inserts many messages in one transaction, checking
+	// each sender as CreateMessage does. refused[i] is why msgs[i] was not
+	// written (its sender was refused); the others are all written, or
+	// none when err is not nil.
+	CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*Message) (refused []error, err error)
 	// UpdateDraft replaces a draft when its version equals expected. It
 	// returns ErrNotFound when no such message exists for the tenant.
 	UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *Message, expected Version) error
@@ -92,7 +99,9 @@ func (c *Composer) Compose(ctx context.Context, tenant uuid.UUID, req ComposeReq
 	if req.SubscriptionID != uuid.Nil && req.SubscriptionID != tenant {
 		return nil, &Error{Code: CodeForbidden, Field: "subscription_id", Message: "does not match the authenticated subscription"}
 	}
-	msg, err := c.validate(ctx, tenant, req)
+	// A create leaves the sender check to the store's write transaction
+	// (see MessageStore.CreateMessage); an update checks it first.
+	msg, err := c.validate(ctx, tenant, req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +109,9 @@ func (c *Composer) Compose(ctx context.Context, tenant uuid.UUID, req ComposeReq
 		existing, err := c.Store.GetMessage(ctx, tenant, req.ID)
 		switch {
 		case err == nil:
+			if err := c.resolveSender(ctx, tenant, msg); err != nil {
+				return nil, err
+			}
 			return c.update(ctx, tenant, existing, msg, req)
 		case ErrorCodeOf(err) != CodeNotFound:
 			return nil, err
@@ -160,7 +172,9 @@ func (c *Composer) now() time.Time {
 }
 
 // validate checks every field and builds the message; nothing is stored.
-func (c *Composer) validate(ctx context.Context, tenant uuid.UUID, req ComposeRequest) (*Message, error) {
+// The sender is checked for its form only, unless resolve asks for the
+// store's check too; otherwise msg names the sender as requested.
+func (c *Composer) validate(ctx context.Context, tenant uuid.UUID, req ComposeRequest, resolve bool) (*Message, error) {
 	msg := &Message{
 		SubscriptionID: tenant,
 		Importance:     req.Importance,
@@ -195,8 +209,13 @@ func (c *Composer) validate(ctx context.Context, tenant uuid.UUID, req ComposeRe
 	if err := CheckHeaderText("sender_display_name", req.SenderDisplayName, MaxDisplayNameLength); err != nil {
 		return nil, err
 	}
-	if err := c.checkSender(ctx, tenant, req, msg); err != nil {
+	if err := checkSender(req, msg); err != nil {
 		return nil, err
+	}
+	if resolve {
+		if err := c.resolveSender(ctx, tenant, msg); err != nil {
+			return nil, err
+		}
 	}
 	accounts, err := c.recipientAccounts(ctx, tenant, req)
 	if err != nil {
@@ -330,7 +349,8 @@ func (c *Composer) checkAttachments(ctx context.Context, tenant uuid.UUID, ids [
 	return nil
 }
 
-func (c *Composer) checkSender(ctx context.Context, tenant uuid.UUID, req ComposeRequest, msg *Message) error {
+// checkSender puts the requested sender on msg once its form is right.
+func checkSender(req ComposeRequest, msg *Message) error {
 	email := req.SenderEmail
 	if strings.TrimSpace(email) == "" && req.SenderAccountID == uuid.Nil {
 		return FieldError("sender_email", "is required (or give sender_account_id)")
@@ -342,16 +362,18 @@ func (c *Composer) checkSender(ctx context.Context, tenant uuid.UUID, req Compos
 		}
 		email = normalized
 	}
-	sender, err := c.Store.ResolveSender(ctx, tenant, email, req.SenderAccountID)
+	msg.SenderEmail, msg.SenderAccountID, msg.SenderDisplayName = email, req.SenderAccountID, req.SenderDisplayName
+	return nil
+}
+
+// resolveSender asks the store whether the tenant may send as msg's
+// requested sender and adopts the identity it answers.
+func (c *Composer) resolveSender(ctx context.Context, tenant uuid.UUID, msg *Message) error {
+	sender, err := c.Store.ResolveSender(ctx, tenant, msg.SenderEmail, msg.SenderAccountID)
 	if err != nil {
 		return err
 	}
-	msg.SenderEmail = sender.Email
-	msg.SenderAccountID = sender.AccountID
-	msg.SenderDisplayName = req.SenderDisplayName
-	if msg.SenderDisplayName == "" {
-		msg.SenderDisplayName = sender.DisplayName
-	}
+	msg.AdoptSender(sender)
 	return nil
 }
 
@@ -464,7 +486,7 @@ func (c *Composer) ComposeBatch(ctx context.Context, tenant uuid.UUID, reqs []Co
 			errs[i] = &Error{Code: CodeForbidden, Field: "subscription_id", Message: "does not match the authenticated subscription"}
 			continue
 		}
-		msg, err := c.validate(ctx, tenant, req)
+		msg, err := c.validate(ctx, tenant, req, false)
 		if err != nil {
 			errs[i] = err
 			continue
@@ -485,8 +507,19 @@ func (c *Composer) ComposeBatch(ctx context.Context, tenant uuid.UUID, reqs []Co
 		valid = append(valid, msg)
 	}
 	if len(valid) > 0 {
-		if err := c.Store.CreateMessages(ctx, tenant, valid); err != nil {
+		refused, err := c.Store.CreateMessages(ctx, tenant, valid)
+		if err != nil {
 			return nil, nil, err
+		}
+		k := 0
+		for i := range msgs {
+			if msgs[i] == nil {
+				continue
+			}
+			if refused[k] != nil {
+				msgs[i], errs[i] = nil, refused[k]
+			}
+			k++
 		}
 	}
 	return msgs, errs, nil

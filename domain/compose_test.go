@@ -96,13 +96,19 @@ func (s *fakeStore) LookupAccounts(_ context.Context, tenant uuid.UUID, ids []uu
 	return out, nil
 }
 
-func (s *fakeStore) CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*domain.Message) error {
-	for _, m := range msgs {
-		if err := s.CreateMessage(ctx, tenant, m); err != nil {
-			return err
+func (s *fakeStore) CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*domain.Message) ([]error, error) {
+	refused := make([]error, len(msgs))
+	for i, m := range msgs {
+		err := s.CreateMessage(ctx, tenant, m)
+		switch domain.ErrorCodeOf(err) {
+		case "":
+		case domain.CodeForbidden:
+			refused[i] = err
+		default:
+			return nil, err
 		}
 	}
-	return nil
+	return refused, nil
 }
 
 func (s *fakeStore) DeleteMessage(_ context.Context, tenant, id uuid.UUID, expected *domain.Version) error {
@@ -162,7 +168,14 @@ func (s *fakeStore) ResolveSender(_ context.Context, tenant uuid.UUID, email str
 	return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "not a verified sender"}
 }
 
-func (s *fakeStore) CreateMessage(_ context.Context, tenant uuid.UUID, msg *domain.Message) error {
+// CreateMessage checks the sender first, as the real store does in its
+// write transaction.
+func (s *fakeStore) CreateMessage(ctx context.Context, tenant uuid.UUID, msg *domain.Message) error {
+	sender, err := s.ResolveSender(ctx, tenant, msg.SenderEmail, msg.SenderAccountID)
+	if err != nil {
+		return err
+	}
+	msg.AdoptSender(sender)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.createErr != nil {

@@ -163,6 +163,20 @@ func (m *Message) NeedsSMTPUTF8() bool {
 // CanDelete is the computed can_delete of the wire model.
 func (m *Message) CanDelete() bool { return m.State.CanDelete() }
 
+// AdoptSender makes s, the identity the store resolved the requested sender
+// to, the message's sender: its address and account, its display name
+// unless the request gave one, and a Message-ID on its domain unless the
+// request gave one.
+func (m *Message) AdoptSender(s Sender) {
+	m.SenderEmail, m.SenderAccountID = s.Email, s.AccountID
+	if m.SenderDisplayName == "" {
+		m.SenderDisplayName = s.DisplayName
+	}
+	if m.MessageID == "" {
+		m.MessageID = "<" + uuid.NewString() + "@" + DomainOf(s.Email) + ">"
+	}
+}
+
 // RecipientsOf returns the recipients of one kind, in order.
 func (m *Message) RecipientsOf(kind RecipientKind) []Recipient {
 	var out []Recipient

@@ -89,32 +89,6 @@ func (s *Store) ReleaseIdempotencyKey(ctx context.Context, tenant uuid.UUID, key
 	})
 }
 
-// recordIdempotentCreate notes, inside the transaction that creates them,
-// which messages a keyed request created: a crash before the response is
-// stored still replays those messages instead of creating them again.
-func recordIdempotentCreate(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, msgs []*domain.Message) error {
-	key, ok := domain.IdempotencyKeyFrom(ctx)
-	if !ok {
-		return nil
-	}
-	ids := make([]uuid.UUID, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
-	}
-	// Only a key that has created nothing yet: when a claim was taken over
-	// after its lease, whichever request commits its create first wins and
-	// the other rolls back, so a key never creates twice.
-	tag, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = 201, message_ids = $3
-		WHERE subscription_id = $1 AND key = $2 AND status = 0 AND message_ids = '{}'`, tenant, key, ids)
-	if err != nil {
-		return fmt.Errorf("record idempotency key: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrIdempotencyInProgress
-	}
-	return nil
-}
-
 // PurgeIdempotencyKeys deletes keys past their 24 hours (operator).
 func (s *Store) PurgeIdempotencyKeys(ctx context.Context, createdBefore time.Time) (int64, error) {
 	var n int64

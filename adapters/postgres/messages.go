@@ -155,85 +155,35 @@ func queueAttachments(b *pgx.Batch, msg *domain.Message) {
 		msg.SubscriptionID, msg.ID, msg.Attachments)
 }
 
-// CreateMessage implements domain.MessageStore. The message, its recipients,
-// its events and, when queued, its delivery job are written in one
-// transaction: the job insert plus one pipelined batch.
+// CreateMessage implements domain.MessageStore. Concurrent creates are
+// coalesced by the accept committer into shared transactions (see
+// accept_commit.go); the message's sender is checked in that transaction.
 func (s *Store) CreateMessage(ctx context.Context, tenant uuid.UUID, msg *domain.Message) error {
-	return s.CreateMessages(ctx, tenant, []*domain.Message{msg})
+	if msg.SubscriptionID != tenant {
+		return fmt.Errorf("create message: tenant mismatch")
+	}
+	req := newAcceptRequest(ctx, tenant, []*domain.Message{msg})
+	return req.outcome(s.accepts.write(ctx, req))
 }
 
-// CreateMessages writes many messages in one transaction: one batch insert of
-// their delivery jobs (River's InsertManyTx), then one pipelined batch for
-// the rows. Either all are stored and queued, or none.
-func (s *Store) CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*domain.Message) error {
+// CreateMessages implements domain.MessageStore: a batch request's messages
+// in one transaction of their own, their senders checked in it, their
+// delivery jobs inserted with one River InsertManyTx and their rows with one
+// statement per table.
+func (s *Store) CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*domain.Message) ([]error, error) {
 	for _, msg := range msgs {
 		if msg.SubscriptionID != tenant {
-			return fmt.Errorf("create message: tenant mismatch")
+			return nil, fmt.Errorf("create message: tenant mismatch")
 		}
 	}
-	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		// Jobs go first so each message row can carry its job's id.
-		jobIDs := make([]*int64, len(msgs))
-		var queued []domain.ScheduledDelivery
-		var queuedIdx []int
-		for i, msg := range msgs {
-			if msg.State == domain.StateQueued {
-				queued = append(queued, domain.ScheduledDelivery{MessageID: msg.ID, At: msg.SendAt})
-				queuedIdx = append(queuedIdx, i)
-			}
-		}
-		if len(queued) > 0 {
-			if s.enqueuer == nil {
-				return errors.New("enqueue delivery: this store has no job enqueuer")
-			}
-			ids, err := s.enqueuer.EnqueueDeliveriesTx(ctx, tx, tenant, queued)
-			if err != nil {
-				return fmt.Errorf("enqueue delivery: %w", err)
-			}
-			for k, i := range queuedIdx {
-				jobIDs[i] = &ids[k]
-			}
-		}
-		b := &pgx.Batch{}
-		var hooks []domain.WebhookJob
-		for i, msg := range msgs {
-			events := []event{{kind: "created"}}
-			if msg.State == domain.StateQueued {
-				events = append(events, event{kind: "queued"})
-			}
-			b.Queue(`
-				INSERT INTO messages (subscription_id, id, sender_account_id, sender_email, sender_display_name,
-					subject, body, importance, message_id, in_reply_to, references_header, parent_id,
-					conversation_id, state, created_date, updated_at, queued_at, send_at, job_id,
-					client_message_id, client_references)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15,
-					CASE WHEN $14 = 'queued' THEN $15::timestamptz END, $16, $17, $18, $19)
-				RETURNING version`,
-				tenant, msg.ID, nullUUID(msg.SenderAccountID), msg.SenderEmail, msg.SenderDisplayName,
-				msg.Subject, msg.Body, int16(msg.Importance), msg.MessageID, msg.InReplyTo, msg.References,
-				nullUUID(msg.ParentID), msg.ConversationID, string(msg.State), msg.CreatedDate, nullTime(msg.SendAt), jobIDs[i],
-				msg.ClientMessageID, msg.ClientReferences).
-				QueryRow(func(row pgx.Row) error { return row.Scan(&msg.Version) })
-			queueRecipients(b, msg)
-			queueAttachments(b, msg)
-			queueEvents(b, tenant, msg.ID, events, &hooks)
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			switch pgCode(err) {
-			case "23505":
-				// The caller checked its own messages first, so the id is
-				// another tenant's: not found, like every foreign id.
-				return &domain.Error{Code: domain.CodeNotFound, Field: "id", Message: "no such message"}
-			case "23503": // an attachment purged between the check and the insert
-				return &domain.Error{Code: domain.CodeNotFound, Field: "attachments", Message: "no such attachment"}
-			}
-			return fmt.Errorf("insert message: %w", err)
-		}
-		if err := recordIdempotentCreate(ctx, tx, tenant, msgs); err != nil {
-			return err
-		}
-		return s.flushWebhooks(ctx, tx, tenant, hooks)
-	})
+	req := newAcceptRequest(ctx, tenant, msgs)
+	if err := s.writeAccepts(ctx, []*acceptRequest{req}); err != nil {
+		return nil, err
+	}
+	if req.err != nil {
+		return nil, req.err
+	}
+	return req.refused, nil
 }
 
 func (s *Store) enqueueIfQueued(ctx context.Context, tx pgx.Tx, msg *domain.Message) error {

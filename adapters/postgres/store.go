@@ -43,6 +43,8 @@ type Store struct {
 	// delivery waits for its journal holding a relay connection, so it
 	// must not queue behind the larger outcome groups.
 	journals, outcomes *groupCommitter
+	// accepts groups concurrent creates of new messages into shared transactions.
+	accepts *acceptCommitter
 	// loads coalesces concurrent deliveries' reads.
 	loads *deliveryLoader
 	// completer completes delivery jobs with their final state.
@@ -67,6 +69,7 @@ func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
 	s := &Store{pool: pool, enqueuer: enqueuer}
 	s.journals = newGroupCommitter(s, 2, 128)
 	s.outcomes = newGroupCommitter(s, 2, 128)
+	s.accepts = newAcceptCommitter(s, acceptCommitters, acceptGroupMessages)
 	s.loads = newDeliveryLoader(s, 2, 128)
 	return s
 }
@@ -76,6 +79,7 @@ func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
 func (s *Store) Close() {
 	s.journals.close()
 	s.outcomes.close()
+	s.accepts.close()
 }
 
 // Ping checks that the database answers.

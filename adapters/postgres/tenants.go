@@ -137,59 +137,114 @@ func (s *Store) FindAccountByEmail(ctx context.Context, tenant uuid.UUID, email 
 // authorised through its domain, so removing the domain stops its accounts
 // from sending too.
 func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (domain.Sender, error) {
-	var (
-		sender         domain.Sender
-		accID          *uuid.UUID
-		accEmail       *string
-		accName        *string
-		domainVerified bool
-		tenantStatus   *string
-	)
 	b := newBatch(tenantScope(tenant))
-	// The domain checked is the account's when one matches, else the given
-	// address's; both are lowered as sender_domains stores them.
+	res := queueResolveSenders(b, tenant, []senderClaim{{email: email, accountID: accountID}})
+	if err := s.read(ctx, b); err != nil {
+		return domain.Sender{}, fmt.Errorf("resolve sender: %w", err)
+	}
+	return res.sender(0)
+}
+
+// senderClaim is a sender as a request names it: an address, an account, or both.
+type senderClaim struct {
+	email     string
+	accountID uuid.UUID
+}
+
+// senderRow is what the database knows about one claim.
+type senderRow struct {
+	accID          *uuid.UUID
+	accEmail       *string
+	accName        *string
+	domainVerified bool
+	tenantStatus   *string
+}
+
+// senderResults are a batch's answers to claims, in the claims' order.
+type senderResults struct {
+	claims []senderClaim
+	rows   []senderRow
+}
+
+// queueResolveSenders queues one statement that looks up every claim of a
+// tenant (its account by id or by address, and whether the domain checked
+// is verified) on b; the results are read once the batch has run. The
+// domain checked is the account's when one matches, else the given
+// address's; both are lowered as sender_domains stores them.
+func queueResolveSenders(b *pgx.Batch, tenant uuid.UUID, claims []senderClaim) *senderResults {
+	res := &senderResults{claims: claims, rows: make([]senderRow, len(claims))}
+	if len(claims) == 0 {
+		return res
+	}
+	emails := make([]string, len(claims))
+	accounts := make([]*uuid.UUID, len(claims))
+	for i, c := range claims {
+		emails[i], accounts[i] = c.email, nullUUID(c.accountID)
+	}
+	// Each branch of the lateral join probes one index: the primary key
+	// for a claim by account, the address index for a claim by address.
 	b.Queue(`
-		SELECT a.id, a.email, a.display_name,
+		SELECT c.ord, a.id, a.email, a.display_name,
 		       EXISTS (SELECT 1 FROM sender_domains d
 		               WHERE d.subscription_id = $1 AND d.verified_at IS NOT NULL
-		                 AND d.domain = lower(substring(coalesce(a.email, $2) from '@([^@]*)$'))),
+		                 AND d.domain = lower(substring(coalesce(a.email, c.email) from '@([^@]*)$'))),
 		       (SELECT status FROM subscriptions WHERE id = $1)
-		FROM (SELECT 1) AS one
-		LEFT JOIN accounts a ON a.subscription_id = $1
-		     AND CASE WHEN $3::uuid IS NULL THEN lower(a.email) = lower($2) ELSE a.id = $3 END`,
-		tenant, email, nullUUID(accountID)).
-		QueryRow(func(row pgx.Row) error {
-			return row.Scan(&accID, &accEmail, &accName, &domainVerified, &tenantStatus)
+		FROM unnest($2::text[], $3::uuid[]) WITH ORDINALITY AS c(email, account, ord)
+		LEFT JOIN LATERAL (
+			SELECT a.id, a.email, a.display_name FROM accounts a
+			WHERE a.subscription_id = $1 AND c.account IS NOT NULL AND a.id = c.account
+			UNION ALL
+			SELECT a.id, a.email, a.display_name FROM accounts a
+			WHERE a.subscription_id = $1 AND c.account IS NULL AND lower(a.email) = lower(c.email)
+		) a ON true
+		ORDER BY c.ord`,
+		tenant, emails, accounts).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					ord int64
+					r   senderRow
+				)
+				if err := rows.Scan(&ord, &r.accID, &r.accEmail, &r.accName, &r.domainVerified, &r.tenantStatus); err != nil {
+					return err
+				}
+				res.rows[ord-1] = r
+			}
+			return rows.Err()
 		})
-	if err := s.read(ctx, b); err != nil {
-		return sender, fmt.Errorf("resolve sender: %w", err)
+	return res
+}
+
+// sender decides claim i: the identity the tenant may send as, or a
+// forbidden Error saying why not.
+func (res *senderResults) sender(i int) (domain.Sender, error) {
+	c, r := res.claims[i], res.rows[i]
+	if r.tenantStatus == nil || *r.tenantStatus != "active" {
+		return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Message: "the subscription is not active"}
 	}
-	if tenantStatus == nil || *tenantStatus != "active" {
-		return sender, &domain.Error{Code: domain.CodeForbidden, Message: "the subscription is not active"}
-	}
-	if accountID != uuid.Nil {
-		if accID == nil {
-			return sender, &domain.Error{Code: domain.CodeForbidden, Field: "sender_account_id", Message: "is not an account of this subscription"}
+	if c.accountID != uuid.Nil {
+		if r.accID == nil {
+			return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_account_id", Message: "is not an account of this subscription"}
 		}
-		if email != "" && !strings.EqualFold(email, *accEmail) {
-			return sender, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "does not match the address of sender_account_id"}
+		if c.email != "" && !strings.EqualFold(c.email, *r.accEmail) {
+			return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "does not match the address of sender_account_id"}
 		}
 	}
-	if accID != nil {
-		if !domainVerified {
+	if r.accID != nil {
+		if !r.domainVerified {
 			field := "sender_email"
-			if accountID != uuid.Nil {
+			if c.accountID != uuid.Nil {
 				field = "sender_account_id"
 			}
-			return sender, &domain.Error{Code: domain.CodeForbidden, Field: field,
-				Message: "is an account on " + domain.DomainOf(*accEmail) + ", which is no longer a verified domain of this subscription"}
+			return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: field,
+				Message: "is an account on " + domain.DomainOf(*r.accEmail) + ", which is no longer a verified domain of this subscription"}
 		}
-		return domain.Sender{AccountID: *accID, Email: *accEmail, DisplayName: *accName}, nil
+		return domain.Sender{AccountID: *r.accID, Email: *r.accEmail, DisplayName: *r.accName}, nil
 	}
-	if !domainVerified {
-		return sender, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "is not an account or an address on a verified domain of this subscription"}
+	if !r.domainVerified {
+		return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "is not an account or an address on a verified domain of this subscription"}
 	}
-	return domain.Sender{Email: email}, nil
+	return domain.Sender{Email: c.email}, nil
 }
 
 const tenantSelect = `

@@ -1,6 +1,9 @@
-// Command benchplot draws docs/benchmarks-delivery.png from `make bench`
-// output: the delivery rate against worker count, one line per message
-// size, beside the plain SMTP client's ceiling measured in the same run.
+// Command benchplot draws the benchmark plots from `make bench` output.
+// -mode delivery (docs/benchmarks-delivery.png): the delivery rate against
+// worker count, one line per message size, beside the plain SMTP client's
+// ceiling measured in the same run. -mode accept
+// (docs/benchmarks-accept.png): the accept rate and p99 against client
+// concurrency, beside pgbench's in the same run (see accept.go).
 // It is its own module so the gateway's binary doesn't carry a plotting
 // library.
 package main
@@ -31,7 +34,18 @@ type point struct{ workers, rate, ceiling float64 }
 func main() {
 	in := flag.String("in", "bench.out", "make bench output")
 	out := flag.String("out", "docs/benchmarks-delivery.png", "PNG to write")
+	mode := flag.String("mode", "delivery", "which plot: delivery or accept")
 	flag.Parse()
+	switch *mode {
+	case "delivery":
+	case "accept":
+		if err := plotAccept(*in, *out); err != nil {
+			log.Fatal(err)
+		}
+		return
+	default:
+		log.Fatalf("unknown -mode %q (delivery or accept)", *mode)
+	}
 	series, err := read(*in)
 	if err != nil {
 		log.Fatal(err)
