@@ -257,8 +257,10 @@ func identify(msg *Message, req ComposeRequest) error {
 	if CheckMessageID("message_id", clientID) == nil {
 		msg.MessageID = clientID
 	} else {
-		// The domain is in its ASCII form (NormalizeDomain), so the id needs no SMTPUTF8.
-		msg.MessageID = "<" + uuid.NewString() + "@" + DomainOf(msg.SenderEmail) + ">"
+		// AdoptSender generates the wire id on the resolved sender's domain
+		// (in its ASCII form, so the id needs no SMTPUTF8): the request may
+		// name the sender by account only.
+		msg.MessageID = ""
 		msg.ClientMessageID = req.MessageID
 	}
 	if refs := MsgIDsIn(req.References); strings.Join(refs, " ") != strings.TrimSpace(req.References) {
