@@ -214,7 +214,7 @@ func (a *App) wire(ctx context.Context) error {
 			Webhooks:            a.store,
 			ValidateWebhookURL:  func(raw string) error { return webhook.ValidateURL(raw, a.cfg.WebhookAllowPrivate) },
 			WebhookMaxEndpoints: a.cfg.WebhookMaxEndpoints,
-			RateLimiter:         httpapi.NewTenantLimiter(a.cfg.RateLimit, a.cfg.RateBurst, nil),
+			RateLimiter:         httpapi.NewClusterLimiter(a.store, a.cfg.RateLimit, a.cfg.RateBurst, nil),
 			AttachmentPolicy:    a.cfg.attachmentPolicy(),
 			Ready:               a.ready,
 			Bounds: httpapi.Bounds{Request: cmp.Or(a.cfg.RequestTimeout, DefaultRequestTimeout),

@@ -68,7 +68,7 @@ type Deps struct {
 	// domain.DefaultWebhookMaxEndpoints.
 	WebhookMaxEndpoints int
 	// RateLimiter limits requests per tenant; nil means unlimited.
-	RateLimiter *TenantLimiter
+	RateLimiter RateLimiter
 	// AttachmentPolicy refuses uploads by type or name.
 	AttachmentPolicy domain.AttachmentPolicy
 	// Ready reports whether the gateway can serve traffic (database, schema).
@@ -97,7 +97,7 @@ type Server struct {
 	batch              BatchComposer
 	validateWebhookURL func(string) error
 	maxWebhooks        int
-	limiter            *TenantLimiter
+	limiter            RateLimiter
 	policy             domain.AttachmentPolicy
 	ready              func(ctx context.Context) error
 	bounds             Bounds
@@ -227,7 +227,11 @@ func (s *Server) rateLimit(c *gin.Context) {
 		c.Next()
 		return
 	}
-	d := s.limiter.Allow(principalOf(c).SubscriptionID)
+	d, err := s.limiter.Take(c.Request.Context(), principalOf(c).SubscriptionID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
 	for k, v := range d.Headers() {
 		c.Header(k, v)
 	}
