@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,7 +70,13 @@ func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*Ap
 		return nil, fmt.Errorf("unknown role %q: use all, api or worker", role)
 	}
 	a := &App{cfg: cfg, role: role, logger: logger, metrics: metrics.New(metrics.Options{TenantLabels: cfg.MetricsTenantLabels, Build: currentBuild().forMetrics()}), serveErr: make(chan error, 2)}
-	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.Workers, cfg.DatabaseRole)
+	statementTimeout := defaultStatementTimeout
+	if role != RoleWorker {
+		// An API call's statement can't usefully outlive the request; the
+		// server stops it even when the client's cancel can't reach it.
+		statementTimeout = min(statementTimeout, cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout))
+	}
+	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.Workers, cfg.DatabaseRole, statementTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -84,17 +91,24 @@ func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*Ap
 // openPool connects to the database. With a role, every connection works as
 // that role (row-level security applies); without one, as the URL's user
 // (migrations, which need the owner).
-func openPool(ctx context.Context, url string, workers int, role string) (*pgxpool.Pool, error) {
+// statementTimeout bounds the runtime role's statements (0: the default).
+func openPool(ctx context.Context, url string, workers int, role string, statementTimeout time.Duration) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}
 	db.RegisterTypes(cfg)
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A database that accepts TCP and then says nothing (a partition, a
+		// frozen host) would otherwise hold a new connection, and the pool
+		// slot it fills, for as long as the kernel keeps trying.
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	if role != "" {
 		if err := db.UseRuntimeRole(cfg, role); err != nil {
 			return nil, err
 		}
-		boundSessions(cfg.ConnConfig.RuntimeParams)
+		boundSessions(cfg.ConnConfig.RuntimeParams, cmp.Or(statementTimeout, defaultStatementTimeout))
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		// Workers hold a connection only for a moment: their reads and
@@ -116,15 +130,24 @@ func openPool(ctx context.Context, url string, workers int, role string) (*pgxpo
 	return pool, nil
 }
 
+const (
+	// defaultStatementTimeout bounds a worker's statements, and an API's
+	// when its request deadline is longer.
+	defaultStatementTimeout = 60 * time.Second
+	// defaultConnectTimeout bounds opening a database connection unless the
+	// URL sets connect_timeout.
+	defaultConnectTimeout = 5 * time.Second
+)
+
 // boundSessions caps how long the gateway's own transactions can stay open,
 // unless the database URL sets these itself. A transaction that holds an id
 // holds the event feed back for every tenant until it ends (see README, "The
 // event feed"), so a stuck statement is cancelled and a session left idle
 // inside a transaction is closed. Migrations don't go through here: they may
 // need longer.
-func boundSessions(params map[string]string) {
+func boundSessions(params map[string]string, statementTimeout time.Duration) {
 	for name, value := range map[string]string{
-		"statement_timeout":                   "60s",
+		"statement_timeout":                   strconv.FormatInt(statementTimeout.Milliseconds(), 10) + "ms",
 		"idle_in_transaction_session_timeout": "30s",
 	} {
 		if _, set := params[name]; !set {
@@ -193,13 +216,16 @@ func (a *App) wire(ctx context.Context) error {
 			Mailbox:             a.store,
 			ValidateWebhookURL:  func(raw string) error { return webhook.ValidateURL(raw, a.cfg.WebhookAllowPrivate) },
 			WebhookMaxEndpoints: a.cfg.WebhookMaxEndpoints,
-			RateLimiter:         httpapi.NewTenantLimiter(a.cfg.RateLimit, a.cfg.RateBurst, nil),
+			RateLimiter:         httpapi.NewClusterLimiter(a.store, a.cfg.RateLimit, a.cfg.RateBurst, nil),
 			AttachmentPolicy:    a.cfg.attachmentPolicy(),
 			Ready:               a.ready,
-			Observer:            a.metrics,
-			Logger:              a.logger,
+			Bounds: httpapi.Bounds{Request: cmp.Or(a.cfg.RequestTimeout, DefaultRequestTimeout),
+				BodyMinRate: a.cfg.BodyMinRate, BodyGrace: cmp.Or(a.cfg.BodyGrace, defaultBodyGrace)},
+			Unavailable: postgres.IsUnavailable,
+			Observer:    a.metrics,
+			Logger:      a.logger,
 		})
-		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: cmp.Or(a.cfg.HeaderTimeout, defaultHeaderTimeout), IdleTimeout: 2 * time.Minute}
 	}
 	a.metrics.RegisterQueue(queueStats(a.store), []string{jobs.QueueDelivery, jobs.QueueWebhooks, jobs.QueueMaintenance}, a.logger)
 	a.metrics.RegisterEventFeed(a.store.EventFeedLag, a.logger)

@@ -341,7 +341,7 @@ func defineMigrate(*flag.FlagSet) commandBody {
 }
 
 func migrate(ctx context.Context, cfg Config) (db.Result, error) {
-	pool, err := openPool(ctx, cfg.MigrationDatabaseURL, 1, "")
+	pool, err := openPool(ctx, cfg.MigrationDatabaseURL, 1, "", 0)
 	if err != nil {
 		return db.Result{}, err
 	}
@@ -367,7 +367,7 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func withStore(ctx context.Context, cfg Config, fn func(*postgres.Store) error) error {
-	pool, err := openPool(ctx, cfg.DatabaseURL, 1, cfg.DatabaseRole)
+	pool, err := openPool(ctx, cfg.DatabaseURL, 1, cfg.DatabaseRole, 0)
 	if err != nil {
 		return err
 	}

@@ -79,10 +79,30 @@ type Config struct {
 	RiverUIPassword string
 	// MetricsTenantLabels bounds how many tenants get their own metrics label.
 	MetricsTenantLabels int
+	// RequestTimeout is every API request's server-side deadline, database
+	// calls included (MAILGATE_REQUEST_TIMEOUT, default 30s); past it the
+	// answer is 503 with Retry-After.
+	RequestTimeout time.Duration
+	// BodyMinRate (bytes a second) and BodyGrace pace request bodies: once
+	// the grace has passed, a body that arrives slower is cut with a 408
+	// (MAILGATE_REQUEST_BODY_MIN_RATE, default 1024; MAILGATE_REQUEST_BODY_GRACE, default 5s).
+	BodyMinRate int64
+	BodyGrace   time.Duration
+	// HeaderTimeout bounds reading a request's headers (MAILGATE_HTTP_HEADER_TIMEOUT, default 10s).
+	HeaderTimeout time.Duration
 	// CaptureDir, when set and SMTPURL is empty, keeps outgoing mail as .eml
 	// files instead of sending it (mailgate dev).
 	CaptureDir string
 }
+
+// DefaultRequestTimeout is the API's request deadline when
+// MAILGATE_REQUEST_TIMEOUT is unset.
+const DefaultRequestTimeout = 30 * time.Second
+
+const (
+	defaultBodyGrace     = 5 * time.Second
+	defaultHeaderTimeout = 10 * time.Second
+)
 
 // LoadConfig reads the MAILGATE_* variables through getenv.
 func LoadConfig(getenv func(string) string) (Config, error) {
@@ -107,6 +127,17 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		RateBurst:           100,
 		WebhookTimeout:      jobs.DefaultWebhookAttemptTimeout,
 		WebhookMaxEndpoints: domain.DefaultWebhookMaxEndpoints,
+		RequestTimeout:      DefaultRequestTimeout,
+		BodyMinRate:         1024,
+		BodyGrace:           defaultBodyGrace,
+		HeaderTimeout:       defaultHeaderTimeout,
+	}
+	if v := getenv("MAILGATE_REQUEST_BODY_MIN_RATE"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return cfg, fmt.Errorf("MAILGATE_REQUEST_BODY_MIN_RATE must be bytes a second (0 for no minimum), got %q", v)
+		}
+		cfg.BodyMinRate = n
 	}
 	if v := getenv("MAILGATE_ATTACHMENTS_ALLOW_EXECUTABLES"); v != "" {
 		allow, err := strconv.ParseBool(v)
@@ -189,6 +220,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		{"MAILGATE_SMTP_DATA_TIMEOUT", &cfg.SMTPDataTimeout},
 		{"MAILGATE_DELIVERY_TIMEOUT", &cfg.DeliveryTimeout},
 		{"MAILGATE_WEBHOOK_TIMEOUT", &cfg.WebhookTimeout},
+		{"MAILGATE_REQUEST_TIMEOUT", &cfg.RequestTimeout},
+		{"MAILGATE_REQUEST_BODY_GRACE", &cfg.BodyGrace},
+		{"MAILGATE_HTTP_HEADER_TIMEOUT", &cfg.HeaderTimeout},
 	}
 	for _, d := range durations {
 		if v := getenv(d.name); v != "" {

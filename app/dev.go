@@ -90,7 +90,7 @@ func prepareDevDatabase(ctx context.Context, cfg Config) (postgres.Tenant, postg
 	if _, err := migrate(ctx, cfg); err != nil {
 		return tenant, account, err
 	}
-	pool, err := openPool(ctx, cfg.DatabaseURL, 1, cfg.DatabaseRole)
+	pool, err := openPool(ctx, cfg.DatabaseURL, 1, cfg.DatabaseRole, 0)
 	if err != nil {
 		return tenant, account, err
 	}

@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/mailgate/mailgate/adapters/smtprelay/smtptest"
 	"github.com/mailgate/mailgate/db"
 	"github.com/mailgate/mailgate/db/dbtest"
 )
@@ -17,7 +19,7 @@ func TestGatewaySessionsAreBounded(t *testing.T) {
 	ctx := context.Background()
 	settings := func(t *testing.T, url string) (statement, idle string) {
 		t.Helper()
-		pool, err := openPool(ctx, url, 1, db.DefaultRuntimeRole)
+		pool, err := openPool(ctx, url, 1, db.DefaultRuntimeRole, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,4 +44,21 @@ func TestGatewaySessionsAreBounded(t *testing.T) {
 			t.Fatalf("statement_timeout %s, idle_in_transaction_session_timeout %s; want the URL's 5s and 0", statement, idle)
 		}
 	})
+}
+
+// TestAPIStatementsEndWithTheRequestDeadline: an API process's statements
+// are stopped by the server at the request deadline, even when the client's
+// cancel can't reach it; a worker keeps the longer default.
+func TestAPIStatementsEndWithTheRequestDeadline(t *testing.T) {
+	t.Parallel()
+	for role, want := range map[string]string{RoleAPI: "7s", RoleWorker: "1min"} {
+		g := startGatewayWith(t, role, smtptest.Options{}, func(c *Config) { c.RequestTimeout = 7 * time.Second })
+		var got string
+		if err := g.app.pool.QueryRow(context.Background(), `SELECT current_setting('statement_timeout')`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: statement_timeout %s, want %s", role, got, want)
+		}
+	}
 }

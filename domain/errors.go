@@ -24,7 +24,11 @@ const (
 	// CodeLimitExceeded refuses a request that would take the tenant past a
 	// configured cap (such as its number of webhook endpoints).
 	CodeLimitExceeded ErrorCode = "limit_exceeded"
-	CodeInternal      ErrorCode = "internal"
+	// CodeUnavailable is a failure of something the gateway depends on (the
+	// database unreachable, or the request's deadline passed waiting for
+	// it): the request may well succeed if repeated a little later.
+	CodeUnavailable ErrorCode = "unavailable"
+	CodeInternal    ErrorCode = "internal"
 )
 
 // Error is a failure that is safe to show to the caller. Cause, if set, is for

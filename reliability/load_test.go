@@ -17,7 +17,9 @@ import (
 
 // sent is a message the API accepted (answered 2xx).
 type sent struct {
-	Tenant     int
+	Tenant int
+	// Key is the Idempotency-Key the send carried, if any.
+	Key        string
 	ID         string
 	MessageID  string
 	Recipients []string
@@ -200,7 +202,7 @@ func (st *stack) sendOne(ctx context.Context, spec loadSpec, tIdx, i int, reqs, 
 			if status >= 300 {
 				return sent{}, status, answer
 			}
-			return sent{Tenant: tIdx, ID: view.ID, MessageID: view.MessageID, Recipients: rcpts}, status, ""
+			return sent{Tenant: tIdx, Key: key, ID: view.ID, MessageID: view.MessageID, Recipients: rcpts}, status, ""
 		}
 		if !spec.Retry || ctx.Err() != nil || attempt >= 60 {
 			if err != nil {

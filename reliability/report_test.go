@@ -124,6 +124,18 @@ a pair the sink logged more than once, **flagged** when the recipient has
 delivery jobs left `+"`running`"+` and messages left `+"`sending`"+`. Failure to
 accept is not loss: such sends are counted in the API line of the findings.
 
+The API scenarios of issue 10 check more. After the API kills, every
+Idempotency-Key answered 2xx must name exactly the one message it answered
+with, that message exactly one delivery job and each recipient one delivery,
+and no key may be left in progress. During the database crash and the
+partition (with `+"`MAILGATE_REQUEST_TIMEOUT=%s`"+`) a client without retries asks
+every 250 ms: each answer must be 2xx or a 503 `+"`unavailable`"+` problem with
+`+"`Retry-After`"+`, within the deadline plus %s, `+"`/readyz`"+` must be false during
+the outage and true again after it, and the processes must not be
+restarted. The rate-limit scenario runs 2 and then 4 API processes with
+`+"`MAILGATE_RATE_LIMIT`"+` set, and the tenant's allowed requests beyond the burst
+must come to within 10 %% of the limit.
+
 Bounds: every message must be final within **%s** of the last fault (that
 is the recovery column; it is measured by polling the database every 250 ms,
 never by fixed sleeps; sleeps only hold a fault, such as the 5 s database
@@ -134,7 +146,7 @@ last quarter of its samples is at most 20 %% + 16 MiB above that of the
 second quarter. Sizes: `+"`MAILGATE_RELIABILITY_SCALE=short`"+` (CI: a few hundred
 messages a scenario, a 30 s soak) or `+"`full`"+` (a few thousand, a 5-minute
 soak); `+"`MAILGATE_RELIABILITY_BOUND`"+` overrides the bound.
-`, s.scale.Bound)
+`, requestDeadline, answerSlack, s.scale.Bound)
 	return b.String()
 }
 

@@ -60,12 +60,12 @@ func (s *suite) workerKill(t *testing.T) {
 // and worker processes must carry on without being restarted.
 func (s *suite) postgresFaults(t *testing.T) {
 	ctx := context.Background()
-	st := s.newStack(t, "postgres-crash-partition", stackOptions{Workers: 20})
+	st := s.newStack(t, "postgres-crash-partition", stackOptions{Workers: 20, Env: []string{"MAILGATE_REQUEST_TIMEOUT=" + requestDeadline.String()}})
 	st.sink.replyDelay.Store(int64(10 * time.Millisecond))
 	n := s.scale.PGMessages
 	const outage, partition = 5 * time.Second, 10 * time.Second
 	r := row{Scenario: "PostgreSQL crash + partition", Load: fmt.Sprintf("%d msgs × 3 rcpts, 8 clients retrying with Idempotency-Key", n),
-		Faults: fmt.Sprintf("pg_ctl stop -m immediate at 25 %%, restart after %s; partition (frozen, then dropped) for %s at 60 %%", outage, partition)}
+		Faults: fmt.Sprintf("pg_ctl stop -m immediate at 25 %%, restart after %s; partition (frozen, then dropped) for %s at 60 %%; MAILGATE_REQUEST_TIMEOUT=%s, a probe client without retries throughout each outage", outage, partition, requestDeadline)}
 	apiPID, workerPID := st.api.pid(), st.worker.pid()
 	loadDone := make(chan loadResult)
 	go func() { loadDone <- st.sendLoad(ctx, loadSpec{Messages: n, Concurrency: 8, Retry: true, Tag: "pg"}) }()
@@ -74,16 +74,26 @@ func (s *suite) postgresFaults(t *testing.T) {
 		if err := s.cluster.crash(ctx); err != nil {
 			t.Fatal(err)
 		}
+		stopProbe := make(chan struct{})
+		probe := st.outageProbe(ctx, stopProbe)
 		// Fault injection: the database stays down for the outage.
 		time.Sleep(outage)
+		close(stopProbe)
+		r.addProbe(<-probe, "crash")
 		if err := s.cluster.start(ctx, t.Logf); err != nil {
 			t.Fatal(err)
 		}
+		st.awaitReady(ctx, &r, "restart")
 		if s.progress(ctx, st, 3*n*60/100) {
 			st.pg.partition()
+			stopProbe := make(chan struct{})
+			probe := st.outageProbe(ctx, stopProbe)
 			time.Sleep(partition)
+			close(stopProbe)
+			r.addProbe(<-probe, "partition")
 			st.pg.heal()
 			healed = time.Now()
+			st.awaitReady(ctx, &r, "heal")
 		} else {
 			r.Failures = append(r.Failures, fmt.Sprintf("no delivery progress within %s after PostgreSQL restarted (%d logged)", s.scale.Bound, st.sink.received()))
 		}
@@ -371,7 +381,9 @@ func (s *suite) apiKill(t *testing.T) {
 	if twice > 0 {
 		r.Failures = append(r.Failures, fmt.Sprintf("%d sends were stored more than once despite their Idempotency-Key", twice))
 	}
-	r.Notes = append(r.Notes, loadNote(res), fmt.Sprintf("%d messages stored for %d distinct sends", total, n))
+	keyFailures, keyNote := st.checkIdempotentSends(ctx, res.Accepted)
+	r.Failures = append(r.Failures, keyFailures...)
+	r.Notes = append(r.Notes, loadNote(res), fmt.Sprintf("%d messages stored for %d distinct sends", total, n), keyNote)
 	s.record(t, r)
 }
 
@@ -415,6 +427,13 @@ func (s *suite) soak(t *testing.T) {
 	}
 	r.Notes = append(r.Notes, loadNote(res), fmt.Sprintf("sustained %.1f msg/s accepted", achieved))
 	s.record(t, r)
+}
+
+// addProbe records one outage's probe in the row.
+func (r *row) addProbe(p probeResult, outage string) {
+	failures, note := p.judge(outage)
+	r.Failures = append(r.Failures, failures...)
+	r.Notes = append(r.Notes, note)
 }
 
 // restartAPI kills the API and starts a new one on the same address.

@@ -87,6 +87,9 @@ type stackOptions struct {
 	ExtraDomains bool
 	// NoWorker leaves the worker to be started by the scenario.
 	NoWorker bool
+	// Env adds MAILGATE_* settings to every server process, over the
+	// suite's defaults.
+	Env []string
 }
 
 // stack is one scenario's world: its own database on the suite's cluster,
@@ -106,6 +109,8 @@ type stack struct {
 	worker *proc
 	// workers are every worker process started, for logs and pids.
 	workers []*proc
+	// apis are every API process started.
+	apis    []*proc
 	tenants []tenant
 	admin   string
 	http    *http.Client
@@ -165,7 +170,7 @@ func (s *suite) newStack(t *testing.T, name string, opts stackOptions) *stack {
 	st.admin = st.token(ctx, st.tenants[0].ID, true)
 
 	t.Cleanup(func() {
-		for _, p := range append([]*proc{st.api}, st.workers...) {
+		for _, p := range append(append([]*proc{}, st.apis...), st.workers...) {
 			if p != nil && p.alive() {
 				p.kill()
 			}
@@ -287,7 +292,7 @@ func (st *stack) startAt(ctx context.Context, role, addr, admin string) *proc {
 		st.t.Fatal(err)
 	}
 	p.cmd = exec.Command(st.suite.binary, "serve", "--role", role)
-	p.cmd.Env = st.env(st.proxiedURL(), "MAILGATE_HTTP_ADDR="+p.addr, "MAILGATE_ADMIN_ADDR="+p.admin)
+	p.cmd.Env = st.env(st.proxiedURL(), append([]string{"MAILGATE_HTTP_ADDR=" + p.addr, "MAILGATE_ADMIN_ADDR=" + p.admin}, st.opts.Env...)...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	// If the test binary dies (a timeout panic skips cleanups), so do its children.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -317,6 +322,7 @@ func (st *stack) startAt(ctx context.Context, role, addr, admin string) *proc {
 	}
 	if role == "api" {
 		st.apiAddr.Store(p.addr)
+		st.apis = append(st.apis, p)
 	}
 	return p
 }

@@ -28,6 +28,8 @@ type scale struct {
 	SoakDuration    time.Duration
 	SoakRate        float64
 	SoakTenants     int
+	// RateWindow is how long each replica count of the rate-limit scenario is measured.
+	RateWindow time.Duration
 	// Bound is how long after the last fault every message must be final.
 	Bound time.Duration
 }
@@ -35,13 +37,13 @@ type scale struct {
 func scaleFromEnv(t *testing.T) scale {
 	s := scale{Name: "short", KillMessages: 300, PGMessages: 300, RelayMessages: 300, TermMessages: 30,
 		SuspendMessages: 30, DomainMessages: 30, APIKillMessages: 300,
-		SoakDuration: 30 * time.Second, SoakRate: 100, SoakTenants: 10, Bound: 3 * time.Minute}
+		SoakDuration: 30 * time.Second, SoakRate: 100, SoakTenants: 10, RateWindow: 10 * time.Second, Bound: 3 * time.Minute}
 	switch v := os.Getenv("MAILGATE_RELIABILITY_SCALE"); v {
 	case "", "short":
 	case "full":
 		s = scale{Name: "full", KillMessages: 3000, PGMessages: 2000, RelayMessages: 2000, TermMessages: 60,
 			SuspendMessages: 200, DomainMessages: 200, APIKillMessages: 2000,
-			SoakDuration: 5 * time.Minute, SoakRate: 100, SoakTenants: 10, Bound: 4 * time.Minute}
+			SoakDuration: 5 * time.Minute, SoakRate: 100, SoakTenants: 10, RateWindow: 30 * time.Second, Bound: 4 * time.Minute}
 	default:
 		t.Fatalf("MAILGATE_RELIABILITY_SCALE must be short or full, got %q", v)
 	}
@@ -129,6 +131,7 @@ func TestReliability(t *testing.T) {
 		{"tenant-suspension", s.suspension},
 		{"sender-domain-removed", s.domainRemoved},
 		{"api-sigkill", s.apiKill},
+		{"api-rate-limit", s.rateLimitReplicas},
 		{"soak", s.soak},
 	}
 	for _, sc := range scenarios {

@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -68,7 +70,12 @@ func (s *Server) idempotency(c *gin.Context) {
 	w := &capturingWriter{ResponseWriter: c.Writer}
 	c.Writer = w
 	c.Next()
-	ctx := context.WithoutCancel(c.Request.Context())
+	// The answer goes out first: recording it must not hold the client up
+	// (a message the request created is already recorded against the key).
+	// The record gets a bound of its own, detached from the client.
+	c.Writer.Flush()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), cmp.Or(s.bounds.Request, idempotencyRecordTimeout))
+	defer cancel()
 	if status := w.Status(); status >= 500 || status == http.StatusConflict && w.body.Len() == 0 {
 		_ = s.idem.ReleaseIdempotencyKey(ctx, tenant, key)
 	} else if err := s.idem.FinishIdempotencyKey(ctx, tenant, key,
@@ -76,6 +83,10 @@ func (s *Server) idempotency(c *gin.Context) {
 		s.logger.ErrorContext(ctx, "store idempotent response", "error", err)
 	}
 }
+
+// idempotencyRecordTimeout bounds recording a keyed answer when requests
+// have no deadline.
+const idempotencyRecordTimeout = 30 * time.Second
 
 // replay answers with a stored response. When the process stopped after
 // creating the message but before storing the response, the message is

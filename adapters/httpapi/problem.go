@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -48,6 +50,10 @@ func statusFor(code domain.ErrorCode) int {
 		return http.StatusNotAcceptable
 	case "idempotency_mismatch":
 		return http.StatusUnprocessableEntity
+	case codeRequestTimeout:
+		return http.StatusRequestTimeout
+	case domain.CodeUnavailable:
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
@@ -57,6 +63,7 @@ func statusFor(code domain.ErrorCode) int {
 const (
 	codeUnsupportedMediaType domain.ErrorCode = "unsupported_media_type"
 	codeNotAcceptable        domain.ErrorCode = "not_acceptable"
+	codeRequestTimeout       domain.ErrorCode = "request_timeout"
 )
 
 // writeError answers with the problem for err. Internal causes are logged,
@@ -64,10 +71,25 @@ const (
 func (s *Server) writeError(c *gin.Context, err error) {
 	de := domain.AsError(err)
 	var maxBytes *http.MaxBytesError
-	if errors.As(err, &maxBytes) {
+	switch {
+	case bodyTooSlow(c):
+		// Whatever the decoder made of the cut-off body, the cause is the pace.
+		de = &domain.Error{Code: codeRequestTimeout, Message: "the request body arrived too slowly: it must come at " +
+			strconv.FormatInt(s.bounds.BodyMinRate, 10) + " bytes a second or faster after the first " + s.bounds.BodyGrace.String() +
+			", and all of it within " + s.bounds.Request.String(), Cause: err}
+		c.Header("Connection", "close")
+	case errors.As(err, &maxBytes):
 		de = &domain.Error{Code: domain.CodeTooLarge, Message: "the request body is larger than the gateway accepts"}
+	case de.Code == domain.CodeInternal && errors.Is(err, context.DeadlineExceeded):
+		de = &domain.Error{Code: domain.CodeUnavailable, Message: "the request did not finish within the gateway's deadline of " +
+			s.bounds.Request.String() + "; retry after the Retry-After delay", Cause: err}
+	case de.Code == domain.CodeInternal && s.unavailable != nil && s.unavailable(err):
+		de = &domain.Error{Code: domain.CodeUnavailable, Message: "the database is unavailable; retry after the Retry-After delay", Cause: err}
 	}
 	status := statusFor(de.Code)
+	if status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", unavailableRetryAfter)
+	}
 	p := Problem{
 		Type:      "https://mailgate.dev/problems/" + string(de.Code),
 		Title:     http.StatusText(status),
@@ -84,7 +106,10 @@ func (s *Server) writeError(c *gin.Context, err error) {
 			c.Header("ETag", etag(de.CurrentVersion))
 		}
 	}
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		s.logger.WarnContext(c.Request.Context(), "request unavailable", "error", err, "request_id", p.RequestID, "path", c.Request.URL.Path)
+	case status >= 500:
 		p.Detail = "an internal error occurred; quote the request id when reporting it"
 		s.logger.ErrorContext(c.Request.Context(), "request failed", "error", err, "request_id", p.RequestID, "path", c.Request.URL.Path)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"math"
 	"strconv"
 	"sync"
@@ -28,9 +29,10 @@ const (
 	limiterEvictionSample = 8
 )
 
-// TenantLimiter is an in-memory token bucket per tenant. It is safe for
-// concurrent use; state is lost on restart and is not shared between
-// processes, so the configured rate applies per instance.
+// TenantLimiter is an in-memory token bucket per tenant, for a gateway run
+// as one process (and the model ClusterLimiter's arithmetic follows). It is
+// safe for concurrent use; state is lost on restart and is not shared
+// between processes, so the configured rate applies per instance.
 //
 // Each bucket is kept as a single instant, the moment it will be full again
 // (the GCRA formulation of a token bucket). That makes the arithmetic exact
@@ -78,31 +80,75 @@ func NewTenantLimiter(rate float64, burst int, now func() time.Time) *TenantLimi
 		now = time.Now
 	}
 	l := &TenantLimiter{now: now}
-	if !(rate > 0) { // also catches NaN
+	p, ok := newGCRAParams(rate, burst, 1)
+	if !ok {
 		l.unlimited = true
 		return l
+	}
+	l.burst, l.interval, l.capacity = p.burst, p.interval, p.capacity
+	l.epoch = now()
+	for i := range l.shards {
+		l.shards[i].fullAt = make(map[uuid.UUID]time.Duration)
+	}
+	return l
+}
+
+// gcraParams are a token bucket as a GCRA: the time to earn one token and
+// the time to refill an empty bucket (burst × interval).
+type gcraParams struct {
+	burst              int
+	interval, capacity time.Duration
+}
+
+// newGCRAParams derives the bucket for rate tokens a second up to burst,
+// with the interval rounded up to a multiple of unit; ok is false for a rate
+// that is not positive (no limit). A burst below 1 is raised to 1 so that
+// some request can ever pass.
+func newGCRAParams(rate float64, burst int, unit time.Duration) (gcraParams, bool) {
+	if !(rate > 0) { // also catches NaN
+		return gcraParams{}, false
 	}
 	if burst < 1 {
 		burst = 1
 	}
 	// Rounding the interval up keeps the effective rate at or below the
 	// configured one; clamping keeps burst × interval within int64.
-	interval := math.Ceil(float64(time.Second) / rate)
+	interval := math.Ceil(float64(time.Second)/rate/float64(unit)) * float64(unit)
 	maxInterval := float64(math.MaxInt64 / int64(burst))
 	switch {
-	case interval < 1:
-		interval = 1
+	case interval < float64(unit):
+		interval = float64(unit)
 	case interval > maxInterval:
 		interval = maxInterval
 	}
-	l.burst = burst
-	l.interval = time.Duration(interval)
-	l.capacity = time.Duration(burst) * l.interval
-	l.epoch = now()
-	for i := range l.shards {
-		l.shards[i].fullAt = make(map[uuid.UUID]time.Duration)
+	p := gcraParams{burst: burst, interval: time.Duration(interval)}
+	p.capacity = time.Duration(burst) * p.interval
+	return p, true
+}
+
+// decide turns the bucket's debt (how long until it is full again) after a
+// request into the Decision a client sees.
+func (p gcraParams) decide(granted bool, debt time.Duration) Decision {
+	debt = min(max(debt, 0), p.capacity+p.interval)
+	if !granted {
+		return Decision{Limit: p.burst, RetryAfter: max(debt+p.interval-p.capacity, time.Millisecond), Reset: debt}
 	}
-	return l
+	return Decision{Allowed: true, Limit: p.burst, Remaining: max(int((p.capacity-debt)/p.interval), 0), Reset: debt}
+}
+
+// RateLimiter limits each tenant's requests.
+type RateLimiter interface {
+	Take(ctx context.Context, tenant uuid.UUID) (Decision, error)
+}
+
+var (
+	_ RateLimiter = (*TenantLimiter)(nil)
+	_ RateLimiter = (*ClusterLimiter)(nil)
+)
+
+// Take implements RateLimiter for a single process.
+func (l *TenantLimiter) Take(_ context.Context, tenant uuid.UUID) (Decision, error) {
+	return l.Allow(tenant), nil
 }
 
 // Allow takes one token from tenant's bucket if there is one.

@@ -70,13 +70,19 @@ type Deps struct {
 	// domain.DefaultWebhookMaxEndpoints.
 	WebhookMaxEndpoints int
 	// RateLimiter limits requests per tenant; nil means unlimited.
-	RateLimiter *TenantLimiter
+	RateLimiter RateLimiter
 	// AttachmentPolicy refuses uploads by type or name.
 	AttachmentPolicy domain.AttachmentPolicy
 	// Ready reports whether the gateway can serve traffic (database, schema).
-	Ready    func(ctx context.Context) error
-	Observer RequestObserver
-	Logger   *slog.Logger
+	Ready func(ctx context.Context) error
+	// Bounds are the deadline and body pace every request is held to.
+	Bounds Bounds
+	// Unavailable tells failures of the database (unreachable, restarting,
+	// out of connections, a statement timed out) from bugs, so they are
+	// answered 503 with Retry-After rather than 500.
+	Unavailable func(error) bool
+	Observer    RequestObserver
+	Logger      *slog.Logger
 }
 
 // Server is the public API.
@@ -94,9 +100,11 @@ type Server struct {
 	mailbox            MailboxStore
 	validateWebhookURL func(string) error
 	maxWebhooks        int
-	limiter            *TenantLimiter
+	limiter            RateLimiter
 	policy             domain.AttachmentPolicy
 	ready              func(ctx context.Context) error
+	bounds             Bounds
+	unavailable        func(error) bool
 	observer           RequestObserver
 	logger             *slog.Logger
 	engine             *gin.Engine
@@ -106,13 +114,13 @@ type Server struct {
 // New builds the API's router.
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, suppressions: d.Suppressions, webhooks: d.Webhooks, control: d.Control, idem: d.Idempotency, batch: d.Batch, mailbox: d.Mailbox, validateWebhookURL: d.ValidateWebhookURL, maxWebhooks: cmp.Or(d.WebhookMaxEndpoints, domain.DefaultWebhookMaxEndpoints), limiter: d.RateLimiter, policy: d.AttachmentPolicy, ready: d.Ready, observer: d.Observer, logger: d.Logger}
+	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, suppressions: d.Suppressions, webhooks: d.Webhooks, control: d.Control, idem: d.Idempotency, batch: d.Batch, mailbox: d.Mailbox, validateWebhookURL: d.ValidateWebhookURL, maxWebhooks: cmp.Or(d.WebhookMaxEndpoints, domain.DefaultWebhookMaxEndpoints), limiter: d.RateLimiter, policy: d.AttachmentPolicy, ready: d.Ready, bounds: d.Bounds, unavailable: d.Unavailable, observer: d.Observer, logger: d.Logger}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(s.requestLog, s.recoverPanics)
+	e.Use(s.requestLog, s.recoverPanics, s.boundRequest)
 	e.NoRoute(func(c *gin.Context) { s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint")) })
 	e.NoMethod(func(c *gin.Context) {
 		s.writeErrorStatus(c, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not take "+c.Request.Method)
@@ -226,7 +234,11 @@ func (s *Server) rateLimit(c *gin.Context) {
 		c.Next()
 		return
 	}
-	d := s.limiter.Allow(principalOf(c).SubscriptionID)
+	d, err := s.limiter.Take(c.Request.Context(), principalOf(c).SubscriptionID)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
 	for k, v := range d.Headers() {
 		c.Header(k, v)
 	}

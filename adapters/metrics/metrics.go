@@ -132,10 +132,45 @@ func New(opts Options) *Metrics {
 
 func orUnknown(s string) string { return cmp.Or(s, "unknown") }
 
-// ObserveRequest records one HTTP request.
+// httpMethods are the method label's values; any other method a client
+// invents is counted as otherMethod, so a request can't mint a series.
+var httpMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+	http.MethodConnect: true, http.MethodTrace: true,
+}
+
+const (
+	otherMethod = "other"
+	// unmatchedRoute labels every request that matched no route template.
+	unmatchedRoute = "unmatched"
+)
+
+// ObserveRequest records one HTTP request. route must be a route template
+// of the router or "" for none; status is the code the server wrote. Every
+// label comes from a closed set: the standard methods, the router's
+// templates and the status codes net/http defines (others count as their
+// class, such as "5xx").
 func (m *Metrics) ObserveRequest(method, route string, status int, elapsed time.Duration) {
-	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	if !httpMethods[method] {
+		method = otherMethod
+	}
+	if route == "" {
+		route = unmatchedRoute
+	}
+	m.httpRequests.WithLabelValues(method, route, statusLabel(status)).Inc()
 	m.httpDuration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+}
+
+// statusLabel is the code label: a status net/http knows, else its class.
+func statusLabel(status int) string {
+	if http.StatusText(status) != "" {
+		return strconv.Itoa(status)
+	}
+	if status >= 100 && status < 600 {
+		return strconv.Itoa(status/100) + "xx"
+	}
+	return otherMethod
 }
 
 // ObserveAccepted counts messages the API accepted for a tenant.

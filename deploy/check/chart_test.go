@@ -164,7 +164,7 @@ func checkWorkloads(t *testing.T, r rendered) {
 			}
 		}
 		env := envMap(c)
-		for _, k := range []string{"MAILGATE_DATABASE_ROLE", "MAILGATE_WORKERS", "MAILGATE_HTTP_ADDR", "MAILGATE_ADMIN_ADDR"} {
+		for _, k := range []string{"MAILGATE_DATABASE_ROLE", "MAILGATE_WORKERS", "MAILGATE_HTTP_ADDR", "MAILGATE_ADMIN_ADDR", "MAILGATE_RATE_LIMIT", "MAILGATE_RATE_BURST", "MAILGATE_REQUEST_TIMEOUT"} {
 			if env[k].Value == "" {
 				t.Errorf("%s: %s not set", o, k)
 			}

@@ -128,6 +128,12 @@ The environment of the api and worker containers. Call with
   value: {{ $root.Values.config.workers | quote }}
 - name: MAILGATE_SHUTDOWN_GRACE
   value: {{ $root.Values.config.shutdownGrace | quote }}
+- name: MAILGATE_RATE_LIMIT
+  value: {{ $root.Values.config.rateLimit | quote }}
+- name: MAILGATE_RATE_BURST
+  value: {{ $root.Values.config.rateBurst | quote }}
+- name: MAILGATE_REQUEST_TIMEOUT
+  value: {{ $root.Values.config.requestTimeout | quote }}
 {{- with $root.Values.config.jwtIssuer }}
 - name: MAILGATE_JWT_ISSUER
   value: {{ . | quote }}
