@@ -365,6 +365,22 @@ func TestResolveBuild(t *testing.T) {
 	}
 }
 
+// buildMailgate compiles ./cmd/mailgate into bin with extra go build flags;
+// the test is skipped where there is no go tool.
+func buildMailgate(t *testing.T, bin string, extra ...string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	cmd := exec.Command(goBin, slices.Concat([]string{"build", "-o", bin}, extra, []string{"./cmd/mailgate"})...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v: %v\n%s", extra, err, out)
+	}
+	return bin
+}
+
 // TestBuiltBinary builds the real binary, once stamped as `make build` does
 // and once plain, and runs it: the stamp shows in --version, the VCS
 // fallback in the plain one, and the exit codes survive main. Not parallel:
@@ -374,20 +390,10 @@ func TestBuiltBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH")
-	}
 	dir := t.TempDir()
 	build := func(name string, extra ...string) string {
 		t.Helper()
-		bin := filepath.Join(dir, name)
-		cmd := exec.Command(goBin, slices.Concat([]string{"build", "-o", bin}, extra, []string{"./cmd/mailgate"})...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %v: %v\n%s", extra, err, out)
-		}
-		return bin
+		return buildMailgate(t, filepath.Join(dir, name), extra...)
 	}
 	const pkg = "github.com/mailgate/mailgate/app"
 	stamped := build("mailgate-stamped", "-trimpath", "-buildvcs=auto", "-ldflags",
