@@ -23,7 +23,7 @@ ARG REVISION=unknown
 ARG BUILD_DATE=unknown
 RUN --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath \
+    go build -trimpath -tags nomsgpack \
       -ldflags="-s -w -X github.com/mailgate/mailgate/app.version=${VERSION} -X github.com/mailgate/mailgate/app.commit=${REVISION} -X github.com/mailgate/mailgate/app.buildDate=${BUILD_DATE}" \
       -o /out/mailgate ./app/cmd/mailgate
 

@@ -396,8 +396,19 @@ func TestBuiltBinary(t *testing.T) {
 		return buildMailgate(t, filepath.Join(dir, name), extra...)
 	}
 	const pkg = "github.com/mailgate/mailgate/app"
-	stamped := build("mailgate-stamped", "-trimpath", "-buildvcs=auto", "-ldflags",
+	stamped := build("mailgate-stamped", "-trimpath", "-buildvcs=auto", "-tags", "nomsgpack", "-ldflags",
 		"-s -w -X "+pkg+".version=v9.8.7-test -X "+pkg+".commit=feedface1234 -X "+pkg+".buildDate=2026-05-06T07:08:09Z")
+	// The release build tags (Makefile GOTAGS, Dockerfile) leave gin's
+	// MessagePack codec out: the gateway never speaks it.
+	if info, err := buildinfo.ReadFile(stamped); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, dep := range info.Deps {
+			if dep.Path == "github.com/ugorji/go/codec" {
+				t.Errorf("the release build links %s", dep.Path)
+			}
+		}
+	}
 	tw := newTripwire(t)
 	runBin := func(bin string, args ...string) (int, string, string) {
 		t.Helper()
