@@ -24,7 +24,7 @@ FUZZ_TARGETS = domain:FuzzNormalizeAddress domain:FuzzCheckHeaderText domain:Fuz
 	adapters/httpapi:FuzzDecodeJSON adapters/httpapi:FuzzDecodeXML adapters/httpapi:FuzzDecodeForm \
 	adapters/mailbuild:FuzzBuild
 
-.PHONY: run test build lint bench fuzz check-deploy promtool reliability reliability-short fmt tidy clean
+.PHONY: run test build lint bench fuzz check-deploy promtool vulncheck reliability reliability-short fmt tidy clean
 
 run: ## mailgate dev: local database, captured mail, demo tenant and token
 	$(GO) run -tags $(GOTAGS) ./app/cmd/mailgate dev
@@ -80,6 +80,9 @@ check-deploy: $(PROMTOOL) ## Helm chart (rendered and strictly decoded), dashboa
 	cd deploy/check && npm ci --no-audit --no-fund
 	cd deploy/check && node lint-dockerfile.mjs ../../Dockerfile
 	cd deploy/check && PROMTOOL=$(PROMTOOL) PROMTOOL_VERSION=$(PROMTOOL_VERSION) $(GO) test -count=1 ./...
+
+vulncheck: ## govulncheck against golang.org/x/vulndb through the module proxy (cached; skipped with a message when unreachable)
+	.ci/govulncheck
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
