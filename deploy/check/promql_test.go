@@ -39,6 +39,7 @@ var knownFamilies = []string{
 	"mailgate_workers_running",
 	"mailgate_webhook_deliveries_total",
 	"mailgate_smtp_replies_total",
+	"mailgate_smtp_deferrals_total",
 	"mailgate_messages_accepted_total",
 	"mailgate_pending_messages",
 	"mailgate_oldest_pending_message_age_seconds",
