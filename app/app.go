@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,7 +63,12 @@ type App struct {
 	fair *jobs.FairClock
 	// stop ends background work tied to the app's life (the SIGHUP watcher).
 	stop context.CancelFunc
+	// draining is set by Drain: /readyz fails while requests are still served.
+	draining atomic.Bool
 }
+
+// errDraining is /readyz's answer once a shutdown has begun.
+var errDraining = errors.New("draining: shutting down")
 
 // New connects to the database and wires the gateway for role; Start runs it.
 func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*App, error) {
@@ -388,6 +394,9 @@ func (v verifier) VerifyToken(ctx context.Context, token string) (httpapi.Princi
 
 // ready is /readyz: the database answers and its schema is this binary's.
 func (a *App) ready(ctx context.Context) error {
+	if a.draining.Load() {
+		return errDraining
+	}
 	current, embedded, err := db.SchemaVersions(ctx, a.pool)
 	if err != nil {
 		return err
@@ -464,9 +473,29 @@ func (a *App) AdminAddr() string {
 // Store exposes the store for the CLI and tests in this package.
 func (a *App) Store() *postgres.Store { return a.store }
 
+// Drain marks the gateway not ready (/readyz answers 503) and keeps serving
+// for delay, or until ctx ends, so load balancers and kube-proxy stop routing
+// to it before its listeners close. Keep-alives are turned off meanwhile, so
+// clients open their next connection to another replica. A worker-only
+// process has no traffic to drain and returns at once.
+func (a *App) Drain(ctx context.Context, delay time.Duration) {
+	a.draining.Store(true)
+	if a.httpServer == nil {
+		return
+	}
+	a.httpServer.SetKeepAlivesEnabled(false)
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
 // Shutdown stops accepting requests, lets in-flight requests and deliveries
 // finish within the grace period, then cancels what is left (River retries it).
 func (a *App) Shutdown(ctx context.Context) error {
+	a.draining.Store(true)
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownGrace)
 	defer cancel()
 	if a.stop != nil {

@@ -298,9 +298,14 @@ func defineDev(*flag.FlagSet) commandBody {
 }
 
 // runUntilSignal starts the gateway and shuts it down on SIGINT or SIGTERM.
+// SIGTERM, an orchestrator's stop, first drains for MAILGATE_DRAIN_DELAY:
+// readiness fails while requests are still served, so none routed during
+// endpoint propagation is refused. SIGINT (Ctrl-C), or a second signal
+// during the drain, shuts down at once.
 func runUntilSignal(ctx context.Context, cfg Config, role string, logger *slog.Logger, started func(*App)) error {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
 	a, err := New(ctx, cfg, role, logger)
 	if err != nil {
 		return err
@@ -314,6 +319,21 @@ func runUntilSignal(ctx context.Context, cfg Config, role string, logger *slog.L
 	}
 	var serveErr error
 	select {
+	case sig := <-signals:
+		if sig == syscall.SIGTERM && cfg.DrainDelay > 0 {
+			logger.Info("draining", "delay", cfg.DrainDelay.String())
+			drainCtx, cancel := context.WithCancel(ctx)
+			go func() {
+				select {
+				case <-signals:
+					cancel()
+				case <-drainCtx.Done():
+				}
+			}()
+			a.Drain(drainCtx, cfg.DrainDelay)
+			cancel()
+		}
+		logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	case <-ctx.Done():
 		logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	case serveErr = <-a.Errors():

@@ -38,6 +38,9 @@ type Config struct {
 	// recipients fail (MAILGATE_MAX_DELIVERY_AGE, default 48h).
 	MaxDeliveryAge time.Duration
 	ShutdownGrace  time.Duration
+	// DrainDelay is how long a SIGTERM'd process keeps serving with /readyz
+	// failing before it shuts down (MAILGATE_DRAIN_DELAY, default 5s; 0: none).
+	DrainDelay     time.Duration
 	FetchCooldown  time.Duration
 	FetchPollEvery time.Duration
 	// AllowExecutables turns off the default refusal of programs and
@@ -120,6 +123,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SMTPMaxConns:        50,
 		RetryBase:           time.Minute,
 		ShutdownGrace:       25 * time.Second,
+		DrainDelay:          5 * time.Second,
 		RateLimit:           50,
 		RiverUIUsername:     getenv("MAILGATE_RIVER_UI_USERNAME"),
 		RiverUIPassword:     getenv("MAILGATE_RIVER_UI_PASSWORD"),
@@ -232,6 +236,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			}
 			*d.dst = parsed
 		}
+	}
+	if v := getenv("MAILGATE_DRAIN_DELAY"); v != "" {
+		parsed, err := time.ParseDuration(v)
+		if err != nil || parsed < 0 {
+			return cfg, fmt.Errorf("MAILGATE_DRAIN_DELAY must be a duration such as 5s (0 for none), got %q", v)
+		}
+		cfg.DrainDelay = parsed
 	}
 	if cfg.SMTPTimeout == 0 {
 		cfg.SMTPTimeout = 30 * time.Second

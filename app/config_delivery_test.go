@@ -7,21 +7,18 @@ import (
 
 func TestLoadConfigDeliveryTimeouts(t *testing.T) {
 	t.Parallel()
-	env := func(vars map[string]string) func(string) string {
-		return func(k string) string { return vars[k] }
-	}
-	cfg, err := LoadConfig(env(nil))
+	cfg, err := LoadConfig(envOf(nil))
 	if err != nil || cfg.SMTPTimeout != 30*time.Second || cfg.SMTPDataTimeout != 10*time.Minute || cfg.DeliveryTimeout != 15*time.Minute {
 		t.Fatalf("defaults: step %s, data %s, delivery %s, %v", cfg.SMTPTimeout, cfg.SMTPDataTimeout, cfg.DeliveryTimeout, err)
 	}
 	if cfg.TenantMaxDeliveries != 0 {
 		t.Fatalf("the per-tenant cap is off by default, got %d", cfg.TenantMaxDeliveries)
 	}
-	cfg, err = LoadConfig(env(map[string]string{"MAILGATE_SMTP_TIMEOUT": "3s", "MAILGATE_SMTP_DATA_TIMEOUT": "10s", "MAILGATE_WORKERS": "200"}))
+	cfg, err = LoadConfig(envOf(map[string]string{"MAILGATE_SMTP_TIMEOUT": "3s", "MAILGATE_SMTP_DATA_TIMEOUT": "10s", "MAILGATE_WORKERS": "200"}))
 	if err != nil || cfg.DeliveryTimeout != 40*time.Second || cfg.Workers != 200 {
 		t.Fatalf("derived delivery timeout %s, workers %d, %v", cfg.DeliveryTimeout, cfg.Workers, err)
 	}
-	cfg, err = LoadConfig(env(map[string]string{"MAILGATE_DELIVERY_TIMEOUT": "20m", "MAILGATE_TENANT_MAX_DELIVERIES": "7"}))
+	cfg, err = LoadConfig(envOf(map[string]string{"MAILGATE_DELIVERY_TIMEOUT": "20m", "MAILGATE_TENANT_MAX_DELIVERIES": "7"}))
 	if err != nil || cfg.DeliveryTimeout != 20*time.Minute || cfg.TenantMaxDeliveries != 7 {
 		t.Fatalf("set: delivery %s, cap %d, %v", cfg.DeliveryTimeout, cfg.TenantMaxDeliveries, err)
 	}
@@ -31,7 +28,7 @@ func TestLoadConfigDeliveryTimeouts(t *testing.T) {
 		{"MAILGATE_SMTP_TIMEOUT": "0s"},
 		{"MAILGATE_SMTP_DATA_TIMEOUT": "later"},
 	} {
-		if _, err := LoadConfig(env(bad)); err == nil {
+		if _, err := LoadConfig(envOf(bad)); err == nil {
 			t.Errorf("%v was accepted", bad)
 		}
 	}

@@ -7,14 +7,11 @@ import (
 
 func TestLoadConfigWebhookIsolation(t *testing.T) {
 	t.Parallel()
-	env := func(vars map[string]string) func(string) string {
-		return func(k string) string { return vars[k] }
-	}
-	cfg, err := LoadConfig(env(nil))
+	cfg, err := LoadConfig(envOf(nil))
 	if err != nil || cfg.WebhookTimeout != 5*time.Second || cfg.WebhookMaxEndpoints != 10 {
 		t.Fatalf("defaults: timeout %s, max endpoints %d, %v", cfg.WebhookTimeout, cfg.WebhookMaxEndpoints, err)
 	}
-	cfg, err = LoadConfig(env(map[string]string{"MAILGATE_WEBHOOK_TIMEOUT": "2500ms", "MAILGATE_WEBHOOK_MAX_ENDPOINTS": "3"}))
+	cfg, err = LoadConfig(envOf(map[string]string{"MAILGATE_WEBHOOK_TIMEOUT": "2500ms", "MAILGATE_WEBHOOK_MAX_ENDPOINTS": "3"}))
 	if err != nil || cfg.WebhookTimeout != 2500*time.Millisecond || cfg.WebhookMaxEndpoints != 3 {
 		t.Fatalf("set: timeout %s, max endpoints %d, %v", cfg.WebhookTimeout, cfg.WebhookMaxEndpoints, err)
 	}
@@ -24,7 +21,7 @@ func TestLoadConfigWebhookIsolation(t *testing.T) {
 		{"MAILGATE_WEBHOOK_MAX_ENDPOINTS": "0"},
 		{"MAILGATE_WEBHOOK_MAX_ENDPOINTS": "many"},
 	} {
-		if _, err := LoadConfig(env(bad)); err == nil {
+		if _, err := LoadConfig(envOf(bad)); err == nil {
 			t.Errorf("%v was accepted", bad)
 		}
 	}

@@ -39,8 +39,15 @@ func (g *gateway) admin(t *testing.T, path string, header map[string]string) res
 // dashboard and the alert rules use is exposed.
 func TestMetricsCoverDashboardAndAlerts(t *testing.T) {
 	t.Parallel()
-	g := startGateway(t, smtptest.Options{})
-	v := g.send(t, map[string]any{"send": true, "subject": "metrics", "to": rcpts("ada@example.net")})
+	// One recipient is deferred once (451) before it is delivered, so the
+	// failure-side series are exposed too.
+	g := startGateway(t, smtptest.Options{Rcpt: func(rcpt string, attempt int) *smtp.SMTPError {
+		if strings.HasPrefix(rcpt, "later@") && attempt == 1 {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+		}
+		return nil
+	}})
+	v := g.send(t, map[string]any{"send": true, "subject": "metrics", "to": rcpts("ada@example.net", "later@example.net")})
 	g.waitForState(t, v.ID, "sent")
 	res := g.admin(t, "/metrics", nil)
 	if res.status != 200 {
@@ -87,7 +94,7 @@ func TestMetricsCoverDashboardAndAlerts(t *testing.T) {
 	}
 	build := currentBuild()
 	for _, want := range []string{fmt.Sprintf(`mailgate_build_info{commit=%q,go_version=%q,version=%q} 1`, build.Commit, build.GoVersion, build.Version),
-		`mailgate_messages_accepted_total{tenant="` + g.tenant.ID.String() + `"} 1`, `mailgate_deliveries_total{outcome="sent",tenant="` + g.tenant.ID.String() + `"} 1`,
+		`mailgate_messages_accepted_total{tenant="` + g.tenant.ID.String() + `"} 1`, `mailgate_deliveries_total{outcome="sent",tenant="` + g.tenant.ID.String() + `"} 2`, `mailgate_smtp_deferrals_total{code="451"} 1`,
 		"\nmailgate_event_feed_stats_up 1\n"} {
 		if !bytes.Contains(res.body, []byte(want)) {
 			t.Errorf("missing %s", want)

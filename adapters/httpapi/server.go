@@ -196,15 +196,26 @@ func (s *Server) requestLog(c *gin.Context) {
 	}
 	elapsed := time.Since(start)
 	status := c.Writer.Status()
-	if s.observer != nil {
+	// Probes come every few seconds from every kubelet: they are neither API
+	// traffic for the metrics nor worth a line at info (a failing /readyz
+	// logs its reason at warn).
+	probe := isProbe(route)
+	if s.observer != nil && !probe {
 		s.observer.ObserveRequest(c.Request.Method, route, status, elapsed)
 	}
 	attrs := []any{"request_id", id, "method", c.Request.Method, "route", route, "status", status, "latency_ms", float64(elapsed.Microseconds()) / 1000}
 	if p := principalOf(c); p.SubscriptionID != uuid.Nil {
 		attrs = append(attrs, "subscription_id", p.SubscriptionID)
 	}
-	s.logger.InfoContext(c.Request.Context(), "request", attrs...)
+	level := slog.LevelInfo
+	if probe {
+		level = slog.LevelDebug
+	}
+	s.logger.Log(c.Request.Context(), level, "request", attrs...)
 }
+
+// isProbe tells the health endpoints the orchestrator polls.
+func isProbe(route string) bool { return route == "/healthz" || route == "/readyz" }
 
 func (s *Server) recoverPanics(c *gin.Context) {
 	defer func() {

@@ -28,6 +28,7 @@ type Metrics struct {
 	deliveries      *prometheus.CounterVec
 	deliveryLatency prometheus.Histogram
 	deliveryReplies *prometheus.CounterVec
+	deferrals       *prometheus.CounterVec
 	webhooks        *prometheus.CounterVec
 	jobs            *prometheus.CounterVec
 	jobDuration     *prometheus.HistogramVec
@@ -85,6 +86,10 @@ func New(opts Options) *Metrics {
 			Name: "mailgate_smtp_replies_total",
 			Help: "SMTP replies per recipient, by reply class (2xx, 4xx, 5xx, none).",
 		}, []string{"class"}),
+		deferrals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailgate_smtp_deferrals_total",
+			Help: "Recipients deferred, by SMTP reply code (one of 400-499, or none for no reply).",
+		}, []string{"code"}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailgate_webhook_deliveries_total",
 			Help: "Webhook deliveries by outcome (delivered, failed, disabled, dropped).",
@@ -112,7 +117,7 @@ func New(opts Options) *Metrics {
 		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.httpRequests, m.httpDuration, m.accepted, m.deliveries, m.deliveryLatency, m.deliveryReplies,
+		m.httpRequests, m.httpDuration, m.accepted, m.deliveries, m.deliveryLatency, m.deliveryReplies, m.deferrals,
 		m.webhooks, m.jobs, m.jobDuration, m.workers,
 	)
 	// Series that exist from the start, so dashboards and alerts see zeros
@@ -120,6 +125,7 @@ func New(opts Options) *Metrics {
 	for _, class := range []string{"2xx", "4xx", "5xx", "none"} {
 		m.deliveryReplies.WithLabelValues(class)
 	}
+	m.deferrals.WithLabelValues("none")
 	for _, o := range []string{"delivered", "failed", "disabled", "dropped"} {
 		m.webhooks.WithLabelValues(o)
 	}
@@ -195,6 +201,14 @@ func (m *Metrics) ObserveReply(code int) {
 		class = strconv.Itoa(code/100) + "xx"
 	}
 	m.deliveryReplies.WithLabelValues(class).Inc()
+	// A deferral's code says why (421 throttled, 450 mailbox busy, 451 local
+	// error, 452 storage); the label is bounded to the hundred 4xx codes.
+	switch {
+	case code >= 400 && code < 500:
+		m.deferrals.WithLabelValues(strconv.Itoa(code)).Inc()
+	case class == "none":
+		m.deferrals.WithLabelValues("none").Inc()
+	}
 }
 
 // ObserveWebhook records one webhook delivery outcome.

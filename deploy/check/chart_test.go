@@ -192,6 +192,9 @@ func checkWorkloads(t *testing.T, r rendered) {
 	}
 }
 
+// chartContainers are the containers the chart itself defines.
+var chartContainers = map[string]bool{"mailgate": true, "migrate": true}
+
 func checkPodSecurity(t *testing.T, p pod) {
 	t.Helper()
 	s := p.spec.Spec
@@ -216,6 +219,9 @@ func checkPodSecurity(t *testing.T, p pod) {
 		t.Fatalf("%s: no containers", p.owner)
 	}
 	for _, c := range append(slices.Clone(s.InitContainers), s.Containers...) {
+		if !chartContainers[c.Name] {
+			continue // a sidecar or init container of the user's (api.sidecars, ...): theirs to secure
+		}
 		where := fmt.Sprintf("%s container %s", p.owner, c.Name)
 		sc := c.SecurityContext
 		if sc == nil {
@@ -633,6 +639,7 @@ networkPolicy:
   egress:
     smtp: {ports: [25, 465, 587], to: []}
     postgresql: {ports: [5432], to: []}
+    webhooks: {enabled: true, ports: [443], to: []}
 `)))
 	worker := r.get(t, "NetworkPolicy", fullname+"-worker").Obj.(*networkingv1.NetworkPolicy)
 	if !slices.Contains(worker.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
@@ -644,7 +651,8 @@ networkPolicy:
 			got[fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String())] = true
 		}
 	}
-	want := []string{"UDP/53", "TCP/53", "TCP/5432", "TCP/25", "TCP/465", "TCP/587"}
+	// 443: the tenants' webhooks (networkPolicy.egress.webhooks).
+	want := []string{"UDP/53", "TCP/53", "TCP/5432", "TCP/25", "TCP/465", "TCP/587", "TCP/443"}
 	if !slices.Equal(slices.Sorted(maps.Keys(got)), slices.Sorted(slices.Values(want))) {
 		t.Errorf("worker egress ports %v, want exactly %v", slices.Sorted(maps.Keys(got)), want)
 	}
@@ -664,6 +672,51 @@ networkPolicy:
 				t.Errorf("the API may not send SMTP: egress port %s", p.Port.String())
 			}
 		}
+	}
+}
+
+// TestNetworkPolicyWebhookEgress: with the policy on, workers still reach
+// webhook endpoints on the public internet over HTTPS (they used to get no
+// 443 and disabled every endpoint after a day), never the cloud metadata
+// address or private ranges by default, and the rule is configurable.
+func TestNetworkPolicyWebhookEgress(t *testing.T) {
+	webhookRule := func(t *testing.T, vals string) *networkingv1.NetworkPolicyEgressRule {
+		t.Helper()
+		r := renderChart(t, merge(parseValues(t, "networkPolicy: {enabled: true}"), parseValues(t, vals)))
+		worker := r.get(t, "NetworkPolicy", fullname+"-worker").Obj.(*networkingv1.NetworkPolicy)
+		base := r.get(t, "NetworkPolicy", fullname+"-api").Obj.(*networkingv1.NetworkPolicy)
+		// The worker's rules are the API's (DNS, PostgreSQL), SMTP, then webhooks.
+		if n := len(worker.Spec.Egress) - len(base.Spec.Egress); n == 1 {
+			return nil
+		} else if n != 2 {
+			t.Fatalf("worker has %d egress rules beyond the API's, want SMTP and webhooks", n)
+		}
+		return &worker.Spec.Egress[len(worker.Spec.Egress)-1]
+	}
+	rule := webhookRule(t, "{}")
+	if rule == nil || len(rule.Ports) != 1 || rule.Ports[0].Port.IntValue() != 443 {
+		t.Fatalf("default webhook egress %+v, want TCP 443", rule)
+	}
+	var v4 *networkingv1.IPBlock
+	for _, peer := range rule.To {
+		if peer.IPBlock != nil && peer.IPBlock.CIDR == "0.0.0.0/0" {
+			v4 = peer.IPBlock
+		}
+	}
+	if v4 == nil {
+		t.Fatalf("default webhook peers %+v do not include the IPv4 internet", rule.To)
+	}
+	for _, private := range []string{"169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"} {
+		if !slices.Contains(v4.Except, private) {
+			t.Errorf("default webhook egress reaches %s", private)
+		}
+	}
+	rule = webhookRule(t, "networkPolicy: {egress: {webhooks: {enabled: true, ports: [], to: [{ipBlock: {cidr: 203.0.113.0/24}}]}}}")
+	if rule == nil || len(rule.Ports) != 0 || len(rule.To) != 1 || rule.To[0].IPBlock.CIDR != "203.0.113.0/24" {
+		t.Errorf("webhook egress with every port to 203.0.113.0/24: %+v", rule)
+	}
+	if rule := webhookRule(t, "networkPolicy: {egress: {webhooks: {enabled: false}}}"); rule != nil {
+		t.Errorf("webhooks disabled, yet a rule: %+v", rule)
 	}
 }
 

@@ -7,6 +7,11 @@
 //     with every optional feature on (testdata/all-features.yaml), and every
 //     manifest decodes strictly into its Kubernetes (or Prometheus Operator,
 //     or KEDA) type, so a misspelled field or a wrong type fails;
+//   - every manifest of the defaults, every feature, the README's
+//     recommended install and GitOps mode validates against the OpenAPI
+//     schema of the oldest Kubernetes the chart claims and the newest
+//     released, strictly (kubeconform -strict's rules), with no null field;
+//     the chart renders as a dependency of an umbrella chart;
 //   - pod security, probes, hooks, references between objects and the
 //     dashboard ConfigMap are as the operator contract says;
 //   - `helm lint` passes, and values.schema.json refuses bad values;

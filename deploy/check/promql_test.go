@@ -29,6 +29,7 @@ var (
 // that has to be added to the gateway first. The main module's test checks
 // testdata/metrics-used.txt against the running gateway's /metrics.
 var knownFamilies = []string{
+	"mailgate_build_info",
 	"mailgate_http_requests_total",
 	"mailgate_http_request_duration_seconds",
 	"mailgate_deliveries_total",
@@ -38,6 +39,7 @@ var knownFamilies = []string{
 	"mailgate_workers_running",
 	"mailgate_webhook_deliveries_total",
 	"mailgate_smtp_replies_total",
+	"mailgate_smtp_deferrals_total",
 	"mailgate_messages_accepted_total",
 	"mailgate_pending_messages",
 	"mailgate_oldest_pending_message_age_seconds",
@@ -114,6 +116,7 @@ func metricsIn(expr string, wantRange time.Duration) ([]string, error) {
 type dashboard struct {
 	Title      string  `json:"title"`
 	UID        string  `json:"uid"`
+	Editable   *bool   `json:"editable"`
 	Panels     []panel `json:"panels"`
 	Templating struct {
 		List []struct {
@@ -121,6 +124,8 @@ type dashboard struct {
 			Type       string          `json:"type"`
 			Query      json.RawMessage `json:"query"`
 			Datasource *datasourceRef  `json:"datasource"`
+			Multi      bool            `json:"multi"`
+			IncludeAll bool            `json:"includeAll"`
 		} `json:"list"`
 	} `json:"templating"`
 }
@@ -238,6 +243,58 @@ func TestDashboard(t *testing.T) {
 	}
 }
 
+// TestDashboardLinterRules applies grafana/dashboard-linter's rules, in a
+// test because its binary is not served by the module proxy as a release:
+// template-job-rule and template-instance-rule (multi-value, all-including
+// job and instance variables on the datasource), target-job-rule and
+// target-instance-rule (every selector of every query filters by them, so
+// two releases in one namespace never merge and a pod can be picked out),
+// plus editable false for the provisioned copy and a 5xx ratio that reads
+// 0, not "No data", when nothing failed.
+func TestDashboardLinterRules(t *testing.T) {
+	d := loadDashboard(t)
+	if d.Editable == nil || *d.Editable {
+		t.Error("editable must be false: the provisioned dashboard is overwritten on every sync")
+	}
+	vars := map[string]bool{}
+	for _, v := range d.Templating.List {
+		if v.Type == "query" {
+			vars[v.Name] = v.Multi && v.IncludeAll && v.Datasource != nil && v.Datasource.UID == "${datasource}"
+		}
+	}
+	for _, name := range []string{"job", "instance"} {
+		if !vars[name] {
+			t.Errorf("template-%s-rule: no multi-value, all-including %s variable on $datasource", name, name)
+		}
+	}
+	for _, p := range flatPanels(d.Panels) {
+		for _, tg := range p.Targets {
+			expr, err := promqlParser.ParseExpr(strings.ReplaceAll(tg.Expr, "$__rate_interval", "5m"))
+			if err != nil {
+				t.Errorf("panel %q: %v", p.Title, err)
+				continue
+			}
+			parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+				sel, ok := node.(*parser.VectorSelector)
+				if !ok {
+					return nil
+				}
+				for _, name := range []string{"job", "instance"} {
+					if !slices.ContainsFunc(sel.LabelMatchers, func(m *labels.Matcher) bool {
+						return m.Name == name && m.Type == labels.MatchRegexp && m.Value == "$"+name
+					}) {
+						t.Errorf("target-%s-rule: panel %q selects %s without %s=~\"$%s\"", name, p.Title, sel.Name, name, name)
+					}
+				}
+				return nil
+			})
+			if p.Title == "5xx error ratio" && !strings.Contains(tg.Expr, "or vector(0)") {
+				t.Errorf("panel %q shows no data when nothing failed: %s", p.Title, tg.Expr)
+			}
+		}
+	}
+}
+
 // TestMetricsUsed parses every PromQL expression of the dashboard and the
 // PrometheusRule and keeps the metric names in testdata/metrics-used.txt.
 func TestMetricsUsed(t *testing.T) {
@@ -258,7 +315,7 @@ func TestMetricsUsed(t *testing.T) {
 			add(fmt.Sprintf("dashboard panel %q query %s", p.Title, tg.RefID), substitute(tg.Expr), 5*time.Minute)
 		}
 	}
-	labelValues := regexp.MustCompile(`^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,\s*\w+\s*\)$`)
+	labelValues := regexp.MustCompile(`^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*,\s*\w+\s*\)$`)
 	for _, v := range d.Templating.List {
 		if v.Type != "query" {
 			continue

@@ -177,6 +177,12 @@ func tryRender(vals map[string]any) (rendered, error) {
 	if err != nil {
 		return rendered{}, err
 	}
+	return tryRenderChart(c, vals, kubeVersion, nil)
+}
+
+// tryRenderChart renders c (the chart, or an umbrella chart holding it) for
+// a cluster of version kv that serves apiVersions besides the built-in ones.
+func tryRenderChart(c *chart.Chart, vals map[string]any, kv string, apiVersions []string) (rendered, error) {
 	cfg := &action.Configuration{Log: func(string, ...any) {}}
 	install := action.NewInstall(cfg)
 	install.DryRun = true
@@ -184,11 +190,12 @@ func tryRender(vals map[string]any) (rendered, error) {
 	install.Replace = true
 	install.ReleaseName = releaseName
 	install.Namespace = namespace
-	kv, err := chartutil.ParseKubeVersion(kubeVersion)
+	parsed, err := chartutil.ParseKubeVersion(kv)
 	if err != nil {
 		return rendered{}, err
 	}
-	install.KubeVersion = kv
+	install.KubeVersion = parsed
+	install.APIVersions = apiVersions
 	rel, err := install.Run(c, vals)
 	if err != nil {
 		return rendered{}, fmt.Errorf("render: %w", err)

@@ -14,6 +14,10 @@ metadata:
   namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "mailgate.componentLabels" . | nindent 4 }}
+  {{- with $c.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
   {{- if not (or $c.autoscaling.enabled $keda) }}
   replicas: {{ $c.replicas }}
@@ -34,25 +38,25 @@ spec:
         {{- with $c.podLabels }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+      {{- $podAnnotations := deepCopy ($c.podAnnotations | default dict) }}
+      {{- if include "mailgate.chartSecret" $root }}
+      {{- $_ := set $podAnnotations "checksum/secret" (include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum) }}
+      {{- end }}
+      {{- with $podAnnotations }}
       annotations:
-        {{- if include "mailgate.chartSecret" $root }}
-        checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
-        {{- end }}
-        {{- with $c.podAnnotations }}
         {{- toYaml . | nindent 8 }}
-        {{- end }}
+      {{- end }}
     spec:
       serviceAccountName: {{ include "mailgate.serviceAccountName" $root }}
       automountServiceAccountToken: false
       enableServiceLinks: false
-      {{- with $root.Values.imagePullSecrets }}
-      imagePullSecrets:
-        {{- toYaml . | nindent 8 }}
+      {{- with include "mailgate.imagePullSecrets" $root }}
+      {{- . | nindent 6 }}
       {{- end }}
       {{- with $c.priorityClassName }}
       priorityClassName: {{ . }}
       {{- end }}
-      terminationGracePeriodSeconds: {{ $c.terminationGracePeriodSeconds }}
+      terminationGracePeriodSeconds: {{ include "mailgate.terminationGracePeriodSeconds" . }}
       securityContext:
         {{- include "mailgate.podSecurityContext" $root | nindent 8 }}
       {{- with (include "mailgate.topologySpread" . | trim) }}
@@ -70,6 +74,10 @@ spec:
       {{- with $c.tolerations }}
       tolerations:
         {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $c.initContainers }}
+      initContainers:
+        {{- tpl (toYaml .) $root | nindent 8 }}
       {{- end }}
       containers:
         - name: mailgate
@@ -98,6 +106,10 @@ spec:
             {{- toYaml $c.livenessProbe | nindent 12 }}
           readinessProbe:
             {{- toYaml $c.readinessProbe | nindent 12 }}
+          {{- with $c.lifecycle }}
+          lifecycle:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           resources:
             {{- toYaml $c.resources | nindent 12 }}
           securityContext:
@@ -110,6 +122,12 @@ spec:
               mountPath: {{ $root.Values.jwtPublicKeys.mountPath }}
               readOnly: true
             {{- end }}
+            {{- with concat ($root.Values.extraVolumeMounts | default list) ($c.extraVolumeMounts | default list) }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+        {{- with $c.sidecars }}
+        {{- tpl (toYaml .) $root | nindent 8 }}
+        {{- end }}
       volumes:
         - name: tmp
           emptyDir:
@@ -122,5 +140,8 @@ spec:
             items:
               - key: {{ $root.Values.secret.keys.jwtPublicKeys }}
                 path: {{ $root.Values.secret.keys.jwtPublicKeys }}
+        {{- end }}
+        {{- with concat ($root.Values.extraVolumes | default list) ($c.extraVolumes | default list) }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
 {{- end }}

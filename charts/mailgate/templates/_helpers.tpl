@@ -62,11 +62,91 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/*
+The image reference. A registry from global.imageRegistry (an umbrella
+chart's mirror) or image.registry replaces the one image.repository starts
+with, if any: ghcr.io/mailgate/mailgate becomes <registry>/mailgate/mailgate.
+*/}}
 {{- define "mailgate.image" -}}
+{{- $repository := .Values.image.repository }}
+{{- $registry := (.Values.global).imageRegistry | default .Values.image.registry }}
+{{- if $registry }}
+{{- $parts := splitList "/" $repository }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq "localhost" $first)) }}
+{{- $repository = rest $parts | join "/" }}
+{{- end }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" $registry) $repository }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* imagePullSecrets: global.imagePullSecrets (names or {name: ...}) then imagePullSecrets. */}}
+{{- define "mailgate.imagePullSecrets" -}}
+{{- $secrets := list }}
+{{- range concat ((.Values.global).imagePullSecrets | default list) .Values.imagePullSecrets }}
+{{- if kindIs "string" . }}
+{{- $secrets = append $secrets (dict "name" .) }}
+{{- else }}
+{{- $secrets = append $secrets . }}
+{{- end }}
+{{- end }}
+{{- with $secrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the UIDs and GIDs are left to the platform: OpenShift's
+restricted SCC assigns them per namespace and refuses fixed ones.
+global.compatibility.openshift.adaptSecurityContext is auto (when the cluster
+serves security.openshift.io/v1), force or disabled, as in Bitnami's charts.
+*/}}
+{{- define "mailgate.adaptSecurityContext" -}}
+{{- $mode := ((((.Values.global).compatibility).openshift).adaptSecurityContext) | default "auto" }}
+{{- if or (eq $mode "force") (and (eq $mode "auto") (.Capabilities.APIVersions.Has "security.openshift.io/v1")) }}true{{ end }}
+{{- end }}
+
+{{/*
+Seconds in a Go duration of whole units (90s, 1m30s, 2h, 1500ms), rounded
+up: the chart derives terminationGracePeriodSeconds from the durations the
+gateway reads.
+*/}}
+{{- define "mailgate.durationSeconds" -}}
+{{- $ms := 0 }}
+{{- range regexFindAll "[0-9.]+(ms|h|m|s)" . -1 }}
+{{- $n := regexFind "^[0-9.]+" . | float64 }}
+{{- $unit := trimPrefix (regexFind "^[0-9.]+" .) . }}
+{{- $factor := get (dict "h" 3600000 "m" 60000 "s" 1000 "ms" 1) $unit }}
+{{- $ms = addf $ms (mulf $n $factor) }}
+{{- end }}
+{{- divf $ms 1000 | ceil | int }}
+{{- end }}
+
+{{/*
+A component's terminationGracePeriodSeconds: the value given, or what the
+process needs to exit on its own (MAILGATE_DRAIN_DELAY for the API, then
+MAILGATE_SHUTDOWN_GRACE) plus 5 s. A value below that need fails the render:
+the kubelet would kill the pod mid-drain. Call with (dict "root" $ "component" "api").
+*/}}
+{{- define "mailgate.terminationGracePeriodSeconds" -}}
+{{- $v := .root.Values }}
+{{- $need := include "mailgate.durationSeconds" $v.config.shutdownGrace | int }}
+{{- if eq .component "api" }}
+{{- $need = add $need (include "mailgate.durationSeconds" $v.config.drainDelay | int) }}
+{{- end }}
+{{- $given := (index $v .component).terminationGracePeriodSeconds }}
+{{- if kindIs "invalid" $given }}
+{{- add $need 5 }}
+{{- else if lt (int $given) $need }}
+{{- fail (printf "%s.terminationGracePeriodSeconds (%d) is shorter than the %d s the process needs to exit (config.drainDelay + config.shutdownGrace for the API, config.shutdownGrace for workers)" .component (int $given) $need) }}
+{{- else }}
+{{- $given }}
 {{- end }}
 {{- end }}
 
@@ -134,6 +214,8 @@ The environment of the api and worker containers. Call with
   value: {{ $root.Values.config.rateBurst | quote }}
 - name: MAILGATE_REQUEST_TIMEOUT
   value: {{ $root.Values.config.requestTimeout | quote }}
+- name: MAILGATE_DRAIN_DELAY
+  value: {{ $root.Values.config.drainDelay | quote }}
 {{- with $root.Values.config.jwtIssuer }}
 - name: MAILGATE_JWT_ISSUER
   value: {{ . | quote }}
@@ -164,21 +246,25 @@ The environment of the api and worker containers. Call with
 {{- end }}
 {{- end }}
 
-{{/* The fixed pod security context. */}}
+{{/* The pod security context: fixed, but for the IDs OpenShift assigns. */}}
 {{- define "mailgate.podSecurityContext" -}}
 runAsNonRoot: true
+{{- if not (include "mailgate.adaptSecurityContext" .) }}
 runAsUser: {{ .Values.securityContext.runAsUser }}
 runAsGroup: {{ .Values.securityContext.runAsGroup }}
 fsGroup: {{ .Values.securityContext.fsGroup }}
+{{- end }}
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* The fixed container security context. */}}
+{{/* The container security context: fixed, but for the IDs OpenShift assigns. */}}
 {{- define "mailgate.containerSecurityContext" -}}
 runAsNonRoot: true
+{{- if not (include "mailgate.adaptSecurityContext" .) }}
 runAsUser: {{ .Values.securityContext.runAsUser }}
 runAsGroup: {{ .Values.securityContext.runAsGroup }}
+{{- end }}
 readOnlyRootFilesystem: true
 allowPrivilegeEscalation: false
 privileged: false
