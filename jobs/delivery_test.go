@@ -342,6 +342,15 @@ func (f *deliveryFixture) work(t *testing.T, opts *river.InsertOpts) (*rivertest
 	return res, err
 }
 
+// requireEvent fails the test unless the job was worked without an error
+// and ended with kind.
+func requireEvent(t *testing.T, res *rivertest.WorkResult, err error, kind river.EventKind) {
+	t.Helper()
+	if err != nil || res.EventKind != kind {
+		t.Fatalf("event %s, err %v; want %s", res.EventKind, err, kind)
+	}
+}
+
 func statuses(recipients []domain.Recipient) map[string]domain.RecipientStatus {
 	out := map[string]domain.RecipientStatus{}
 	for _, r := range recipients {
@@ -362,9 +371,7 @@ func TestDeliverySplitsExternalInternalAndSuppressed(t *testing.T) {
 	f.store.msg.Attachments = []uuid.UUID{uuid.New()}
 
 	res, err := f.work(t, nil)
-	if err != nil || res.EventKind != river.EventKindJobCompleted {
-		t.Fatalf("event %s, err %v; want completed", res.EventKind, err)
-	}
+	requireEvent(t, res, err, river.EventKindJobCompleted)
 	call := f.transport.only(t)
 	if !slices.Equal(call.to, []string{external}) || call.from != "demo@example.com" || !call.sent {
 		t.Fatalf("relay got from %s to %v (sent %v), want demo@example.com to [%s]", call.from, call.to, call.sent, external)
@@ -404,9 +411,7 @@ func TestDeliverySandboxSendsNothing(t *testing.T) {
 	f.store.dc.Sandbox = true
 
 	res, err := f.work(t, nil)
-	if err != nil || res.EventKind != river.EventKindJobCompleted {
-		t.Fatalf("event %s, err %v; want completed", res.EventKind, err)
-	}
+	requireEvent(t, res, err, river.EventKindJobCompleted)
 	if n := f.transport.callCount(); n != 0 || len(f.renderer.calls) != 0 || len(f.store.journals) != 0 {
 		t.Fatalf("sandbox: %d relay calls, %d renders, %d journals; want none", n, len(f.renderer.calls), len(f.store.journals))
 	}
@@ -479,9 +484,7 @@ func TestDeliveryBuildFailures(t *testing.T) {
 		f := newDeliveryFixture(t, external, internal)
 		f.renderer.err = errors.New("header too long")
 		res, err := f.work(t, nil)
-		if err != nil || res.EventKind != river.EventKindJobCompleted {
-			t.Fatalf("event %s, err %v; want completed", res.EventKind, err)
-		}
+		requireEvent(t, res, err, river.EventKindJobCompleted)
 		if n := f.transport.callCount(); n != 0 {
 			t.Fatalf("relay called %d times for a message that did not build", n)
 		}
@@ -549,9 +552,7 @@ func TestDeliveryFairnessAndHolds(t *testing.T) {
 		f.worker.LimitPerTenant(2)
 		f.store.dc.Sending = 2
 		res, err := f.work(t, nil)
-		if err != nil || res.EventKind != river.EventKindJobSnoozed {
-			t.Fatalf("event %s, err %v; want snoozed", res.EventKind, err)
-		}
+		requireEvent(t, res, err, river.EventKindJobSnoozed)
 		if !slices.Equal(f.store.loads, []bool{true}) {
 			t.Fatalf("loads %v: with a cap the load counts the tenant's deliveries", f.store.loads)
 		}
@@ -562,18 +563,16 @@ func TestDeliveryFairnessAndHolds(t *testing.T) {
 		f := newDeliveryFixture(t, external)
 		f.worker.LimitPerTenant(2)
 		f.store.dc.Sending = 1
-		if res, err := f.work(t, nil); err != nil || res.EventKind != river.EventKindJobCompleted {
-			t.Fatalf("event %s, err %v; want completed", res.EventKind, err)
-		}
+		res, err := f.work(t, nil)
+		requireEvent(t, res, err, river.EventKindJobCompleted)
 		f.transport.only(t)
 	})
 	t.Run("NoCapDoesNotCount", func(t *testing.T) {
 		t.Parallel()
 		f := newDeliveryFixture(t, external)
 		f.store.dc.Sending = 1000
-		if res, err := f.work(t, nil); err != nil || res.EventKind != river.EventKindJobCompleted {
-			t.Fatalf("event %s, err %v; want completed", res.EventKind, err)
-		}
+		res, err := f.work(t, nil)
+		requireEvent(t, res, err, river.EventKindJobCompleted)
 		if !slices.Equal(f.store.loads, []bool{false}) {
 			t.Fatalf("loads %v: without a cap the load skips counting", f.store.loads)
 		}
@@ -585,9 +584,7 @@ func TestDeliveryFairnessAndHolds(t *testing.T) {
 		f.store.slot = deliveryNow.Add(30 * time.Second)
 		tw, tx := f.testWorker(t)
 		res, err := tw.Work(t.Context(), t, tx, f.args, nil)
-		if err != nil || res.EventKind != river.EventKindJobSnoozed {
-			t.Fatalf("event %s, err %v; want snoozed", res.EventKind, err)
-		}
+		requireEvent(t, res, err, river.EventKindJobSnoozed)
 		if f.store.reserveCalls != 1 {
 			t.Fatalf("%d slot reservations, want 1", f.store.reserveCalls)
 		}
@@ -619,9 +616,7 @@ func TestDeliveryFairnessAndHolds(t *testing.T) {
 		f := newDeliveryFixture(t, external)
 		f.store.dc.SenderDomainVerified = false
 		res, err := f.work(t, nil)
-		if err != nil || res.EventKind != river.EventKindJobCompleted {
-			t.Fatalf("event %s, err %v; want completed", res.EventKind, err)
-		}
+		requireEvent(t, res, err, river.EventKindJobCompleted)
 		if n := f.transport.callCount(); n != 0 {
 			t.Fatalf("relay called %d times for a refused sender", n)
 		}
@@ -633,18 +628,16 @@ func TestDeliveryFairnessAndHolds(t *testing.T) {
 		t.Parallel()
 		f := newDeliveryFixture(t, external)
 		f.store.msg.State = domain.StateCancelled
-		if res, err := f.work(t, nil); err != nil || res.EventKind != river.EventKindJobCompleted {
-			t.Fatalf("event %s, err %v; want completed", res.EventKind, err)
-		}
+		res, err := f.work(t, nil)
+		requireEvent(t, res, err, river.EventKindJobCompleted)
 		assertUntouched(t, f)
 	})
 	t.Run("VanishedMessageIsDropped", func(t *testing.T) {
 		t.Parallel()
 		f := newDeliveryFixture(t, external)
 		f.store.loadErr = fmt.Errorf("load message: %w", domain.ErrNotFound)
-		if res, err := f.work(t, nil); err != nil || res.EventKind != river.EventKindJobCompleted {
-			t.Fatalf("event %s, err %v; want completed", res.EventKind, err)
-		}
+		res, err := f.work(t, nil)
+		requireEvent(t, res, err, river.EventKindJobCompleted)
 		assertUntouched(t, f)
 	})
 }
@@ -678,9 +671,7 @@ func TestDeliveryResumeFlagsPossibleDuplicates(t *testing.T) {
 
 	delete(f.transport.rcpt, other)
 	res, err = tw.WorkJob(t.Context(), t, tx, res.Job)
-	if err != nil || res.EventKind != river.EventKindJobCompleted {
-		t.Fatalf("resume: event %s, err %v; want completed", res.EventKind, err)
-	}
+	requireEvent(t, res, err, river.EventKindJobCompleted)
 	if len(f.store.journals) != 2 {
 		t.Fatalf("%d journals, want one per attempt", len(f.store.journals))
 	}
@@ -709,9 +700,7 @@ func TestDeliveryJournalFailures(t *testing.T) {
 		f := newDeliveryFixture(t, external)
 		f.store.journalErr = &domain.Error{Code: domain.CodeConflict, Message: "message is cancelled"}
 		res, err := f.work(t, nil)
-		if err != nil || res.EventKind != river.EventKindJobCompleted {
-			t.Fatalf("event %s, err %v; want completed", res.EventKind, err)
-		}
+		requireEvent(t, res, err, river.EventKindJobCompleted)
 		if call := f.transport.only(t); call.sent {
 			t.Fatal("data sent after the journal refused")
 		}
