@@ -167,8 +167,8 @@ type transportCall struct {
 	beforeDataErr error
 }
 
-func (f *fakeTransport) Deliver(ctx context.Context, from string, to []string, data []byte, beforeData func(ctx context.Context, accepted []string) error) []domain.RecipientReply {
-	call := transportCall{from: from, to: slices.Clone(to), data: data}
+func (f *fakeTransport) Deliver(ctx context.Context, from string, to []string, payload Payload, beforeData func(ctx context.Context, accepted []string) error) []domain.RecipientReply {
+	call := transportCall{from: from, to: slices.Clone(to), data: payload.Data}
 	defer func() {
 		f.mu.Lock()
 		f.calls = append(f.calls, call)
@@ -243,7 +243,7 @@ type fakeRenderer struct {
 	calls []renderCall
 }
 
-func (r *fakeRenderer) render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, dkim *domain.DKIMKey) ([]byte, error) {
+func (r *fakeRenderer) render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, dkim *domain.DKIMKey, downgrade bool) ([]byte, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, renderCall{date: date, attachments: len(attachments), dkim: dkim})
