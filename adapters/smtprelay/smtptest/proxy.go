@@ -165,19 +165,40 @@ func (c *proxyConn) clientToServer() {
 		n, err := c.client.Read(buf)
 		if n > 0 {
 			chunk := buf[:n]
-			c.proxy.mu.Lock()
-			c.clientSpoke = true
-			c.proxy.mu.Unlock()
-			if _, werr := c.server.Write(chunk); werr != nil {
-				return
-			}
 			scan := append(tail, chunk...)
 			dots := bytes.Count(scan, finalDot)
 			tail = append(tail[:0], scan[max(0, len(scan)-len(finalDot)+1):]...)
-			for range dots {
-				if c.afterDot() {
-					return
+			// The dots are counted before they are forwarded: once the server
+			// has a message, FinalDots already includes it.
+			c.proxy.mu.Lock()
+			c.clientSpoke = true
+			first := c.proxy.dots + 1
+			c.proxy.dots += dots
+			c.proxy.mu.Unlock()
+			fault := FaultNone
+			for i := range dots {
+				if f := c.faultFor(first + i); f != FaultNone && fault == FaultNone {
+					fault = f
 				}
+			}
+			if fault != FaultNone {
+				// Decided before the data goes on, so the server's reply to
+				// it can never slip through to the client first.
+				c.proxy.mu.Lock()
+				c.swallow = true
+				c.proxy.mu.Unlock()
+			}
+			if _, werr := c.server.Write(chunk); werr != nil {
+				return
+			}
+			switch fault {
+			case FaultClose:
+				return
+			case FaultReset:
+				if tcp, ok := c.client.(*net.TCPConn); ok {
+					_ = tcp.SetLinger(0) // Close then sends RST instead of FIN
+				}
+				return
 			}
 		}
 		if err != nil {
@@ -186,31 +207,12 @@ func (c *proxyConn) clientToServer() {
 	}
 }
 
-// afterDot counts a final dot and applies its fault, reporting whether the
-// connection is gone.
-func (c *proxyConn) afterDot() bool {
-	c.proxy.mu.Lock()
-	c.proxy.dots++
-	n := c.proxy.dots
-	c.proxy.mu.Unlock()
-	fault := FaultNone
-	if c.proxy.opts.AfterDot != nil {
-		fault = c.proxy.opts.AfterDot(n)
+// faultFor is the fault for the n-th final dot the proxy forwards.
+func (c *proxyConn) faultFor(n int) Fault {
+	if c.proxy.opts.AfterDot == nil {
+		return FaultNone
 	}
-	switch fault {
-	case FaultClose:
-		return true
-	case FaultReset:
-		if tcp, ok := c.client.(*net.TCPConn); ok {
-			_ = tcp.SetLinger(0) // Close then sends RST instead of FIN
-		}
-		return true
-	case FaultSwallowReply:
-		c.proxy.mu.Lock()
-		c.swallow = true
-		c.proxy.mu.Unlock()
-	}
-	return false
+	return c.proxy.opts.AfterDot(n)
 }
 
 func (c *proxyConn) serverToClient() {
