@@ -153,7 +153,12 @@ func (a *App) wire(ctx context.Context) error {
 			return err
 		}
 		renderer := newRenderer()
+		addresses, err := a.cfg.Inbound.addresses()
+		if err != nil {
+			return err
+		}
 		delivery := jobs.NewDeliveryWorker(a.store, transport, renderer.render, a.cfg.MaxDeliveryAge, a.logger).
+			WithInboundAddresses(addresses).
 			LimitPerTenant(a.cfg.TenantMaxDeliveries).WithAttemptTimeout(a.cfg.DeliveryTimeout).Observe(a.metrics).
 			ObservePhases(metrics.NewDeliveryPhases(a.metrics.Registry))
 		webhookTimeout := cmp.Or(a.cfg.WebhookTimeout, jobs.DefaultWebhookAttemptTimeout)

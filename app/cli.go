@@ -73,6 +73,7 @@ func commands() []command {
 		{"dev", "", "everything in one process on embedded defaults", defineDev},
 		{"tenant create", "--name N --sender-domain D [--sender-domain D2]", "create a tenant; prints JSON with subscription_id", defineTenantCreate},
 		{"tenant dkim", "--subscription S --domain D --selector SEL [--algorithm rsa-sha256|ed25519-sha256]", "generate and store a DKIM key; prints the DNS record", defineTenantDKIM},
+		{"tenant inbound", "--subscription S [--return-path-domain D] [--replies on|off]", "set a tenant's return-path domain and reply routing; prints the DNS records", defineTenantInbound},
 		{"account create", "--subscription S --email E [--display-name N]", "create a sender account; prints JSON with account_id", defineAccountCreate},
 		{"token issue", "--subscription S [--ttl 24h] [--admin]", "print a signed JWT for a tenant", defineTokenIssue},
 		{"version", "", "print the version, commit and build date", defineVersion},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -96,6 +97,19 @@ func TestOperatorCLI(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, env, "tenant", "dkim", "--subscription", tenant.SubscriptionID.String(), "--domain", "other.example", "--selector", "mg1"); code == 0 {
 		t.Fatal("a DKIM key for an unverified domain must be refused")
+	}
+
+	inboundEnv := maps.Clone(env)
+	inboundEnv["MAILGATE_BOUNCE_DOMAIN"], inboundEnv["MAILGATE_REPLY_DOMAIN"] = "bounces.gw.example", "reply.gw.example"
+	inboundEnv["MAILGATE_VERP_KEYS"], inboundEnv["MAILGATE_INBOUND_HOSTNAME"] = testSecret, "mx.gw.example"
+	code, out, errOut = runCLI(t, inboundEnv, "tenant", "inbound", "--subscription", tenant.SubscriptionID.String(), "--return-path-domain", "RP.acme.example", "--replies", "on")
+	if code != 0 || !strings.Contains(out, `"return_path_domain": "rp.acme.example"`) || !strings.Contains(out, `"reply_routing": true`) ||
+		!strings.Contains(out, `"dns_name": "rp.acme.example"`) || !strings.Contains(out, `"dns_value": "bounces.gw.example."`) ||
+		!strings.Contains(out, `"dns_value": "10 mx.gw.example."`) {
+		t.Fatalf("tenant inbound: exit %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, inboundEnv, "tenant", "inbound", "--subscription", tenant.SubscriptionID.String(), "--return-path-domain", "not a domain"); code != exitBadUsage {
+		t.Fatalf("a bad return-path domain: exit %d %s", code, errOut)
 	}
 
 }
@@ -196,6 +210,7 @@ func TestHelpOnlyPrintsUsage(t *testing.T) {
 		"dev":            nil,
 		"tenant create":  {"--name", "Acme", "--sender-domain", "acme.example"},
 		"tenant dkim":    {"--subscription", tenant, "--domain", "acme.example", "--selector", "mg1"},
+		"tenant inbound": {"--subscription", tenant, "--return-path-domain", "rp.acme.example", "--replies", "on"},
 		"account create": {"--subscription", tenant, "--email", "ops@acme.example"},
 		"token issue":    {"--subscription", tenant, "--admin"},
 		"version":        nil,

@@ -74,6 +74,9 @@ type Config struct {
 	RiverUIPassword string
 	// MetricsTenantLabels bounds how many tenants get their own metrics label.
 	MetricsTenantLabels int
+	// Inbound is the bounce and reply side (MAILGATE_BOUNCE_DOMAIN,
+	// MAILGATE_REPLY_DOMAIN, MAILGATE_VERP_KEYS, MAILGATE_INBOUND_*).
+	Inbound InboundConfig
 	// CaptureDir, when set and SMTPURL is empty, keeps outgoing mail as .eml
 	// files instead of sending it (mailgate dev).
 	CaptureDir string
@@ -151,6 +154,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		cfg.WebhookMaxEndpoints = n
 	}
+	inbound, err := loadInboundConfig(getenv)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Inbound = inbound
 	cfg.MigrationDatabaseURL = or(getenv("MAILGATE_MIGRATION_DATABASE_URL"), cfg.DatabaseURL)
 	if !db.ValidRoleName(cfg.DatabaseRole) {
 		return cfg, fmt.Errorf("MAILGATE_DATABASE_ROLE must be a lower-case identifier, got %q", cfg.DatabaseRole)

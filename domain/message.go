@@ -137,6 +137,9 @@ type Message struct {
 	LastError string
 	// SendSlot is the send time a rate-limited message reserved; zero when none.
 	SendSlot time.Time
+	// ReplyTo is set at delivery when the tenant routes replies back to the
+	// gateway (an address token naming this message); it is not stored.
+	ReplyTo string
 }
 
 // CanDelete is the computed can_delete of the wire model.
