@@ -68,7 +68,7 @@ func (inv invocation) config() (Config, error) { return LoadConfig(inv.env.Geten
 // commands lists every operator command, in the order usage shows them.
 func commands() []command {
 	return []command{
-		{"serve", "[--role all|api|worker]", "run the HTTP API and/or the delivery workers", defineServe},
+		{"serve", "[--role all|api|worker|inbound]", "run the HTTP API, the delivery workers and/or the inbound SMTP listener", defineServe},
 		{"migrate", "", "apply Mailgate's and River's migrations (safe to repeat)", defineMigrate},
 		{"dev", "", "everything in one process on embedded defaults", defineDev},
 		{"tenant create", "--name N --sender-domain D [--sender-domain D2]", "create a tenant; prints JSON with subscription_id", defineTenantCreate},
@@ -275,10 +275,10 @@ func defineVersion(*flag.FlagSet) commandBody {
 }
 
 func defineServe(fs *flag.FlagSet) commandBody {
-	role := fs.String("role", RoleAll, "all, api or worker")
+	role := fs.String("role", RoleAll, "all, api, worker or inbound")
 	return func(ctx context.Context, inv invocation) error {
-		if !slices.Contains([]string{RoleAll, RoleAPI, RoleWorker}, *role) {
-			return badUsage("--role must be all, api or worker, got %q", *role)
+		if !slices.Contains([]string{RoleAll, RoleAPI, RoleWorker, RoleInbound}, *role) {
+			return badUsage("--role must be all, api, worker or inbound, got %q", *role)
 		}
 		cfg, err := inv.config()
 		if err != nil {

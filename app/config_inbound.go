@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ type InboundConfig struct {
 	// RatePerIP is how many messages one sending IP may hand over a minute.
 	RatePerIP int
 	Timeout   time.Duration
+	// lookupTXT resolves DKIM key records for reply verification (tests
+	// set it; the system resolver when nil).
+	lookupTXT func(ctx context.Context, name string) ([]string, error)
 }
 
 // Inbound listener defaults.

@@ -3,12 +3,22 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/mail"
+	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 
 	"github.com/mailgate/mailgate/adapters/smtprelay/smtptest"
@@ -121,9 +131,422 @@ func TestVERPEnvelope(t *testing.T) {
 	}
 }
 
+// bouncingRelay is a smarthost built on go-smtp: it answers 250 to every
+// recipient, then, as real relays do, mails a DSN to the envelope sender
+// (the VERP address) for the recipients listed in bounce, through the
+// gateway's inbound listener. The DSN is the Postfix fixture with the
+// recipient put in.
+type bouncingRelay struct {
+	addr    string
+	inbound func() string
+	bounce  map[string]bool
+	mu      sync.Mutex
+	sent    []string
+	// lastFrom is the return path the last DSN went to.
+	lastFrom string
+}
+
+func startBouncingRelay(t *testing.T, inbound func() string, bounce ...string) *bouncingRelay {
+	t.Helper()
+	r := &bouncingRelay{inbound: inbound, bounce: map[string]bool{}}
+	for _, b := range bounce {
+		r.bounce[b] = true
+	}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &relaySession{relay: r}, nil }))
+	srv.Domain, srv.AllowInsecureAuth = "relay.test", true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	r.addr = ln.Addr().String()
+	return r
+}
+
+type relaySession struct {
+	relay *bouncingRelay
+	from  string
+	to    []string
+}
+
+func (s *relaySession) AuthPlain(string, string) error { return nil }
+func (s *relaySession) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+func (s *relaySession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.to = append(s.to, to)
+	return nil
+}
+func (s *relaySession) Reset()        { s.from, s.to = "", nil }
+func (s *relaySession) Logout() error { return nil }
+func (s *relaySession) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	from, to := s.from, slices.Clone(s.to)
+	go func() {
+		for _, rcpt := range to {
+			if s.relay.bounce[rcpt] {
+				dsn := postfixDSN(rcpt)
+				if err := deliverSMTP(s.relay.inbound(), "", from, dsn); err == nil {
+					s.relay.mu.Lock()
+					s.relay.sent, s.relay.lastFrom = append(s.relay.sent, rcpt), from
+					s.relay.mu.Unlock()
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// postfixDSN is the unknown-user DSN Postfix wrote, about rcpt.
+func postfixDSN(rcpt string) []byte {
+	raw, err := os.ReadFile("../adapters/inbound/testdata/postfix/unknown.eml")
+	if err != nil {
+		panic(err)
+	}
+	raw = bytes.ReplaceAll(raw, []byte("nosuchuser@local.test"), []byte(rcpt))
+	return bytes.ReplaceAll(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+}
+
+// startInboundGateway boots the whole gateway with the inbound listener,
+// relaying through relay when set.
+func startInboundGateway(t *testing.T, relay func() string) *gateway {
+	t.Helper()
+	return startGatewayWith(t, RoleAll, smtptest.Options{}, func(cfg *Config) {
+		withInboundAddresses(cfg)
+		if relay != nil {
+			cfg.SMTPURL = "smtp://" + relay() + "?tls=none"
+		}
+	})
+}
+
+// webhookSink records the events delivered to a registered webhook.
+type webhookSink struct {
+	mu     sync.Mutex
+	events []map[string]any
+}
+
+func (g *gateway) registerWebhook(t *testing.T, types ...string) *webhookSink {
+	t.Helper()
+	sink := &webhookSink{}
+	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var e map[string]any
+		_ = json.Unmarshal(body, &e)
+		sink.mu.Lock()
+		sink.events = append(sink.events, e)
+		sink.mu.Unlock()
+	}))
+	t.Cleanup(endpoint.Close)
+	res := g.do(t, "POST", "/api/webhooks", "application/json", g.token, mustJSON(map[string]any{"url": endpoint.URL, "event_types": types}))
+	if res.status != http.StatusCreated {
+		t.Fatalf("create webhook: %d %s", res.status, res.body)
+	}
+	return sink
+}
+
+func (s *webhookSink) waitFor(t *testing.T, typ, recipient string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s.mu.Lock()
+		for _, e := range s.events {
+			if e["type"] == typ && (recipient == "" || e["recipient"] == recipient) {
+				s.mu.Unlock()
+				return e
+			}
+		}
+		s.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s webhook for %q; got %v", typ, recipient, s.events)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// inboundStatus waits until the inbound message RCPT to rcpt is settled and returns its status and detail.
+func (g *gateway) inboundStatus(t *testing.T, rcpt string) (status, detail string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := g.owner.QueryRow(context.Background(), `SELECT status, detail FROM inbound_messages WHERE $1 = ANY (rcpt_to) AND status <> 'received'
+			ORDER BY received_at DESC LIMIT 1`, rcpt).Scan(&status, &detail)
+		if err == nil {
+			return status, detail
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inbound message to %s not processed: %v", rcpt, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (g *gateway) recipientStatus(t *testing.T, id, email string) string {
+	t.Helper()
+	var status string
+	if err := g.owner.QueryRow(context.Background(), `SELECT status FROM message_recipients WHERE message_id = $1 AND email = $2`, id, email).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	return status
+}
+
+// TestBounceAfterTheFact: the relay accepts both recipients and later mails
+// a DSN for one; that recipient ends bounced, the address suppressed, the
+// event in the feed and the webhook delivered; the other stays delivered.
+func TestBounceAfterTheFact(t *testing.T) {
+	t.Parallel()
+	var g *gateway
+	relay := startBouncingRelay(t, func() string { return g.app.InboundAddr() }, "gone@dest.example")
+	g = startInboundGateway(t, func() string { return relay.addr })
+	sink := g.registerWebhook(t, "bounced", "suppression.added")
+
+	id := g.sendSimple(t, "bounce me", "gone@dest.example", "stays@dest.example")
+	sink.waitFor(t, "bounced", "gone@dest.example")
+	v := g.waitForState(t, id, "partially_sent")
+	for _, r := range v.To {
+		want := map[string]string{"gone@dest.example": "bounced", "stays@dest.example": "delivered"}[r.EmailAddress]
+		if r.Status != want {
+			t.Fatalf("recipient %s is %s, want %s", r.EmailAddress, r.Status, want)
+		}
+	}
+	sink.waitFor(t, "suppression.added", "gone@dest.example")
+	g.waitForRow(t, "bounce", `SELECT source FROM suppressions WHERE email = 'gone@dest.example'`)
+	if status, detail := g.inboundStatus(t, relay.fromFor(t)); status != "processed" {
+		t.Fatalf("inbound DSN %s: %s", status, detail)
+	}
+	var feed struct {
+		Items []map[string]any `json:"items"`
+	}
+	g.do(t, "GET", "/api/events?limit=100", "", g.token, nil).decode(t, &feed)
+	found := false
+	for _, e := range feed.Items {
+		if e["type"] == "bounced" && e["recipient"] == "gone@dest.example" && strings.HasPrefix(fmt.Sprint(e["detail"]), "5.1.1") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no bounced event with the DSN's status in the feed: %v", feed.Items)
+	}
+	// The suppression holds for the next message.
+	next := g.sendSimple(t, "again", "gone@dest.example")
+	if v := g.waitForState(t, next, "failed"); v.To[0].Status != "suppressed" {
+		t.Fatalf("next message to a hard-bounced address: %+v", v.To[0])
+	}
+}
+
+func (r *bouncingRelay) fromFor(t *testing.T) string {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sent) == 0 {
+		t.Fatal("the relay sent no DSN")
+	}
+	return r.lastFrom
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""
 	}
 	return err.Error()
+}
+
+// sendInbound hands raw to the gateway's inbound listener from MAIL FROM
+// from to rcpt, as any MTA would.
+func (g *gateway) sendInbound(t *testing.T, from, rcpt string, raw []byte) error {
+	t.Helper()
+	return deliverSMTP(g.app.InboundAddr(), from, rcpt, raw)
+}
+
+// deliverSMTP runs one plain SMTP transaction (go-smtp's SendMail insists
+// on STARTTLS, which an MTA handing over a bounce may not use).
+func deliverSMTP(addr, from, rcpt string, raw []byte) error {
+	raw = bytes.ReplaceAll(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("mta.test"); err != nil {
+		return err
+	}
+	if err := c.Mail(from, nil); err != nil {
+		return err
+	}
+	if err := c.Rcpt(rcpt, nil); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(raw); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// returnPath waits for the relay to receive message n and returns its
+// envelope sender.
+func (g *gateway) returnPath(t *testing.T, n int) string {
+	t.Helper()
+	return g.relay.WaitForMessages(t, n, 20*time.Second)[n-1].From
+}
+
+// TestForgedDSNChangesNothing: a DSN to a VERP address whose token doesn't
+// verify, or names no message, is kept for the operator and changes
+// nothing.
+func TestForgedDSNChangesNothing(t *testing.T) {
+	t.Parallel()
+	g := startInboundGateway(t, nil)
+	id := g.sendSimple(t, "forge", "victim@dest.example")
+	g.waitForState(t, id, "sent")
+	rp := g.returnPath(t, 1)
+	prefix, token, d, _ := domain.SplitTokenAddress(rp)
+	forgedToken := []byte(token)
+	forgedToken[len(forgedToken)-1] ^= 1
+	if forgedToken[len(forgedToken)-1] > 'z' || forgedToken[len(forgedToken)-1] < 'a' {
+		forgedToken[len(forgedToken)-1] = 'a'
+	}
+	if string(forgedToken) == token {
+		forgedToken[len(forgedToken)-1] = 'b'
+	}
+	forged := domain.TokenAddress(prefix, string(forgedToken), d)
+	// Another key entirely: a token minted by someone who doesn't hold ours.
+	otherKey, _ := domain.NewAddressTokens([][]byte{[]byte("attacker-key-0123456789-0123456789-xyz")})
+	idOnly := domain.TokenAddress(prefix, otherKey.Mint(domain.PurposeBounce, uuid.MustParse(id)), d)
+	unknown := domain.TokenAddress(prefix, testTokens(t).Mint(domain.PurposeBounce, uuid.New()), d)
+	for _, rcpt := range []string{forged, idOnly, unknown} {
+		if err := g.sendInbound(t, "", rcpt, postfixDSN("victim@dest.example")); err != nil {
+			t.Fatalf("DSN to %s refused: %v", rcpt, err)
+		}
+		if status, detail := g.inboundStatus(t, rcpt); status != "unmatched" {
+			t.Fatalf("DSN to %s: %s (%s), want unmatched", rcpt, status, detail)
+		}
+	}
+	if s := g.recipientStatus(t, id, "victim@dest.example"); s != "delivered" {
+		t.Fatalf("a forged DSN changed the recipient to %s", s)
+	}
+	if n := g.countRows(t, `SELECT count(*) FROM suppressions WHERE subscription_id = $1`); n != 0 {
+		t.Fatalf("a forged DSN suppressed %d addresses", n)
+	}
+	// The genuine token, after a key rotation, still works: the old key verifies.
+	if err := g.sendInbound(t, "", rp, postfixDSN("victim@dest.example")); err != nil {
+		t.Fatal(err)
+	}
+	if status, detail := g.inboundStatus(t, rp); status != "processed" {
+		t.Fatalf("genuine DSN: %s (%s)", status, detail)
+	}
+}
+
+// TestDSNForEveryAction applies the multi-recipient report: failed bounces
+// (and, for 5.1.1, suppresses); delayed, delivered and relayed are events.
+func TestDSNForEveryAction(t *testing.T) {
+	t.Parallel()
+	g := startInboundGateway(t, nil)
+	sink := g.registerWebhook(t)
+	id := g.sendSimple(t, "actions", "a@dest.example", "b@dest.example", "c@dest.example", "d@dest.example")
+	g.waitForState(t, id, "sent")
+	raw, err := os.ReadFile("../adapters/inbound/testdata/reports/every-action.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := g.returnPath(t, 1)
+	if err := g.sendInbound(t, "", rp, raw); err != nil {
+		t.Fatal(err)
+	}
+	sink.waitFor(t, "dsn.relayed", "a@dest.example")
+	sink.waitFor(t, "dsn.delivered", "b@dest.example")
+	// c@ was forwarded: the Final-Recipient is elsewhere, the Original-Recipient is ours.
+	sink.waitFor(t, "bounced", "c@dest.example")
+	sink.waitFor(t, "dsn.delayed", "d@dest.example")
+	want := map[string]string{"a@dest.example": "delivered", "b@dest.example": "delivered", "c@dest.example": "bounced", "d@dest.example": "delivered"}
+	for addr, status := range want {
+		if got := g.recipientStatus(t, id, addr); got != status {
+			t.Errorf("%s is %s, want %s", addr, got, status)
+		}
+	}
+	g.waitForState(t, id, "partially_sent")
+	g.waitForRow(t, "bounce", `SELECT source FROM suppressions WHERE email = 'c@dest.example'`)
+}
+
+// TestComplaintSuppresses: an RFC 5965 abuse report about a recipient of
+// one of the tenant's messages suppresses that address with source
+// complaint and fires complained.
+func TestComplaintSuppresses(t *testing.T) {
+	t.Parallel()
+	g := startInboundGateway(t, nil)
+	sink := g.registerWebhook(t, "complained")
+	id := g.sendSimple(t, "newsletter", "user@example.com", "other@example.com")
+	g.waitForState(t, id, "sent")
+	rp := g.returnPath(t, 1)
+	raw, err := os.ReadFile("../adapters/inbound/testdata/reports/rfc5965-abuse.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A feedback loop mails its fixed address; the report's Original-Mail-From is our return path.
+	raw = bytes.Replace(raw, []byte("Original-Mail-From: <somespammer@example.net>"), []byte("Original-Mail-From: <"+rp+">"), 1)
+	if err := g.sendInbound(t, "fbl@isp.example", "fbl@"+testBounceDomain, raw); err != nil {
+		t.Fatal(err)
+	}
+	sink.waitFor(t, "complained", "user@example.com")
+	g.waitForRow(t, "complaint", `SELECT source FROM suppressions WHERE email = 'user@example.com'`)
+	if n := g.countRows(t, `SELECT count(*) FROM suppressions WHERE subscription_id = $1`); n != 1 {
+		t.Fatalf("%d suppressions, want only the complainer's", n)
+	}
+}
+
+// TestInboundRefusesOtherDomains: never an open relay; size and rate bounds
+// answer with clear SMTP errors.
+func TestInboundRefusesOtherDomains(t *testing.T) {
+	t.Parallel()
+	g := startGatewayWith(t, RoleAll, smtptest.Options{}, func(cfg *Config) {
+		withInboundAddresses(cfg)
+		cfg.Inbound.MaxMessageBytes = 64 << 10
+		cfg.Inbound.RatePerIP = 5
+	})
+	msg := []byte("Subject: hi\r\n\r\nhello\r\n")
+	for _, rcpt := range []string{"someone@elsewhere.example", "bounce+x@" + testBounceDomain + ".evil.example", "postmaster@example.com"} {
+		err := g.sendInbound(t, "a@b.example", rcpt, msg)
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code != 550 {
+			t.Fatalf("RCPT %s: %v, want 550", rcpt, err)
+		}
+	}
+	huge := append([]byte("Subject: big\r\n\r\n"), bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n"), 2000)...)
+	err := g.sendInbound(t, "a@b.example", "postmaster@"+testBounceDomain, huge)
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 552 {
+		t.Fatalf("oversized message: %v, want 552", err)
+	}
+	// A flood from one address: the first ones are accepted (and stored),
+	// then 450 until the bucket refills.
+	accepted, limited := 0, 0
+	for range 12 {
+		err := g.sendInbound(t, "a@b.example", "postmaster@"+testBounceDomain, msg)
+		switch {
+		case err == nil:
+			accepted++
+		case errors.As(err, &se) && se.Code == 450:
+			limited++
+		default:
+			t.Fatalf("flood: %v", err)
+		}
+	}
+	if limited == 0 || accepted == 0 {
+		t.Fatalf("flood: %d accepted, %d limited", accepted, limited)
+	}
+	var stored int
+	if err := g.owner.QueryRow(context.Background(), `SELECT count(*) FROM inbound_messages WHERE 'postmaster@`+testBounceDomain+`' = ANY (rcpt_to)`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != accepted {
+		t.Fatalf("%d accepted but %d stored", accepted, stored)
+	}
 }
