@@ -3,6 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 
@@ -549,4 +552,117 @@ func TestInboundRefusesOtherDomains(t *testing.T) {
 	if stored != accepted {
 		t.Fatalf("%d accepted but %d stored", accepted, stored)
 	}
+}
+
+// dkimKey signs the test replies as example.net, selector sel.
+var dkimKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+
+// testDKIMLookup publishes dkimKey's record, as DNS would.
+func testDKIMLookup(_ context.Context, name string) ([]string, error) {
+	if name != "sel._domainkey.example.net" {
+		return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+	}
+	return []string{"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(dkimKey.Public().(ed25519.PublicKey))}, nil
+}
+
+// TestReplyLandsInInbox: a reply to the Reply-To of a tenant that routes
+// replies lands in the sending account's inbox, in the conversation, with
+// its bodies, its attachment byte for byte and its DKIM result.
+func TestReplyLandsInInbox(t *testing.T) {
+	t.Parallel()
+	g := startGatewayWith(t, RoleAll, smtptest.Options{}, func(cfg *Config) {
+		withInboundAddresses(cfg)
+		cfg.Inbound.lookupTXT = testDKIMLookup
+	})
+	on := true
+	if _, err := g.app.Store().SetInboundSettings(context.Background(), g.tenant.ID, nil, &on); err != nil {
+		t.Fatal(err)
+	}
+	sink := g.registerWebhook(t, "inbound.received")
+	id := g.sendSimple(t, "question", "ada@example.net")
+	original := g.waitForState(t, id, "sent")
+	sent, err := mail.ReadMessage(bytes.NewReader(g.relay.WaitForMessages(t, 1, 20*time.Second)[0].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replyTo, err := mail.ParseAddress(sent.Header.Get("Reply-To"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../adapters/inbound/testdata/reports/reply.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = bytes.ReplaceAll(raw, []byte("reply+token@reply.gw.example"), []byte(replyTo.Address))
+	raw = bytes.ReplaceAll(raw, []byte("<orig@tenant.example>"), []byte(original.MessageID))
+	var signed bytes.Buffer
+	if err := dkim.Sign(&signed, bytes.NewReader(raw), &dkim.SignOptions{Domain: "example.net", Selector: "sel", Signer: dkimKey}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.sendInbound(t, "ada@example.net", replyTo.Address, signed.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	sink.waitFor(t, "inbound.received", "")
+	if status, detail := g.inboundStatus(t, replyTo.Address); status != "processed" {
+		t.Fatalf("reply: %s (%s)", status, detail)
+	}
+
+	var page struct {
+		Items []struct {
+			messageView
+			Body           string   `json:"body"`
+			TextBody       string   `json:"text_body"`
+			DKIMResult     string   `json:"dkim_result"`
+			Subject        string   `json:"subject"`
+			SenderEmail    string   `json:"sender_email"`
+			ParentID       string   `json:"parent_id"`
+			InReplyTo      string   `json:"in_reply_to"`
+			ConversationID string   `json:"conversation_id"`
+			Attachments    []string `json:"attachments"`
+		} `json:"items"`
+	}
+	res := g.do(t, "GET", "/api/messages?folder=inbox&account="+g.sender.ID.String(), "", g.token, nil)
+	res.decode(t, &page)
+	if res.status != http.StatusOK || len(page.Items) != 1 {
+		t.Fatalf("inbox: %d %s", res.status, res.body)
+	}
+	got := page.Items[0]
+	var conv struct {
+		ConversationID string `json:"conversation_id"`
+	}
+	g.do(t, "GET", "/api/messages/"+id, "", g.token, nil).decode(t, &conv)
+	if got.State != "received" || got.SenderEmail != "ada@example.net" || got.Subject != "Re: Zoë's question" ||
+		got.ParentID != id || got.InReplyTo != original.MessageID || got.ConversationID != conv.ConversationID {
+		t.Fatalf("inbox message %+v", got)
+	}
+	if !strings.Contains(got.Body, "<b>Thanks!</b>") || !strings.Contains(got.TextBody, "Thanks!") || got.DKIMResult != "pass d=example.net" {
+		t.Fatalf("bodies %q / %q, DKIM %q", got.Body, got.TextBody, got.DKIMResult)
+	}
+	if len(got.Attachments) != 1 {
+		t.Fatalf("attachments %v", got.Attachments)
+	}
+	content := g.do(t, "GET", "/api/attachments/"+got.Attachments[0]+"/content", "", g.token, nil)
+	want := bytes.Repeat(func() []byte {
+		b := make([]byte, 256)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		return b
+	}(), 4)
+	if content.status != http.StatusOK || !bytes.Equal(content.body, want) {
+		t.Fatalf("attachment content: %d, %d bytes, identical %v", content.status, len(content.body), bytes.Equal(content.body, want))
+	}
+	// The same conversation lists both.
+	res = g.do(t, "GET", "/api/messages?conversation="+conv.ConversationID, "", g.token, nil)
+	res.decode(t, &page)
+	if len(page.Items) != 2 {
+		t.Fatalf("conversation has %d messages, want 2: %s", len(page.Items), res.body)
+	}
+
+	// A tampered signature is recorded as failing, and still delivered.
+	tampered := bytes.Replace(signed.Bytes(), []byte("Thanks!"), []byte("Thanks?"), 1)
+	if err := g.sendInbound(t, "ada@example.net", replyTo.Address, tampered); err != nil {
+		t.Fatal(err)
+	}
+	g.waitForRow(t, "1", `SELECT count(*)::text FROM messages WHERE state = 'received' AND dkim_result LIKE 'fail d=example.net%'`)
 }

@@ -150,8 +150,6 @@ type ReceivedReply struct {
 	Reply   Reply
 	// AccountID owns the inbox it lands in.
 	AccountID uuid.UUID
-	// TextBody is the plain-text alternative when Message.Body is HTML.
-	TextBody string
 }
 
 // Unmatched is the outcome of an inbound message that changes nothing.

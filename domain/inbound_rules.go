@@ -201,6 +201,7 @@ func ReceiveReply(out *InboundOutcome, parent *Message, r Reply, now time.Time) 
 		ID: id, SubscriptionID: parent.SubscriptionID, SenderEmail: boundedText(strings.ToLower(r.FromEmail), MaxAddressLength),
 		SenderDisplayName: boundedText(r.FromName, MaxDisplayNameLength), Subject: boundedText(r.Subject, MaxSubjectLength),
 		Body: body, MessageID: msgID, InReplyTo: inReplyTo, References: refs, ParentID: parent.ID,
+		TextBody: text, DKIMResult: boundedText(r.DKIM, 1000),
 		ConversationID: parent.ConversationID, CreatedDate: now, UpdatedAt: now, State: StateReceived, Importance: ImportanceNormal,
 		Recipients: []Recipient{{Kind: KindTo, Email: parent.SenderEmail, DisplayName: parent.SenderDisplayName,
 			AccountID: parent.SenderAccountID, Status: RecipientDelivered, LastCode: 250, LastReply: "2.0.0 received into the account's inbox", UpdatedAt: now}},
@@ -217,7 +218,7 @@ func ReceiveReply(out *InboundOutcome, parent *Message, r Reply, now time.Time) 
 		kept = append(kept, a)
 	}
 	r.Attachments = kept
-	out.Reply = &ReceivedReply{Message: msg, Reply: r, AccountID: parent.SenderAccountID, TextBody: text}
+	out.Reply = &ReceivedReply{Message: msg, Reply: r, AccountID: parent.SenderAccountID}
 	detail := fmt.Sprintf("reply from %s with %d attachment(s); DKIM %s", msg.SenderEmail, len(kept), r.DKIM)
 	if dropped > 0 {
 		detail += fmt.Sprintf("; %d attachment(s) over the limits dropped", dropped)

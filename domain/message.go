@@ -139,6 +139,10 @@ type Message struct {
 	LastError string
 	// SendSlot is the send time a rate-limited message reserved; zero when none.
 	SendSlot time.Time
+	// TextBody is the plain-text alternative of a received message whose
+	// Body is HTML; DKIMResult is the verification of its DKIM signatures.
+	TextBody   string
+	DKIMResult string
 	// ReplyTo is set at delivery when the tenant routes replies back to the
 	// gateway (an address token naming this message); it is not stored.
 	ReplyTo string

@@ -188,6 +188,8 @@ var composeMembers = map[string]xmlMember{
 	"InReplyTo":      {nsModels, "in_reply_to", true},
 	"LastError":      {nsModels, "last_error", true},
 	"State":          {nsModels, "state", true},
+	"DkimResult":     {nsModels, "dkim_result", true},
+	"TextBody":       {nsModels, "text_body", true},
 	"UpdatedAt":      {nsModels, "updated_at", true},
 }
 
@@ -609,6 +611,9 @@ func encodeXML(v messageView) ([]byte, error) {
 	w.recipients("Cc", v.Cc)
 	w.value("ConversationId", "", v.ConversationID.String())
 	w.value("CreatedDate", "", xmlDate(v.CreatedDate))
+	if v.DKIMResult != "" {
+		w.value("DkimResult", "", v.DKIMResult)
+	}
 	w.value("Importance", "", importance.String())
 	w.value("InReplyTo", "", v.InReplyTo)
 	if v.LastError != "" {
@@ -625,6 +630,9 @@ func encodeXML(v messageView) ([]byte, error) {
 	w.value("SenderDisplayName", "", v.SenderDisplayName)
 	w.value("SenderEmail", "", v.SenderEmail)
 	w.value("State", "", string(v.State))
+	if v.TextBody != "" {
+		w.value("TextBody", "", v.TextBody)
+	}
 	w.recipients("To", v.To)
 	w.value("UpdatedAt", "", xmlDate(v.UpdatedAt))
 	w.close("MessageComposeModel")

@@ -2,7 +2,6 @@ package inbound_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -138,9 +137,7 @@ func itoa(i int) string { return string(rune('a'+i/26)) + string(rune('a'+i%26))
 
 func TestParseReply(t *testing.T) {
 	t.Parallel()
-	pdf := bytes.Repeat([]byte{0x25, 0x50, 0x44, 0x46, 0x00, 0xff}, 100)
-	raw := buildReply(t, pdf)
-	p, err := inbound.Parse(raw)
+	p, err := inbound.Parse(fixture(t, "reports/reply.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,48 +149,19 @@ func TestParseReply(t *testing.T) {
 		r.InReplyTo != "<orig@tenant.example>" || !strings.Contains(r.TextBody, "Thanks!") || !strings.Contains(r.HTMLBody, "<b>Thanks!</b>") {
 		t.Fatalf("reply %+v", r)
 	}
-	if len(r.Attachments) != 1 || r.Attachments[0].Filename != "notes.pdf" || !bytes.Equal(r.Attachments[0].Content, pdf) {
+	if len(r.Attachments) != 1 || r.Attachments[0].Filename != "notes.bin" || !bytes.Equal(r.Attachments[0].Content, replyAttachment()) {
 		t.Fatalf("attachments %+v", r.Attachments)
 	}
 }
 
-// buildReply is a reply as a mail client writes it: text and HTML
-// alternatives and a PDF attachment, base64 encoded.
-func buildReply(t testing.TB, attachment []byte) []byte {
-	t.Helper()
-	enc := base64.StdEncoding.EncodeToString(attachment)
-	var lines []string
-	for len(enc) > 76 {
-		lines, enc = append(lines, enc[:76]), enc[76:]
+
+// replyAttachment is the attachment of testdata/reports/reply.eml: every byte value, four times.
+func replyAttachment() []byte {
+	var b []byte
+	for range 4 {
+		for i := range 256 {
+			b = append(b, byte(i))
+		}
 	}
-	lines = append(lines, enc)
-	return []byte(strings.ReplaceAll(`From: "Ada Lovelace" <ada@example.net>
-To: reply+token@reply.gw.example
-Subject: =?utf-8?q?Re=3A_Zo=C3=AB=27s_question?=
-Message-ID: <reply-1@example.net>
-In-Reply-To: <orig@tenant.example>
-References: <orig@tenant.example>
-MIME-Version: 1.0
-Content-Type: multipart/mixed; boundary="outer"
-
---outer
-Content-Type: multipart/alternative; boundary="alt"
-
---alt
-Content-Type: text/plain; charset=utf-8
-
-Thanks!
---alt
-Content-Type: text/html; charset=utf-8
-
-<p><b>Thanks!</b></p>
---alt--
---outer
-Content-Type: application/pdf; name="notes.pdf"
-Content-Disposition: attachment; filename="notes.pdf"
-Content-Transfer-Encoding: base64
-
-`+strings.Join(lines, "\n")+`
---outer--
-`, "\n", "\r\n"))
+	return b
 }

@@ -195,7 +195,7 @@ func queueReceivedReply(b *pgx.Batch, tenant uuid.UUID, rr *domain.ReceivedReply
 		INSERT INTO messages (subscription_id, id, sender_email, sender_display_name, subject, body, text_body, dkim_result,
 			importance, message_id, in_reply_to, references_header, parent_id, conversation_id, state, created_date, updated_at, finished_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'received', $15, $15, $15)`,
-		tenant, msg.ID, msg.SenderEmail, msg.SenderDisplayName, msg.Subject, msg.Body, rr.TextBody, rr.Reply.DKIM,
+		tenant, msg.ID, msg.SenderEmail, msg.SenderDisplayName, msg.Subject, msg.Body, msg.TextBody, msg.DKIMResult,
 		int16(msg.Importance), msg.MessageID, msg.InReplyTo, msg.References, nullUUID(msg.ParentID), msg.ConversationID, msg.CreatedDate)
 	r := msg.Recipients[0]
 	b.Queue(`INSERT INTO message_recipients (subscription_id, message_id, position, kind, display_name, email, account_id, status, attempts, last_code, last_reply)
