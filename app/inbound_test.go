@@ -666,3 +666,43 @@ func TestReplyLandsInInbox(t *testing.T) {
 	}
 	g.waitForRow(t, "1", `SELECT count(*)::text FROM messages WHERE state = 'received' AND dkim_result LIKE 'fail d=example.net%'`)
 }
+
+// TestHostileInboundIsKept: deep MIME nesting and malformed reports are
+// accepted (what was accepted is never lost), kept for the operator with
+// the reason, and change nothing.
+func TestHostileInboundIsKept(t *testing.T) {
+	t.Parallel()
+	g := startInboundGateway(t, nil)
+	id := g.sendSimple(t, "hostile", "target@dest.example")
+	g.waitForState(t, id, "sent")
+	rp := g.returnPath(t, 1)
+	var deep strings.Builder
+	deep.WriteString("From: x@y.example\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n")
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&deep, "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n", i-1, i)
+	}
+	malformed := "From: MAILER-DAEMON@x.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n--x\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n--x--\r\n"
+	for _, raw := range []string{deep.String(), malformed} {
+		if err := g.sendInbound(t, "", rp, []byte(raw)); err != nil {
+			t.Fatalf("hostile message refused: %v", err)
+		}
+	}
+	var stored, unmatched int
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := g.owner.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE status = 'unmatched' AND detail LIKE 'unreadable:%')
+			FROM inbound_messages WHERE $1 = ANY (rcpt_to)`, rp).Scan(&stored, &unmatched); err != nil {
+			t.Fatal(err)
+		}
+		if unmatched == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if stored != 2 || unmatched != 2 {
+		t.Fatalf("%d stored, %d kept as unreadable; want 2 and 2", stored, unmatched)
+	}
+	if s := g.recipientStatus(t, id, "target@dest.example"); s != "delivered" {
+		t.Fatalf("a malformed report changed the recipient to %s", s)
+	}
+}

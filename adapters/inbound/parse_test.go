@@ -154,7 +154,6 @@ func TestParseReply(t *testing.T) {
 	}
 }
 
-
 // replyAttachment is the attachment of testdata/reports/reply.eml: every byte value, four times.
 func replyAttachment() []byte {
 	var b []byte
