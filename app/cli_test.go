@@ -296,7 +296,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--version", "now"}, "mailgate: --version takes no arguments", top},
 		{[]string{"help", "bogus"}, `mailgate: unknown command "bogus"`, top},
 		{[]string{"serve", "--bogus"}, "mailgate serve: flag provided but not defined: -bogus", "Usage: mailgate serve"},
-		{[]string{"serve", "--role", "everything"}, `mailgate serve: --role must be all, api or worker, got "everything"`, "Usage: mailgate serve"},
+		{[]string{"serve", "--role", "everything"}, `mailgate serve: --role must be all, api, worker or inbound, got "everything"`, "Usage: mailgate serve"},
 		{[]string{"serve", "--role"}, "mailgate serve: flag needs an argument: -role", "Usage: mailgate serve"},
 		{[]string{"migrate", "--dry-run"}, "mailgate migrate: flag provided but not defined: -dry-run", "Usage: mailgate migrate"},
 		{[]string{"migrate", "now"}, `mailgate migrate: unexpected argument "now"`, "Usage: mailgate migrate"},

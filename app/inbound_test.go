@@ -706,3 +706,99 @@ func TestHostileInboundIsKept(t *testing.T) {
 		t.Fatalf("a malformed report changed the recipient to %s", s)
 	}
 }
+
+// TestInboundRole runs the listener as its own process, as the chart
+// deploys it, and a worker process that processes what it stored.
+func TestInboundRole(t *testing.T) {
+	t.Parallel()
+	g := startGatewayWith(t, RoleAPI, smtptest.Options{}, withInboundAddresses)
+	if g.app.InboundAddr() != "" {
+		t.Fatal("the api role must not run the inbound listener")
+	}
+	cfg := g.app.cfg
+	cfg.AdminAddr = "127.0.0.1:0"
+	listener, err := New(context.Background(), cfg, RoleInbound, g.app.logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := listener.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = listener.Shutdown(context.Background()) })
+	if listener.HTTPAddr() != "" || listener.InboundAddr() == "" {
+		t.Fatalf("inbound role: http %q, inbound %q", listener.HTTPAddr(), listener.InboundAddr())
+	}
+	rcpt := "postmaster@" + testBounceDomain
+	if err := deliverSMTP(listener.InboundAddr(), "someone@example.net", rcpt, []byte("Subject: hello\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	g.waitForRow(t, "available", `SELECT state::text FROM river_job WHERE kind = 'process_inbound' AND args->>'inbound_id' = (SELECT id::text FROM inbound_messages WHERE $1 = ANY (rcpt_to))`, rcpt)
+
+	cfg.HTTPAddr = "127.0.0.1:0"
+	worker, err := New(context.Background(), cfg, RoleWorker, g.app.logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = worker.Shutdown(context.Background()) })
+	if status, detail := g.inboundStatus(t, rcpt); status != "unmatched" || detail != "no address token of the gateway" {
+		t.Fatalf("mail to postmaster: %s (%s)", status, detail)
+	}
+}
+
+// TestDevInbound: dev gets its own domains, a kept key and a free port
+// unless the environment set them.
+func TestDevInbound(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var c InboundConfig
+	c.Addr = defaultInboundAddr
+	if err := devInbound(&c); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Enabled() || c.Addr != "127.0.0.1:0" || len(c.TokenKeys) != 1 || len(c.TokenKeys[0]) < domain.MinTokenKeyBytes {
+		t.Fatalf("dev inbound %+v", c)
+	}
+	again := InboundConfig{Addr: "127.0.0.1:2526", BounceDomain: "b.example.org"}
+	if err := devInbound(&again); err != nil {
+		t.Fatal(err)
+	}
+	if string(again.TokenKeys[0]) != string(c.TokenKeys[0]) || again.Addr != "127.0.0.1:2526" || again.BounceDomain != "b.example.org" {
+		t.Fatalf("dev must keep its key and the configured settings: %+v", again)
+	}
+}
+
+func TestInboundConfig(t *testing.T) {
+	t.Parallel()
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	cfg, err := LoadConfig(env())
+	if err != nil || cfg.Inbound.Enabled() {
+		t.Fatalf("without a bounce domain nothing changes: %+v %v", cfg.Inbound, err)
+	}
+	cfg, err = LoadConfig(env("MAILGATE_BOUNCE_DOMAIN", "Bounces.GW.example", "MAILGATE_VERP_KEYS", testVERPKey+", "+testOldVERPKey, "MAILGATE_INBOUND_RATE_PER_IP", "7"))
+	if err != nil || cfg.Inbound.BounceDomain != "bounces.gw.example" || len(cfg.Inbound.TokenKeys) != 2 || cfg.Inbound.RatePerIP != 7 || cfg.Inbound.Hostname != "bounces.gw.example" {
+		t.Fatalf("config %+v %v", cfg.Inbound, err)
+	}
+	for name, bad := range map[string][]string{
+		"no keys":          {"MAILGATE_BOUNCE_DOMAIN", "bounces.gw.example"},
+		"short key":        {"MAILGATE_BOUNCE_DOMAIN", "bounces.gw.example", "MAILGATE_VERP_KEYS", "short"},
+		"same domains":     {"MAILGATE_BOUNCE_DOMAIN", "x.gw.example", "MAILGATE_REPLY_DOMAIN", "x.gw.example", "MAILGATE_VERP_KEYS", testVERPKey},
+		"not a domain":     {"MAILGATE_BOUNCE_DOMAIN", "localhost", "MAILGATE_VERP_KEYS", testVERPKey},
+		"bad prefix":       {"MAILGATE_BOUNCE_PREFIX", "a+b"},
+		"cert without key": {"MAILGATE_INBOUND_TLS_CERT", "/x.pem"},
+		"bad size":         {"MAILGATE_INBOUND_MAX_BYTES", "10"},
+		"bad timeout":      {"MAILGATE_INBOUND_TIMEOUT", "-1s"},
+	} {
+		if _, err := LoadConfig(env(bad...)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,12 +1,13 @@
 {{/*
 A Mailgate Deployment: `mailgate serve --role <component>`. Call with
-(dict "root" $ "component" "api"|"worker").
+(dict "root" $ "component" "api"|"worker"|"inbound").
 */}}
 {{- define "mailgate.deployment" -}}
 {{- $root := .root }}
 {{- $c := index $root.Values .component }}
 {{- $keda := and (eq .component "worker") $root.Values.worker.keda.enabled }}
 {{- $jwtKeys := and (eq .component "api") (include "mailgate.mountJwtPublicKeys" $root) }}
+{{- $inboundTLS := and (eq .component "inbound") $root.Values.inbound.tlsSecret }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -86,6 +87,11 @@ spec:
             - name: metrics
               containerPort: {{ $root.Values.ports.admin }}
               protocol: TCP
+            {{- if eq .component "inbound" }}
+            - name: smtp
+              containerPort: {{ $root.Values.ports.smtp }}
+              protocol: TCP
+            {{- end }}
           env:
             {{- include "mailgate.env" . | trim | nindent 12 }}
           {{- with $root.Values.extraEnvFrom }}
@@ -110,6 +116,11 @@ spec:
               mountPath: {{ $root.Values.jwtPublicKeys.mountPath }}
               readOnly: true
             {{- end }}
+            {{- if $inboundTLS }}
+            - name: inbound-tls
+              mountPath: /etc/mailgate/inbound-tls
+              readOnly: true
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
@@ -122,5 +133,11 @@ spec:
             items:
               - key: {{ $root.Values.secret.keys.jwtPublicKeys }}
                 path: {{ $root.Values.secret.keys.jwtPublicKeys }}
+        {{- end }}
+        {{- if $inboundTLS }}
+        - name: inbound-tls
+          secret:
+            secretName: {{ $inboundTLS }}
+            defaultMode: 0440
         {{- end }}
 {{- end }}
