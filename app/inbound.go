@@ -13,6 +13,9 @@ import (
 	"github.com/mailgate/mailgate/jobs"
 )
 
+// inboundMemory bounds the message data the listener holds at once.
+const inboundMemory = 256 << 20
+
 // inboundListener is the inbound SMTP listener of a process and its socket.
 type inboundListener struct {
 	server   *inbound.Listener
@@ -70,10 +73,12 @@ func (a *App) wireInbound() error {
 		MaxMessageBytes: c.MaxMessageBytes,
 		MaxConnections:  c.MaxConnections,
 		RatePerIP:       c.RatePerIP,
-		Timeout:         c.Timeout,
-		TLS:             tlsConfig,
-		Observer:        a.inboundMetrics(),
-		Logger:          a.logger,
+		// At most inboundMemory bytes of messages being received at once.
+		MaxConcurrentData: int(max(1, inboundMemory/c.MaxMessageBytes)),
+		Timeout:           c.Timeout,
+		TLS:               tlsConfig,
+		Observer:          a.inboundMetrics(),
+		Logger:            a.logger,
 	}), done: make(chan error, 1)}
 	return nil
 }

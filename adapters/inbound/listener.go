@@ -45,7 +45,7 @@ const (
 	RefusedSize         = "size"
 	RefusedConnections  = "connections"
 	RefusedStoreFailure = "store"
-	RefusedRecipients   = "recipients"
+	RefusedBusy         = "busy"
 )
 
 // Options configure a Listener.
@@ -64,6 +64,11 @@ type Options struct {
 	MaxPerIP       int
 	// RatePerIP is how many messages one address may hand over a minute.
 	RatePerIP int
+	// MaxConcurrentData bounds the messages being received at once, so
+	// memory stays under MaxConcurrentData × MaxMessageBytes whatever the
+	// number of connections; a session that finds none free within half of
+	// Timeout is told to retry (451).
+	MaxConcurrentData int
 	// Timeout bounds each read and write; a whole session gets 10 times it.
 	Timeout time.Duration
 	// TLS, when set, is offered with STARTTLS.
@@ -82,6 +87,8 @@ type Listener struct {
 	limiter *ipLimiter
 	addr    net.Addr
 	domains map[string]bool
+	// dataSlots holds one token per message being received.
+	dataSlots chan struct{}
 }
 
 // New returns a listener; Serve starts it.
@@ -98,7 +105,11 @@ func New(store Store, opts Options) *Listener {
 	if opts.MaxPerIP <= 0 {
 		opts.MaxPerIP = 10
 	}
-	l := &Listener{opts: opts, store: store, limiter: newIPLimiter(opts.RatePerIP, opts.MaxPerIP, opts.Now), domains: map[string]bool{}}
+	if opts.MaxConcurrentData <= 0 {
+		opts.MaxConcurrentData = 8
+	}
+	l := &Listener{opts: opts, store: store, limiter: newIPLimiter(opts.RatePerIP, opts.MaxPerIP, opts.Now), domains: map[string]bool{},
+		dataSlots: make(chan struct{}, opts.MaxConcurrentData)}
 	for _, d := range opts.Domains {
 		if d != "" {
 			l.domains[strings.ToLower(d)] = true
@@ -207,6 +218,17 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *session) Data(r io.Reader) error {
+	// The sender has had 354 and is writing; answer well inside its own
+	// read timeout.
+	wait := time.NewTimer(max(s.l.opts.Timeout/2, 10*time.Millisecond))
+	defer wait.Stop()
+	select {
+	case s.l.dataSlots <- struct{}{}:
+		defer func() { <-s.l.dataSlots }()
+	case <-wait.C:
+		s.l.observe(RefusedBusy)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "too busy receiving other messages, try again later"}
+	}
 	// go-smtp's reader stops at MaxMessageBytes with ErrDataTooLarge, so
 	// this never holds more than the bound.
 	raw, err := io.ReadAll(r)

@@ -206,3 +206,57 @@ func tlsConfigs(t *testing.T) (server, client *tls.Config) {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
 		&tls.Config{RootCAs: pool, ServerName: "mx.gw.example"}
 }
+
+// TestListenerBoundsMessagesInFlight: with one message being received, a
+// second sender waits at most Timeout, then is told to retry; memory never
+// holds more than MaxConcurrentData messages.
+func TestListenerBoundsMessagesInFlight(t *testing.T) {
+	store := &memoryStore{}
+	addr := startListener(t, store, func(o *inbound.Options) { o.MaxConcurrentData = 1; o.Timeout = 2 * time.Second })
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	r := bufio.NewReader(slow)
+	expect := func(prefix string) {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("waiting for %s: %v", prefix, err)
+			}
+			if strings.HasPrefix(line, prefix+" ") {
+				return
+			}
+		}
+	}
+	expect("220")
+	for _, step := range []struct{ cmd, reply string }{{"EHLO slow.example", "250"}, {"MAIL FROM:<>", "250"}, {"RCPT TO:<postmaster@bounces.gw.example>", "250"}, {"DATA", "354"}} {
+		if _, err := slow.Write([]byte(step.cmd + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		expect(step.reply)
+	}
+	// The slow sender holds the only slot, trickling its message in.
+	if _, err := slow.Write([]byte("Subject: slow\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = send(c, "postmaster@bounces.gw.example")
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 451 {
+		t.Fatalf("second message while the slot is held: %v, want 451", err)
+	}
+	if _, err := slow.Write([]byte("\r\nbody\r\n.\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expect("250")
+	if store.count() != 1 {
+		t.Fatalf("stored %d, want the slow sender's one", store.count())
+	}
+}

@@ -19,7 +19,7 @@ type Inbound struct {
 }
 
 // inboundSMTPOutcomes are the listener's outcomes: accepted, or the refusal reason.
-var inboundSMTPOutcomes = []string{"accepted", "domain", "rate", "size", "connections", "store"}
+var inboundSMTPOutcomes = []string{"accepted", "domain", "rate", "size", "connections", "store", "busy"}
 
 // NewInbound registers the inbound collectors on m's registry.
 func NewInbound(m *Metrics) *Inbound {
@@ -27,7 +27,7 @@ func NewInbound(m *Metrics) *Inbound {
 		tenants: m.tenants,
 		smtp: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailgate_inbound_smtp_total",
-			Help: "Inbound SMTP outcomes: accepted messages, and refusals by reason (domain, rate, size, connections, store).",
+			Help: "Inbound SMTP outcomes: accepted messages, and refusals by reason (domain, rate, size, connections, store, busy).",
 		}, []string{"outcome"}),
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailgate_inbound_processed_total",
