@@ -132,14 +132,7 @@ func TestSeparateRoles(t *testing.T) {
 	cfg := g.app.cfg
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
-	worker, err := New(context.Background(), cfg, RoleWorker, g.app.logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := worker.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = worker.Shutdown(context.Background()) })
+	worker := g.startProcess(t, cfg, RoleWorker)
 	if worker.HTTPAddr() != "" {
 		t.Fatal("worker role must not serve the API")
 	}

@@ -320,18 +320,23 @@ func TestBounceAfterTheFact(t *testing.T) {
 	if status, detail := g.inboundStatus(t, relay.fromFor(t)); status != "processed" {
 		t.Fatalf("inbound DSN %s: %s", status, detail)
 	}
-	var feed struct {
-		Items []map[string]any `json:"items"`
-	}
-	g.do(t, "GET", "/api/events?limit=100", "", g.token, nil).decode(t, &feed)
-	found := false
-	for _, e := range feed.Items {
-		if e["type"] == "bounced" && e["recipient"] == "gone@dest.example" && strings.HasPrefix(fmt.Sprint(e["detail"]), "5.1.1") {
-			found = true
+	// The feed serves an event once every older transaction on the server
+	// has ended, so under load it can trail the webhook a moment.
+	deadline := time.Now().Add(20 * time.Second)
+	for found := false; !found; {
+		var feed struct {
+			Items []map[string]any `json:"items"`
 		}
-	}
-	if !found {
-		t.Fatalf("no bounced event with the DSN's status in the feed: %v", feed.Items)
+		g.do(t, "GET", "/api/events?limit=100", "", g.token, nil).decode(t, &feed)
+		for _, e := range feed.Items {
+			if e["type"] == "bounced" && e["recipient"] == "gone@dest.example" && strings.HasPrefix(fmt.Sprint(e["detail"]), "5.1.1") {
+				found = true
+			}
+		}
+		if !found && time.Now().After(deadline) {
+			t.Fatalf("no bounced event with the DSN's status in the feed: %v", feed.Items)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// The suppression holds for the next message.
 	next := g.sendSimple(t, "again", "gone@dest.example")
@@ -395,6 +400,15 @@ func deliverSMTP(addr, from, rcpt string, raw []byte) error {
 	return c.Quit()
 }
 
+// sentMessage sends one message, waits until it is sent and returns its
+// id and the return path it went out with.
+func (g *gateway) sentMessage(t *testing.T, subject string, to ...string) (id, returnPath string) {
+	t.Helper()
+	id = g.sendSimple(t, subject, to...)
+	g.waitForState(t, id, "sent")
+	return id, g.returnPath(t, 1)
+}
+
 // returnPath waits for the relay to receive message n and returns its
 // envelope sender.
 func (g *gateway) returnPath(t *testing.T, n int) string {
@@ -408,9 +422,7 @@ func (g *gateway) returnPath(t *testing.T, n int) string {
 func TestForgedDSNChangesNothing(t *testing.T) {
 	t.Parallel()
 	g := startInboundGateway(t, nil)
-	id := g.sendSimple(t, "forge", "victim@dest.example")
-	g.waitForState(t, id, "sent")
-	rp := g.returnPath(t, 1)
+	id, rp := g.sentMessage(t, "forge", "victim@dest.example")
 	prefix, token, d, _ := domain.SplitTokenAddress(rp)
 	forgedToken := []byte(token)
 	forgedToken[len(forgedToken)-1] ^= 1
@@ -454,13 +466,11 @@ func TestDSNForEveryAction(t *testing.T) {
 	t.Parallel()
 	g := startInboundGateway(t, nil)
 	sink := g.registerWebhook(t)
-	id := g.sendSimple(t, "actions", "a@dest.example", "b@dest.example", "c@dest.example", "d@dest.example")
-	g.waitForState(t, id, "sent")
+	id, rp := g.sentMessage(t, "actions", "a@dest.example", "b@dest.example", "c@dest.example", "d@dest.example")
 	raw, err := os.ReadFile("../adapters/inbound/testdata/reports/every-action.eml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := g.returnPath(t, 1)
 	if err := g.sendInbound(t, "", rp, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -486,9 +496,7 @@ func TestComplaintSuppresses(t *testing.T) {
 	t.Parallel()
 	g := startInboundGateway(t, nil)
 	sink := g.registerWebhook(t, "complained")
-	id := g.sendSimple(t, "newsletter", "user@example.com", "other@example.com")
-	g.waitForState(t, id, "sent")
-	rp := g.returnPath(t, 1)
+	_, rp := g.sentMessage(t, "newsletter", "user@example.com", "other@example.com")
 	raw, err := os.ReadFile("../adapters/inbound/testdata/reports/rfc5965-abuse.eml")
 	if err != nil {
 		t.Fatal(err)
@@ -673,9 +681,7 @@ func TestReplyLandsInInbox(t *testing.T) {
 func TestHostileInboundIsKept(t *testing.T) {
 	t.Parallel()
 	g := startInboundGateway(t, nil)
-	id := g.sendSimple(t, "hostile", "target@dest.example")
-	g.waitForState(t, id, "sent")
-	rp := g.returnPath(t, 1)
+	id, rp := g.sentMessage(t, "hostile", "target@dest.example")
 	var deep strings.Builder
 	deep.WriteString("From: x@y.example\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n")
 	for i := 1; i <= 40; i++ {
@@ -707,6 +713,21 @@ func TestHostileInboundIsKept(t *testing.T) {
 	}
 }
 
+// startProcess runs another process of the same gateway in role, as the
+// chart deploys them side by side.
+func (g *gateway) startProcess(t *testing.T, cfg Config, role string) *App {
+	t.Helper()
+	a, err := New(context.Background(), cfg, role, g.app.logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+	return a
+}
+
 // TestInboundRole runs the listener as its own process, as the chart
 // deploys it, and a worker process that processes what it stored.
 func TestInboundRole(t *testing.T) {
@@ -716,15 +737,8 @@ func TestInboundRole(t *testing.T) {
 		t.Fatal("the api role must not run the inbound listener")
 	}
 	cfg := g.app.cfg
-	cfg.AdminAddr = "127.0.0.1:0"
-	listener, err := New(context.Background(), cfg, RoleInbound, g.app.logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := listener.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = listener.Shutdown(context.Background()) })
+	cfg.AdminAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	listener := g.startProcess(t, cfg, RoleInbound)
 	if listener.HTTPAddr() != "" || listener.InboundAddr() == "" {
 		t.Fatalf("inbound role: http %q, inbound %q", listener.HTTPAddr(), listener.InboundAddr())
 	}
@@ -734,15 +748,7 @@ func TestInboundRole(t *testing.T) {
 	}
 	g.waitForRow(t, "available", `SELECT state::text FROM river_job WHERE kind = 'process_inbound' AND args->>'inbound_id' = (SELECT id::text FROM inbound_messages WHERE $1 = ANY (rcpt_to))`, rcpt)
 
-	cfg.HTTPAddr = "127.0.0.1:0"
-	worker, err := New(context.Background(), cfg, RoleWorker, g.app.logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := worker.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = worker.Shutdown(context.Background()) })
+	g.startProcess(t, cfg, RoleWorker)
 	if status, detail := g.inboundStatus(t, rcpt); status != "unmatched" || detail != "no address token of the gateway" {
 		t.Fatalf("mail to postmaster: %s (%s)", status, detail)
 	}
