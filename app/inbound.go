@@ -27,9 +27,10 @@ type inboundListener struct {
 func (a *App) runsWorkers() bool { return a.role == RoleAll || a.role == RoleWorker }
 
 // runsInbound reports whether this role runs the inbound listener: the
-// inbound role always, all when an address is configured.
+// inbound role always, all when a bounce or reply domain is configured
+// (without one there is nothing to receive, and behaviour stays as before).
 func (a *App) runsInbound() bool {
-	return a.role == RoleInbound || (a.role == RoleAll && a.cfg.Inbound.Addr != "")
+	return a.role == RoleInbound || (a.role == RoleAll && a.cfg.Inbound.Addr != "" && a.cfg.Inbound.Enabled())
 }
 
 // inboundMetrics is registered once per process, by whichever part needs it first.

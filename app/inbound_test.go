@@ -749,6 +749,12 @@ func TestInboundRole(t *testing.T) {
 	g.waitForRow(t, "available", `SELECT state::text FROM river_job WHERE kind = 'process_inbound' AND args->>'inbound_id' = (SELECT id::text FROM inbound_messages WHERE $1 = ANY (rcpt_to))`, rcpt)
 
 	g.startProcess(t, cfg, RoleWorker)
+	// Without a bounce or reply domain, all runs no listener (and starts).
+	plain := cfg
+	plain.Inbound = InboundConfig{Addr: "127.0.0.1:0"}
+	if a := g.startProcess(t, plain, RoleAll); a.InboundAddr() != "" {
+		t.Fatalf("role all without inbound domains listens on %s", a.InboundAddr())
+	}
 	if status, detail := g.inboundStatus(t, rcpt); status != "unmatched" || detail != "no address token of the gateway" {
 		t.Fatalf("mail to postmaster: %s (%s)", status, detail)
 	}

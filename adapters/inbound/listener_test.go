@@ -31,6 +31,9 @@ type memoryStore struct {
 	mu       sync.Mutex
 	received []domain.InboundMail
 	fail     bool
+	// entered, when set, is told each time a store begins, which then
+	// waits for release.
+	entered, release chan struct{}
 }
 
 func (m *memoryStore) IsReturnPathDomain(_ context.Context, d string) (bool, error) {
@@ -38,6 +41,10 @@ func (m *memoryStore) IsReturnPathDomain(_ context.Context, d string) (bool, err
 }
 
 func (m *memoryStore) ReceiveInbound(_ context.Context, mail domain.InboundMail) error {
+	if m.entered != nil {
+		m.entered <- struct{}{}
+		<-m.release
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail {
@@ -207,41 +214,24 @@ func tlsConfigs(t *testing.T) (server, client *tls.Config) {
 		&tls.Config{RootCAs: pool, ServerName: "mx.gw.example"}
 }
 
-// TestListenerBoundsMessagesInFlight: with one message being received, a
-// second sender waits at most Timeout, then is told to retry; memory never
-// holds more than MaxConcurrentData messages.
+// TestListenerBoundsMessagesInFlight: while one message is being received
+// (here: held in the store), a second sender waits at most half the
+// timeout, then is told to retry; memory never holds more than
+// MaxConcurrentData messages.
 func TestListenerBoundsMessagesInFlight(t *testing.T) {
-	store := &memoryStore{}
-	addr := startListener(t, store, func(o *inbound.Options) { o.MaxConcurrentData = 1; o.Timeout = 2 * time.Second })
-	slow, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	r := bufio.NewReader(slow)
-	expect := func(prefix string) {
-		t.Helper()
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("waiting for %s: %v", prefix, err)
-			}
-			if strings.HasPrefix(line, prefix+" ") {
-				return
-			}
+	store := &memoryStore{entered: make(chan struct{}), release: make(chan struct{})}
+	addr := startListener(t, store, func(o *inbound.Options) { o.MaxConcurrentData = 1; o.Timeout = time.Second })
+	first := make(chan error, 1)
+	go func() {
+		c, err := smtp.Dial(addr)
+		if err != nil {
+			first <- err
+			return
 		}
-	}
-	expect("220")
-	for _, step := range []struct{ cmd, reply string }{{"EHLO slow.example", "250"}, {"MAIL FROM:<>", "250"}, {"RCPT TO:<postmaster@bounces.gw.example>", "250"}, {"DATA", "354"}} {
-		if _, err := slow.Write([]byte(step.cmd + "\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		expect(step.reply)
-	}
-	// The slow sender holds the only slot, trickling its message in.
-	if _, err := slow.Write([]byte("Subject: slow\r\n")); err != nil {
-		t.Fatal(err)
-	}
+		defer c.Close()
+		first <- send(c, "postmaster@bounces.gw.example")
+	}()
+	<-store.entered // the first message holds the only slot
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
@@ -252,11 +242,11 @@ func TestListenerBoundsMessagesInFlight(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != 451 {
 		t.Fatalf("second message while the slot is held: %v, want 451", err)
 	}
-	if _, err := slow.Write([]byte("\r\nbody\r\n.\r\n")); err != nil {
-		t.Fatal(err)
+	close(store.release)
+	if err := <-first; err != nil {
+		t.Fatalf("first message: %v", err)
 	}
-	expect("250")
 	if store.count() != 1 {
-		t.Fatalf("stored %d, want the slow sender's one", store.count())
+		t.Fatalf("stored %d, want the first sender's one", store.count())
 	}
 }
