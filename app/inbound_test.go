@@ -411,7 +411,7 @@ func (g *gateway) sentMessage(t *testing.T, subject string, to ...string) (id, r
 
 // returnPath waits for the relay to receive message n and returns its
 // envelope sender.
-func (g *gateway) returnPath(t *testing.T, n int) string {
+func (g *gateway) returnPath(t testing.TB, n int) string {
 	t.Helper()
 	return g.relay.WaitForMessages(t, n, 20*time.Second)[n-1].From
 }
