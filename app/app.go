@@ -39,6 +39,8 @@ const (
 	RoleAll    = "all"
 	RoleAPI    = "api"
 	RoleWorker = "worker"
+	// RoleInbound runs the inbound SMTP listener (bounces, complaints, replies).
+	RoleInbound = "inbound"
 )
 
 // App is a running gateway: the public API, the admin listener and the River
@@ -65,6 +67,10 @@ type App struct {
 	stop context.CancelFunc
 	// draining is set by Drain: /readyz fails while requests are still served.
 	draining atomic.Bool
+	// inbound is the inbound SMTP listener, nil when this role runs none.
+	inbound *inboundListener
+	// inboundObs counts inbound mail (listener and processing).
+	inboundObs *metrics.Inbound
 }
 
 // errDraining is /readyz's answer once a shutdown has begun.
@@ -72,8 +78,8 @@ var errDraining = errors.New("draining: shutting down")
 
 // New connects to the database and wires the gateway for role; Start runs it.
 func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*App, error) {
-	if role != RoleAll && role != RoleAPI && role != RoleWorker {
-		return nil, fmt.Errorf("unknown role %q: use all, api or worker", role)
+	if role != RoleAll && role != RoleAPI && role != RoleWorker && role != RoleInbound {
+		return nil, fmt.Errorf("unknown role %q: use all, api, worker or inbound", role)
 	}
 	a := &App{cfg: cfg, role: role, logger: logger, metrics: metrics.New(metrics.Options{TenantLabels: cfg.MetricsTenantLabels, Build: currentBuild().forMetrics()}), serveErr: make(chan error, 2)}
 	statementTimeout := defaultStatementTimeout
@@ -177,13 +183,18 @@ func (a *App) wire(ctx context.Context) error {
 	a.fair = jobs.NewFairClock()
 	a.store = postgres.New(a.pool, jobs.NewEnqueuer(insertClient, a.fair))
 	a.river = insertClient
-	if a.role != RoleAPI {
+	if a.runsWorkers() {
 		transport, err := a.transport()
 		if err != nil {
 			return err
 		}
 		renderer := newRenderer()
+		addresses, err := a.cfg.Inbound.addresses()
+		if err != nil {
+			return err
+		}
 		delivery := jobs.NewDeliveryWorker(a.store, transport, renderer.render, a.cfg.MaxDeliveryAge, a.logger).
+			WithInboundAddresses(addresses).
 			LimitPerTenant(a.cfg.TenantMaxDeliveries).WithAttemptTimeout(a.cfg.DeliveryTimeout).Observe(a.metrics).
 			ObservePhases(metrics.NewDeliveryPhases(a.metrics.Registry))
 		webhookTimeout := cmp.Or(a.cfg.WebhookTimeout, jobs.DefaultWebhookAttemptTimeout)
@@ -195,13 +206,14 @@ func (a *App) wire(ctx context.Context) error {
 				a.metrics, a.logger).WithAttemptTimeout(webhookTimeout),
 			Reconcile: jobs.NewReconcileWorker(a.store, 30*time.Second, a.cfg.MaxDeliveryAge, a.logger),
 			Release:   jobs.NewReleaseHeldWorker(a.store),
+			Inbound:   a.newInboundWorker(addresses),
 		}
 		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, workers); err != nil {
 			return err
 		}
 		a.store.SetJobCompleter(jobs.NewJobCompleter(a.river))
 	}
-	if a.role != RoleWorker {
+	if a.role == RoleAll || a.role == RoleAPI {
 		verifier, err := newVerifier(a.cfg, a.store)
 		if err != nil {
 			return err
@@ -236,8 +248,11 @@ func (a *App) wire(ctx context.Context) error {
 	a.metrics.RegisterQueue(queueStats(a.store), []string{jobs.QueueDelivery, jobs.QueueWebhooks, jobs.QueueMaintenance}, a.logger)
 	a.metrics.RegisterEventFeed(a.store.EventFeedLag, a.logger)
 	a.metrics.RegisterPendingMessages(pendingMessages(a.store), a.logger)
-	if a.role != RoleAPI {
+	if a.runsWorkers() {
 		a.metrics.SetWorkers(a.cfg.Workers)
+	}
+	if err := a.wireInbound(); err != nil {
+		return err
 	}
 	ui, err := a.newRiverUI(a.river)
 	if err != nil {
@@ -427,7 +442,10 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.riverUI.Start(background); err != nil {
 		return fmt.Errorf("start river UI: %w", err)
 	}
-	if a.role != RoleAPI {
+	if err := a.startInbound(); err != nil {
+		return err
+	}
+	if a.runsWorkers() {
 		a.countJobs(background)
 		if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("start workers: %w", err)
@@ -441,7 +459,7 @@ func (a *App) Start(ctx context.Context) error {
 	if a.auth != nil {
 		a.auth.WatchSIGHUP(background, func(format string, args ...any) { a.logger.Info(fmt.Sprintf(format, args...)) })
 	}
-	a.logger.Info("mailgate started", "role", a.role, "http", a.HTTPAddr(), "admin", a.AdminAddr(), "workers", a.cfg.Workers)
+	a.logger.Info("mailgate started", "role", a.role, "http", a.HTTPAddr(), "admin", a.AdminAddr(), "inbound", a.InboundAddr(), "workers", a.cfg.Workers)
 	return nil
 }
 
@@ -505,7 +523,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.httpServer != nil && a.httpListener != nil {
 		errs = append(errs, a.httpServer.Shutdown(ctx))
 	}
-	if a.role != RoleAPI {
+	errs = append(errs, a.stopInbound(ctx))
+	if a.runsWorkers() {
 		// Deliveries get most of the grace to finish; the rest is for those
 		// still running to be cancelled and record what they know (their
 		// outcome is written detached from the cancel), so the process exits

@@ -68,11 +68,12 @@ func (inv invocation) config() (Config, error) { return LoadConfig(inv.env.Geten
 // commands lists every operator command, in the order usage shows them.
 func commands() []command {
 	return []command{
-		{"serve", "[--role all|api|worker]", "run the HTTP API and/or the delivery workers", defineServe},
+		{"serve", "[--role all|api|worker|inbound]", "run the HTTP API, the delivery workers and/or the inbound SMTP listener", defineServe},
 		{"migrate", "", "apply Mailgate's and River's migrations (safe to repeat)", defineMigrate},
 		{"dev", "", "everything in one process on embedded defaults", defineDev},
 		{"tenant create", "--name N --sender-domain D [--sender-domain D2]", "create a tenant; prints JSON with subscription_id", defineTenantCreate},
 		{"tenant dkim", "--subscription S --domain D --selector SEL [--algorithm rsa-sha256|ed25519-sha256]", "generate and store a DKIM key; prints the DNS record", defineTenantDKIM},
+		{"tenant inbound", "--subscription S [--return-path-domain D] [--replies on|off]", "set a tenant's return-path domain and reply routing; prints the DNS records", defineTenantInbound},
 		{"account create", "--subscription S --email E [--display-name N]", "create a sender account; prints JSON with account_id", defineAccountCreate},
 		{"token issue", "--subscription S [--ttl 24h] [--admin]", "print a signed JWT for a tenant", defineTokenIssue},
 		{"version", "", "print the version, commit and build date", defineVersion},
@@ -274,10 +275,10 @@ func defineVersion(*flag.FlagSet) commandBody {
 }
 
 func defineServe(fs *flag.FlagSet) commandBody {
-	role := fs.String("role", RoleAll, "all, api or worker")
+	role := fs.String("role", RoleAll, "all, api, worker or inbound")
 	return func(ctx context.Context, inv invocation) error {
-		if !slices.Contains([]string{RoleAll, RoleAPI, RoleWorker}, *role) {
-			return badUsage("--role must be all, api or worker, got %q", *role)
+		if !slices.Contains([]string{RoleAll, RoleAPI, RoleWorker, RoleInbound}, *role) {
+			return badUsage("--role must be all, api, worker or inbound, got %q", *role)
 		}
 		cfg, err := inv.config()
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -98,6 +99,19 @@ func TestOperatorCLI(t *testing.T) {
 		t.Fatal("a DKIM key for an unverified domain must be refused")
 	}
 
+	inboundEnv := maps.Clone(env)
+	inboundEnv["MAILGATE_BOUNCE_DOMAIN"], inboundEnv["MAILGATE_REPLY_DOMAIN"] = "bounces.gw.example", "reply.gw.example"
+	inboundEnv["MAILGATE_VERP_KEYS"], inboundEnv["MAILGATE_INBOUND_HOSTNAME"] = testSecret, "mx.gw.example"
+	code, out, errOut = runCLI(t, inboundEnv, "tenant", "inbound", "--subscription", tenant.SubscriptionID.String(), "--return-path-domain", "RP.acme.example", "--replies", "on")
+	if code != 0 || !strings.Contains(out, `"return_path_domain": "rp.acme.example"`) || !strings.Contains(out, `"reply_routing": true`) ||
+		!strings.Contains(out, `"dns_name": "rp.acme.example"`) || !strings.Contains(out, `"dns_value": "bounces.gw.example."`) ||
+		!strings.Contains(out, `"dns_value": "10 mx.gw.example."`) {
+		t.Fatalf("tenant inbound: exit %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, inboundEnv, "tenant", "inbound", "--subscription", tenant.SubscriptionID.String(), "--return-path-domain", "not a domain"); code != exitBadUsage {
+		t.Fatalf("a bad return-path domain: exit %d %s", code, errOut)
+	}
+
 }
 
 // TestSeparateRoles accepts a message on an api-only process and delivers it
@@ -118,14 +132,7 @@ func TestSeparateRoles(t *testing.T) {
 	cfg := g.app.cfg
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
-	worker, err := New(context.Background(), cfg, RoleWorker, g.app.logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := worker.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = worker.Shutdown(context.Background()) })
+	worker := g.startProcess(t, cfg, RoleWorker)
 	if worker.HTTPAddr() != "" {
 		t.Fatal("worker role must not serve the API")
 	}
@@ -196,6 +203,7 @@ func TestHelpOnlyPrintsUsage(t *testing.T) {
 		"dev":            nil,
 		"tenant create":  {"--name", "Acme", "--sender-domain", "acme.example"},
 		"tenant dkim":    {"--subscription", tenant, "--domain", "acme.example", "--selector", "mg1"},
+		"tenant inbound": {"--subscription", tenant, "--return-path-domain", "rp.acme.example", "--replies", "on"},
 		"account create": {"--subscription", tenant, "--email", "ops@acme.example"},
 		"token issue":    {"--subscription", tenant, "--admin"},
 		"version":        nil,
@@ -281,7 +289,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--version", "now"}, "mailgate: --version takes no arguments", top},
 		{[]string{"help", "bogus"}, `mailgate: unknown command "bogus"`, top},
 		{[]string{"serve", "--bogus"}, "mailgate serve: flag provided but not defined: -bogus", "Usage: mailgate serve"},
-		{[]string{"serve", "--role", "everything"}, `mailgate serve: --role must be all, api or worker, got "everything"`, "Usage: mailgate serve"},
+		{[]string{"serve", "--role", "everything"}, `mailgate serve: --role must be all, api, worker or inbound, got "everything"`, "Usage: mailgate serve"},
 		{[]string{"serve", "--role"}, "mailgate serve: flag needs an argument: -role", "Usage: mailgate serve"},
 		{[]string{"migrate", "--dry-run"}, "mailgate migrate: flag provided but not defined: -dry-run", "Usage: mailgate migrate"},
 		{[]string{"migrate", "now"}, `mailgate migrate: unexpected argument "now"`, "Usage: mailgate migrate"},

@@ -93,6 +93,9 @@ type Config struct {
 	BodyGrace   time.Duration
 	// HeaderTimeout bounds reading a request's headers (MAILGATE_HTTP_HEADER_TIMEOUT, default 10s).
 	HeaderTimeout time.Duration
+	// Inbound is the bounce and reply side (MAILGATE_BOUNCE_DOMAIN,
+	// MAILGATE_REPLY_DOMAIN, MAILGATE_VERP_KEYS, MAILGATE_INBOUND_*).
+	Inbound InboundConfig
 	// CaptureDir, when set and SMTPURL is empty, keeps outgoing mail as .eml
 	// files instead of sending it (mailgate dev).
 	CaptureDir string
@@ -192,6 +195,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		cfg.WebhookMaxEndpoints = n
 	}
+	inbound, err := loadInboundConfig(getenv)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Inbound = inbound
 	cfg.MigrationDatabaseURL = or(getenv("MAILGATE_MIGRATION_DATABASE_URL"), cfg.DatabaseURL)
 	if !db.ValidRoleName(cfg.DatabaseRole) {
 		return cfg, fmt.Errorf("MAILGATE_DATABASE_ROLE must be a lower-case identifier, got %q", cfg.DatabaseRole)

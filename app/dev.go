@@ -61,6 +61,9 @@ func devCommand(ctx context.Context, cfg Config, env Env, logger *slog.Logger) e
 	if cfg.SMTPURL == "" {
 		cfg.CaptureDir = filepath.Join(devStateDir, "mail")
 	}
+	if err := devInbound(&cfg.Inbound); err != nil {
+		return err
+	}
 	tenant, account, err := prepareDevDatabase(ctx, cfg)
 	if err != nil {
 		return err
@@ -144,6 +147,7 @@ Mailgate is running (dev).
   Admin:      http://%s/metrics
   Database:   %s
   Mail:       %s
+  Inbound:    smtp://%s (bounces to *@%s, replies to *@%s)
   Tenant:     %s (subscription_id %s)
   Sender:     %s (account_id %s)
 
@@ -161,7 +165,7 @@ Operator token (admin endpoints, River UI at http://%s/admin/river/ with "Author
   export MAILGATE_ADMIN_TOKEN=%s
 
 Stop with Ctrl-C.
-`, base, base, reachable(a.AdminAddr()), redactURL(cfg.DatabaseURL), delivery,
+`, base, base, reachable(a.AdminAddr()), redactURL(cfg.DatabaseURL), delivery, reachable(a.InboundAddr()), cfg.Inbound.BounceDomain, cfg.Inbound.ReplyDomain,
 		tenant.Name, tenant.ID, account.Email, account.ID, token, base, account.Email, base, base, reachable(a.AdminAddr()), adminToken)
 }
 
@@ -175,4 +179,23 @@ func reachable(addr string) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// devInbound gives dev its own bounce and reply domains, a kept VERP key
+// and a free loopback port, unless the environment configured them.
+func devInbound(c *InboundConfig) error {
+	if !c.Enabled() {
+		c.BounceDomain, c.ReplyDomain = "bounces.mailgate.localhost", "reply.mailgate.localhost"
+	}
+	if len(c.TokenKeys) == 0 {
+		key, err := devSecret(filepath.Join(devStateDir, "verp-key"))
+		if err != nil {
+			return err
+		}
+		c.TokenKeys = [][]byte{[]byte(key)}
+	}
+	if c.Addr == defaultInboundAddr {
+		c.Addr = "127.0.0.1:0"
+	}
+	return nil
 }

@@ -18,6 +18,8 @@ const (
 	StatePartiallySent MessageState = "partially_sent"
 	StateFailed        MessageState = "failed"
 	StateCancelled     MessageState = "cancelled"
+	// StateReceived is a reply that arrived from outside into an account's inbox.
+	StateReceived MessageState = "received"
 )
 
 // allowedTransitions is the message state machine.
@@ -42,7 +44,7 @@ func CanTransition(from, to MessageState) bool {
 // Final reports whether no delivery work is left for a message in state s.
 func (s MessageState) Final() bool {
 	switch s {
-	case StateSent, StatePartiallySent, StateFailed, StateCancelled:
+	case StateSent, StatePartiallySent, StateFailed, StateCancelled, StateReceived:
 		return true
 	}
 	return false
@@ -51,7 +53,7 @@ func (s MessageState) Final() bool {
 // Valid reports whether s is a known state.
 func (s MessageState) Valid() bool {
 	_, ok := allowedTransitions[s]
-	return ok || s == StateSent || s == StateCancelled
+	return ok || s == StateSent || s == StateCancelled || s == StateReceived
 }
 
 // CanDelete is false while delivery is queued or in flight, true otherwise.
@@ -144,6 +146,13 @@ type Message struct {
 	LastError string
 	// SendSlot is the send time a rate-limited message reserved; zero when none.
 	SendSlot time.Time
+	// TextBody is the plain-text alternative of a received message whose
+	// Body is HTML; DKIMResult is the verification of its DKIM signatures.
+	TextBody   string
+	DKIMResult string
+	// ReplyTo is set at delivery when the tenant routes replies back to the
+	// gateway (an address token naming this message); it is not stored.
+	ReplyTo string
 }
 
 // NeedsSMTPUTF8 reports whether an address of the message has a UTF-8 local

@@ -9,6 +9,8 @@ import (
 const (
 	SuppressionBounce = "bounce"
 	SuppressionManual = "manual"
+	// SuppressionComplaint is a recipient who reported the tenant's mail as spam.
+	SuppressionComplaint = "complaint"
 )
 
 // Suppression is an address a tenant no longer sends to.
@@ -53,6 +55,12 @@ type DeliveryContext struct {
 	SenderAccountExists bool
 	// MaxSendRate is the tenant's maximum send rate in messages a second (0: none).
 	MaxSendRate float64
+	// ReturnPathDomain is the tenant's own return-path domain ("" for the
+	// gateway's bounce domain), so SPF aligns with its From domain.
+	ReturnPathDomain string
+	// ReplyRouting is whether the tenant's mail carries a Reply-To that
+	// routes replies back to the sender account's inbox.
+	ReplyRouting bool
 	// Sending is how many of the tenant's messages are being delivered now,
 	// across every worker; only read when a concurrency cap is set.
 	Sending int

@@ -88,6 +88,8 @@ type Workers struct {
 	Reconcile *ReconcileWorker
 	// Release is optional: nil leaves release_held jobs to another process.
 	Release *ReleaseHeldWorker
+	// Inbound is optional: nil leaves received bounces and replies to another process.
+	Inbound *InboundWorker
 }
 
 // NewWorkerClient returns a client that works the delivery, webhook and maintenance queues.
@@ -111,6 +113,17 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 			return nil, fmt.Errorf("register release worker: %w", err)
 		}
 	}
+	queues := map[string]river.QueueConfig{
+		QueueDelivery:    {MaxWorkers: cfg.Workers},
+		QueueMaintenance: {MaxWorkers: 2},
+		QueueWebhooks:    {MaxWorkers: max(cfg.Workers/2, 5)},
+	}
+	if w.Inbound != nil {
+		if err := river.AddWorkerSafely(workers, w.Inbound); err != nil {
+			return nil, fmt.Errorf("register inbound worker: %w", err)
+		}
+		queues[QueueInbound] = river.QueueConfig{MaxWorkers: 4}
+	}
 	// A job whose worker died stays running until the rescuer sees it: just
 	// past the longest job timeout, not River's default hour.
 	rescueAfter := cfg.RescueAfter
@@ -121,11 +134,7 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 		Logger:               cfg.Logger,
 		Workers:              workers,
 		RescueStuckJobsAfter: rescueAfter,
-		Queues: map[string]river.QueueConfig{
-			QueueDelivery:    {MaxWorkers: cfg.Workers},
-			QueueMaintenance: {MaxWorkers: 2},
-			QueueWebhooks:    {MaxWorkers: max(cfg.Workers/2, 5)},
-		},
+		Queues:               queues,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 				func() (river.JobArgs, *river.InsertOpts) { return PurgeAttachmentsArgs{}, nil },

@@ -121,6 +121,17 @@ type DeliveryWorker struct {
 	maxPerTenant int
 	observer     DeliveryObserver
 	phases       PhaseObserver
+	// addresses, when set, gives outgoing mail a VERP return path and,
+	// for tenants that route replies, a Reply-To (nil: the sender's own
+	// address, as without an inbound listener).
+	addresses *domain.InboundAddresses
+}
+
+// WithInboundAddresses makes outgoing mail carry the return path and
+// Reply-To that bring its bounces and replies back to the gateway.
+func (w *DeliveryWorker) WithInboundAddresses(a *domain.InboundAddresses) *DeliveryWorker {
+	w.addresses = a
+	return w
 }
 
 // ObservePhases reports each attempt's phase durations to p.
@@ -256,6 +267,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		}
 	}
 	if len(external) > 0 {
+		msg.ReplyTo = w.addresses.ReplyTo(msg, dc)
 		payload, err := w.build(ctx, msg, dc.DKIM)
 		if err != nil {
 			var de *domain.Error
@@ -268,7 +280,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		attemptCtx, cancel := context.WithTimeout(ctx, w.attemptTimeout)
 		var journalErr error
 		mark = time.Now()
-		replies = append(replies, w.transport.Deliver(attemptCtx, msg.SenderEmail, external, payload, func(_ context.Context, accepted []string) error {
+		replies = append(replies, w.transport.Deliver(attemptCtx, w.addresses.ReturnPath(msg, dc), external, payload, func(_ context.Context, accepted []string) error {
 			mark = w.phase("envelope", mark)
 			journalErr = w.journal(ctx, job, msg, accepted)
 			mark = w.phase("journal", mark)

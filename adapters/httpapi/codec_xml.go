@@ -188,11 +188,13 @@ var composeMembers = map[string]xmlMember{
 	"To":                {nsModels, "to", false},
 
 	"ConversationId":   {nsModels, "conversation_id", true},
+	"DkimResult":       {nsModels, "dkim_result", true},
 	"HeaderMessageId":  {nsModels, "header_message_id", true},
 	"HeaderReferences": {nsModels, "header_references", true},
 	"InReplyTo":        {nsModels, "in_reply_to", true},
 	"LastError":        {nsModels, "last_error", true},
 	"State":            {nsModels, "state", true},
+	"TextBody":         {nsModels, "text_body", true},
 	"UpdatedAt":        {nsModels, "updated_at", true},
 }
 
@@ -631,6 +633,9 @@ func (w *xmlWriter) message(v messageView, attrs string) error {
 	w.value("CreatedDate", "", xmlDate(v.CreatedDate))
 	w.value("HeaderMessageId", "", v.HeaderMessageID)
 	w.value("HeaderReferences", "", v.HeaderReferences)
+	if v.DKIMResult != "" {
+		w.value("DkimResult", "", v.DKIMResult)
+	}
 	w.value("Importance", "", importance.String())
 	w.value("InReplyTo", "", v.InReplyTo)
 	if v.LastError != "" {
@@ -647,6 +652,9 @@ func (w *xmlWriter) message(v messageView, attrs string) error {
 	w.value("SenderDisplayName", "", v.SenderDisplayName)
 	w.value("SenderEmail", "", v.SenderEmail)
 	w.value("State", "", string(v.State))
+	if v.TextBody != "" {
+		w.value("TextBody", "", v.TextBody)
+	}
 	w.recipients("To", v.To)
 	w.value("UpdatedAt", "", xmlDate(v.UpdatedAt))
 	w.close("MessageComposeModel")

@@ -287,6 +287,10 @@ type messageView struct {
 	ConversationID   uuid.UUID           `json:"conversation_id"`
 	UpdatedAt        time.Time           `json:"updated_at"`
 	LastError        string              `json:"last_error,omitempty"`
+	// TextBody and DKIMResult are set on received replies: the plain-text
+	// alternative of an HTML body, and the DKIM verification.
+	TextBody   string `json:"text_body,omitempty"`
+	DKIMResult string `json:"dkim_result,omitempty"`
 }
 
 type recipientView struct {
@@ -344,6 +348,8 @@ func newMessageView(m *domain.Message) messageView {
 		ConversationID:    m.ConversationID,
 		UpdatedAt:         m.UpdatedAt,
 		LastError:         m.LastError,
+		TextBody:          m.TextBody,
+		DKIMResult:        m.DKIMResult,
 	}
 	if !m.SendAt.IsZero() {
 		at := m.SendAt

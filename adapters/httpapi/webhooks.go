@@ -34,6 +34,9 @@ var knownEventTypes = map[string]bool{
 	"created": true, "updated": true, "queued": true, "attempt": true, "delivered": true, "deferred": true,
 	"bounced": true, "failed": true, "suppressed": true, "sent": true, "partially_sent": true, "cancelled": true,
 	"deleted": true, "suppression.added": true, "suppression.removed": true, "webhook.disabled": true,
+	// Inbound: DSNs, complaints and replies.
+	domain.EventDelayed: true, domain.EventDSNDelivered: true, domain.EventDSNRelayed: true,
+	domain.EventComplained: true, domain.EventInboundReceived: true,
 }
 
 type webhookView struct {

@@ -112,6 +112,13 @@ func headerFields(msg *domain.Message, opts Options) ([]field, error) {
 	if cc != "" {
 		fields = append(fields, field{key: "Cc", value: cc})
 	}
+	if msg.ReplyTo != "" {
+		replyTo, err := formatAddress("reply_to", "", msg.ReplyTo, opts.Downgrade)
+		if err != nil {
+			return nil, err
+		}
+		fields = append(fields, field{key: "Reply-To", value: replyTo})
+	}
 
 	if err := domain.CheckHeaderText("subject", msg.Subject, domain.MaxSubjectLength); err != nil {
 		return nil, err

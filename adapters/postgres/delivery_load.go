@@ -158,7 +158,7 @@ func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
 			return rows.Err()
 		})
 	b.Queue(`
-		SELECT m.id, s.status, s.sandbox, s.max_send_rate,
+		SELECT m.id, s.status, s.sandbox, s.max_send_rate, coalesce(s.return_path_domain, ''), s.reply_routing,
 		       EXISTS (SELECT 1 FROM sender_domains d WHERE d.subscription_id = s.id
 		               AND d.domain = lower(split_part(m.sender_email, '@', 2)) AND d.verified_at IS NOT NULL),
 		       m.sender_account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.subscription_id = s.id AND a.id = m.sender_account_id)
@@ -170,7 +170,7 @@ func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
 					dc   domain.DeliveryContext
 					rate float32
 				)
-				if err := rows.Scan(&mid, &dc.TenantStatus, &dc.Sandbox, &rate, &dc.SenderDomainVerified, &dc.SenderAccountExists); err != nil {
+				if err := rows.Scan(&mid, &dc.TenantStatus, &dc.Sandbox, &rate, &dc.ReturnPathDomain, &dc.ReplyRouting, &dc.SenderDomainVerified, &dc.SenderAccountExists); err != nil {
 					return err
 				}
 				if r := byID[mid]; r != nil {

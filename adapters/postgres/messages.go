@@ -15,7 +15,7 @@ import (
 const messageColumns = `id, subscription_id, sender_account_id, sender_email, sender_display_name,
 	subject, body, importance, message_id, in_reply_to, references_header, parent_id,
 	conversation_id, state, version, last_error, created_date, updated_at, send_at, queued_at, send_slot,
-	client_message_id, client_references`
+	client_message_id, client_references, text_body, dkim_result`
 
 func scanMessage(row pgx.Row) (*domain.Message, error) {
 	var (
@@ -29,7 +29,7 @@ func scanMessage(row pgx.Row) (*domain.Message, error) {
 	err := row.Scan(&m.ID, &m.SubscriptionID, &senderAcc, &m.SenderEmail, &m.SenderDisplayName,
 		&m.Subject, &m.Body, &importance, &m.MessageID, &m.InReplyTo, &m.References, &parent,
 		&m.ConversationID, &state, &m.Version, &m.LastError, &m.CreatedDate, &m.UpdatedAt, &sendAt, &queuedAt, &sendSlot,
-		&m.ClientMessageID, &m.ClientReferences)
+		&m.ClientMessageID, &m.ClientReferences, &m.TextBody, &m.DKIMResult)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,8 @@ type Enqueuer interface {
 	// EnqueueReleaseHeldTx schedules a second release of a reinstated
 	// tenant's held deliveries, for holds decided just before it.
 	EnqueueReleaseHeldTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID) error
+	// EnqueueInboundTx queues the processing of a received inbound message.
+	EnqueueInboundTx(ctx context.Context, tx pgx.Tx, inboundID uuid.UUID) error
 }
 
 // Store implements the domain's persistence ports on a pgx pool.

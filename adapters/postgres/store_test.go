@@ -335,3 +335,7 @@ func TestCreateAccountNeedsVerifiedDomain(t *testing.T) {
 func (failingEnqueuer) EnqueueReleaseHeldTx(context.Context, pgx.Tx, uuid.UUID) error {
 	return errors.New("queue is down")
 }
+
+func (failingEnqueuer) EnqueueInboundTx(context.Context, pgx.Tx, uuid.UUID) error {
+	return errors.New("queue is down")
+}

@@ -47,6 +47,10 @@ var knownFamilies = []string{
 	"mailgate_queue_stats_up",
 	"mailgate_pending_messages_stats_up",
 	"mailgate_event_feed_stats_up",
+	"mailgate_inbound_smtp_total",
+	"mailgate_dsn_recipients_total",
+	"mailgate_complaints_total",
+	"mailgate_bounced_after_delivery_total",
 }
 
 // grafanaVar matches Grafana's variable syntaxes: $name, ${name},

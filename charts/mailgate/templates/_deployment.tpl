@@ -1,12 +1,13 @@
 {{/*
 A Mailgate Deployment: `mailgate serve --role <component>`. Call with
-(dict "root" $ "component" "api"|"worker").
+(dict "root" $ "component" "api"|"worker"|"inbound").
 */}}
 {{- define "mailgate.deployment" -}}
 {{- $root := .root }}
 {{- $c := index $root.Values .component }}
 {{- $keda := and (eq .component "worker") $root.Values.worker.keda.enabled }}
 {{- $jwtKeys := and (eq .component "api") (include "mailgate.mountJwtPublicKeys" $root) }}
+{{- $inboundTLS := and (eq .component "inbound") $root.Values.inbound.tlsSecret }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -94,6 +95,11 @@ spec:
             - name: metrics
               containerPort: {{ $root.Values.ports.admin }}
               protocol: TCP
+            {{- if eq .component "inbound" }}
+            - name: smtp
+              containerPort: {{ $root.Values.ports.smtp }}
+              protocol: TCP
+            {{- end }}
           env:
             {{- include "mailgate.env" . | trim | nindent 12 }}
           {{- with $root.Values.extraEnvFrom }}
@@ -125,6 +131,11 @@ spec:
             {{- with concat ($root.Values.extraVolumeMounts | default list) ($c.extraVolumeMounts | default list) }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
+            {{- if $inboundTLS }}
+            - name: inbound-tls
+              mountPath: /etc/mailgate/inbound-tls
+              readOnly: true
+            {{- end }}
         {{- with $c.sidecars }}
         {{- tpl (toYaml .) $root | nindent 8 }}
         {{- end }}
@@ -143,5 +154,11 @@ spec:
         {{- end }}
         {{- with concat ($root.Values.extraVolumes | default list) ($c.extraVolumes | default list) }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- if $inboundTLS }}
+        - name: inbound-tls
+          secret:
+            secretName: {{ $inboundTLS }}
+            defaultMode: 0440
         {{- end }}
 {{- end }}

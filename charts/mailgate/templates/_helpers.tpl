@@ -236,6 +236,32 @@ The environment of the api and worker containers. Call with
 {{- if eq .component "worker" }}
 {{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_SMTP_URL" "item" "smtpUrl" "secret" $secret "optional" true) }}
 {{- end }}
+{{- /* Workers mint and check address tokens; the listener accepts for the domains. */}}
+{{- if or (eq .component "worker") (eq .component "inbound") }}
+{{- with $root.Values.config.bounceDomain }}
+- name: MAILGATE_BOUNCE_DOMAIN
+  value: {{ . | quote }}
+{{- end }}
+{{- with $root.Values.config.replyDomain }}
+- name: MAILGATE_REPLY_DOMAIN
+  value: {{ . | quote }}
+{{- end }}
+{{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_VERP_KEYS" "item" "verpKeys" "secret" $secret "optional" true) }}
+{{- end }}
+{{- if eq .component "inbound" }}
+- name: MAILGATE_INBOUND_ADDR
+  value: {{ printf ":%d" (int $root.Values.ports.smtp) | quote }}
+{{- with $root.Values.inbound.hostname }}
+- name: MAILGATE_INBOUND_HOSTNAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if $root.Values.inbound.tlsSecret }}
+- name: MAILGATE_INBOUND_TLS_CERT
+  value: /etc/mailgate/inbound-tls/tls.crt
+- name: MAILGATE_INBOUND_TLS_KEY
+  value: /etc/mailgate/inbound-tls/tls.key
+{{- end }}
+{{- end }}
 {{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_RIVER_UI_USERNAME" "item" "riverUiUsername" "secret" $secret "optional" true) }}
 {{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_RIVER_UI_PASSWORD" "item" "riverUiPassword" "secret" $secret "optional" true) }}
 {{- with $root.Values.extraEnv }}
