@@ -91,7 +91,7 @@ func read(path string) (map[int][]point, error) {
 func draw2(series map[int][]point, out string) error {
 	p := plot.New()
 	p.Title.Text = "Delivery rate by workers and message size (one tenant, discarding go-smtp sink)"
-	p.X.Label.Text = "MAILGATE_WORKERS (and SMTP connections of the ceiling client)"
+	p.X.Label.Text = "MAILGATE_WORKERS (relay connections: min(workers, 50) for gateway and ceiling client)"
 	p.Y.Label.Text = "messages per second"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
