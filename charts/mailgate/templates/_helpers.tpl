@@ -206,6 +206,8 @@ The environment of the api and worker containers. Call with
   value: {{ $root.Values.config.databaseRole | quote }}
 - name: MAILGATE_WORKERS
   value: {{ $root.Values.config.workers | quote }}
+- name: MAILGATE_SMTP_MAX_CONNECTIONS
+  value: {{ $root.Values.config.smtpMaxConnections | quote }}
 - name: MAILGATE_SHUTDOWN_GRACE
   value: {{ $root.Values.config.shutdownGrace | quote }}
 - name: MAILGATE_RATE_LIMIT
