@@ -61,8 +61,14 @@ func (t *AddressTokens) Mint(purpose TokenPurpose, id uuid.UUID) string {
 
 // Verify returns the id a token names when one of the keys signed it for purpose.
 func (t *AddressTokens) Verify(purpose TokenPurpose, token string) (uuid.UUID, bool) {
-	raw, err := tokenEncoding.DecodeString(strings.ToLower(token))
+	token = strings.ToLower(token)
+	raw, err := tokenEncoding.DecodeString(token)
 	if err != nil || len(raw) != len(uuid.UUID{})+tokenMACBytes {
+		return uuid.Nil, false
+	}
+	if tokenEncoding.EncodeToString(raw) != token {
+		// base32 ignores the unused low bits of the last character, so
+		// several strings decode alike; only the one Mint writes is a token.
 		return uuid.Nil, false
 	}
 	id, err := uuid.FromBytes(raw[:16])

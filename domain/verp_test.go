@@ -114,3 +114,25 @@ func TestInboundAddresses(t *testing.T) {
 		}
 	}
 }
+
+func TestAddressTokensRefuseAliases(t *testing.T) {
+	tokens, err := domain.NewAddressTokens([][]byte{[]byte("a-key-of-at-least-thirty-two-bytes-0123")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.New()
+	token := tokens.Mint(domain.PurposeBounce, id)
+	if got, ok := tokens.Verify(domain.PurposeBounce, token); !ok || got != id {
+		t.Fatalf("Verify(Mint) = %v, %v", got, ok)
+	}
+	// 26 bytes are 208 bits, 42 characters of 5 bits: the last character's
+	// two low bits are unused, so it has aliases that decode alike.
+	alphabet := "abcdefghijklmnopqrstuvwxyz234567"
+	last := strings.IndexByte(alphabet, token[len(token)-1])
+	for unused := 1; unused < 4; unused++ {
+		alias := token[:len(token)-1] + string(alphabet[last^unused])
+		if _, ok := tokens.Verify(domain.PurposeBounce, alias); ok {
+			t.Errorf("alias %q of %q verifies", alias, token)
+		}
+	}
+}
