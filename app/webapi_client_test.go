@@ -271,15 +271,14 @@ func checkSeedSample(t *testing.T, f *seedFixture, res response) {
 		t.Errorf("stored ids %q, %q", storedClientID, storedWireID)
 	}
 	var received *smtptest.Received
-	deadline := time.Now().Add(20 * time.Second)
-	for received == nil && time.Now().Before(deadline) {
+	waitFor(t, 20*time.Second, "message "+a.HeaderMessageID+" at the relay", func() bool {
 		for _, m := range f.g.relay.Messages() {
 			if bytes.Contains(m.Data, []byte(a.HeaderMessageID)) {
 				received = &m
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return received != nil
+	})
 	if received == nil {
 		t.Fatalf("no message %s reached the relay", a.HeaderMessageID)
 	}
