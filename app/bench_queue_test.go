@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mailgate/mailgate/db"
 	"github.com/mailgate/mailgate/db/dbtest"
+	"github.com/mailgate/mailgate/jobs"
 )
 
 // noopArgs is a job that does nothing: what River alone costs a job.
@@ -37,6 +39,9 @@ func BenchmarkQueueCeiling(b *testing.B) {
 		url := dbtest.IsolatedURL(b)
 		owner := dbtest.OwnerPoolFor(b, url)
 		cfg := (&drainSetup{dbURL: url}).config(RoleWorker, nil)
+		// The worker's own fetch settings: a zero here would be River's
+		// defaults (100 ms cooldown), which cap a queue at workers/0.1 s.
+		cooldown, poll := cmp.Or(cfg.FetchCooldown, jobs.DefaultFetchCooldown), cmp.Or(cfg.FetchPollEvery, jobs.DefaultFetchPollInterval)
 		poolCfg, err := pgxpool.ParseConfig(url + "&application_name=" + benchWorkerApp)
 		if err != nil {
 			b.Fatal(err)
@@ -54,8 +59,8 @@ func BenchmarkQueueCeiling(b *testing.B) {
 			Logger:            quietLogger(),
 			Workers:           workers,
 			Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
-			FetchCooldown:     cfg.FetchCooldown,
-			FetchPollInterval: cfg.FetchPollEvery,
+			FetchCooldown:     cooldown,
+			FetchPollInterval: poll,
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -39,15 +39,21 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
+// The fetch settings a worker uses when none are configured.
+const (
+	DefaultFetchCooldown     = 10 * time.Millisecond
+	DefaultFetchPollInterval = 500 * time.Millisecond
+)
+
 func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
 		c.Workers = 50
 	}
 	if c.FetchCooldown <= 0 {
-		c.FetchCooldown = 10 * time.Millisecond
+		c.FetchCooldown = DefaultFetchCooldown
 	}
 	if c.FetchPollInterval <= 0 {
-		c.FetchPollInterval = 500 * time.Millisecond
+		c.FetchPollInterval = DefaultFetchPollInterval
 	}
 	if c.FetchPollInterval < c.FetchCooldown {
 		c.FetchPollInterval = c.FetchCooldown
