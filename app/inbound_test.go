@@ -147,6 +147,10 @@ type bouncingRelay struct {
 	sent    []string
 	// lastFrom is the return path the last DSN went to.
 	lastFrom string
+	// beforeReply, when set, makes the relay mail its DSNs first and call
+	// it before answering the data: a bounce that lands while the
+	// gateway's attempt is still waiting for the relay's reply.
+	beforeReply func()
 }
 
 func startBouncingRelay(t *testing.T, inbound func() string, bounce ...string) *bouncingRelay {
@@ -189,6 +193,17 @@ func (s *relaySession) Data(r io.Reader) error {
 		return err
 	}
 	from, to := s.from, slices.Clone(s.to)
+	if s.relay.beforeReply != nil {
+		for _, rcpt := range to {
+			if s.relay.bounce[rcpt] {
+				if err := deliverSMTP(s.relay.inbound(), "", from, postfixDSN(rcpt)); err != nil {
+					return err
+				}
+			}
+		}
+		s.relay.beforeReply()
+		return nil
+	}
 	go func() {
 		for _, rcpt := range to {
 			if s.relay.bounce[rcpt] {
@@ -343,6 +358,33 @@ func TestBounceAfterTheFact(t *testing.T) {
 	if v := g.waitForState(t, next, "failed"); v.To[0].Status != "suppressed" {
 		t.Fatalf("next message to a hard-bounced address: %+v", v.To[0])
 	}
+}
+
+// TestBounceDuringTheAttemptStands: a DSN applied while the attempt that
+// handed the message over is still waiting for the relay's reply is not
+// overwritten by that attempt's outcome: the attempt decides again on the
+// bounced recipient and the message settles as partially sent.
+func TestBounceDuringTheAttemptStands(t *testing.T) {
+	t.Parallel()
+	var g *gateway
+	relay := startBouncingRelay(t, func() string { return g.app.InboundAddr() }, "gone@dest.example")
+	g = startInboundGateway(t, func() string { return relay.addr })
+	relay.beforeReply = func() {
+		// The relay answers only once the bounce is applied.
+		g.waitForRow(t, "bounced", `SELECT status FROM message_recipients WHERE email = 'gone@dest.example'`)
+	}
+	id := g.sendSimple(t, "bounced mid-attempt", "gone@dest.example", "stays@dest.example")
+	v := g.waitForState(t, id, "partially_sent")
+	for _, r := range v.To {
+		want := map[string]string{"gone@dest.example": "bounced", "stays@dest.example": "delivered"}[r.EmailAddress]
+		if r.Status != want {
+			t.Fatalf("recipient %s is %s, want %s", r.EmailAddress, r.Status, want)
+		}
+	}
+	// One bounced event, from the DSN; no delivered event for the bounced recipient.
+	g.waitForRow(t, "1", `SELECT count(*)::text FROM message_events WHERE message_id = $1 AND type = 'bounced'`, id)
+	g.waitForRow(t, "0", `SELECT count(*)::text FROM message_events WHERE message_id = $1 AND type = 'delivered' AND recipient = 'gone@dest.example'`, id)
+	g.waitForRow(t, "0", `SELECT count(*)::text FROM river_job WHERE kind = 'deliver_message' AND state = 'running'`)
 }
 
 func (r *bouncingRelay) fromFor(t *testing.T) string {

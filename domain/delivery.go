@@ -96,6 +96,13 @@ type AttemptRecord struct {
 	MailboxAccounts []uuid.UUID
 	// Suppress lists hard-bounced recipients to add to the suppression list.
 	Suppress []Suppression
+	// ExpectedVersion, when not 0, is the version the message must still
+	// have for the record to be written: the version the attempt loaded,
+	// plus its own journal. Another writer during the attempt (a bounce
+	// report after the fact) makes the store refuse the record with
+	// CodeVersionMismatch, and the worker decides again on the message as
+	// it is now, instead of overwriting what that writer decided.
+	ExpectedVersion Version
 }
 
 // Suppress marks the pending recipients on the suppression list as

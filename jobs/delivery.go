@@ -297,19 +297,46 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 	}
 	// Past the delivery age, a deferral is final however many attempts are left.
 	lastAttempt := job.Attempt >= job.MaxAttempts || (!msg.QueuedAt.IsZero() && w.now().Sub(msg.QueuedAt) > w.maxAge)
-	changed := msg.ApplyReplies(replies, lastAttempt)
-	rec := domain.AttemptRecord{
-		MessageID:       id,
-		Changed:         append(suppressed, changed...),
-		State:           domain.SettledState(msg.Recipients),
-		MailboxAccounts: mailbox,
-		Suppress:        domain.HardBounces(changed, w.now()),
-		LastError:       summarizeFailures(msg.Recipients),
+	settle := func(msg *domain.Message, suppressed []domain.Recipient) domain.AttemptRecord {
+		changed := msg.ApplyReplies(replies, lastAttempt)
+		return domain.AttemptRecord{
+			MessageID:       id,
+			Changed:         append(suppressed, changed...),
+			State:           domain.SettledState(msg.Recipients),
+			MailboxAccounts: mailbox,
+			Suppress:        domain.HardBounces(changed, w.now()),
+			LastError:       summarizeFailures(msg.Recipients),
+			ExpectedVersion: msg.Version,
+		}
 	}
+	rec := settle(msg, suppressed)
 	log.Debug("delivery attempt", "state", rec.State, "external", len(external), "internal", len(mailbox))
 	mark = time.Now()
-	if err := w.record(ctx, job, msg, rec); err != nil {
-		return err
+	for tries := 1; ; tries++ {
+		err := w.record(ctx, job, msg, rec)
+		if de := (*domain.Error)(nil); err == nil || !errors.As(err, &de) || de.Code != domain.CodeVersionMismatch || tries == maxRecordTries {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		// Someone else wrote the message during the attempt (a bounce
+		// report after the fact): the replies are applied again to the
+		// message as it is now, so what that writer decided stands.
+		fresh, freshDC, err := w.store.LoadDelivery(ctx, tenant, id, false)
+		if errors.Is(err, domain.ErrNotFound) {
+			log.Warn("message deleted during its delivery attempt; nothing to record")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reload after a concurrent change: %w", err)
+		}
+		if fresh.State.Final() {
+			log.Info("message settled by another writer during the attempt", "state", fresh.State)
+			return nil
+		}
+		msg = fresh
+		rec = settle(msg, msg.Suppress(freshDC.Suppressed))
 	}
 	w.phase("record", mark)
 	if rec.State.Final() {
@@ -337,8 +364,15 @@ func (w *DeliveryWorker) journal(ctx context.Context, job *river.Job[DeliverMess
 	if err := w.store.JournalAttempt(jctx, msg.SubscriptionID, msg.ID, job.Attempt, entries); err != nil {
 		return fmt.Errorf("attempt journal: %w", err)
 	}
+	// The journal is a new version of the message; the outcome expects it.
+	msg.Version++
 	return nil
 }
+
+// maxRecordTries bounds how often an outcome is decided again after another
+// writer changed the message during the attempt; each retry follows a real
+// concurrent write, so more than a few means something keeps rewriting it.
+const maxRecordTries = 4
 
 // record writes an attempt's outcome detached from the job's context, so a
 // cancelled or timed-out job still records what the relay said. A failure

@@ -48,6 +48,10 @@ type fakeDeliveryStore struct {
 	journals     [][]domain.Recipient
 	records      []recordCall
 	reserveCalls int
+	// concurrentWrites run, one per RecordAttempt call, just before it: what
+	// another writer (a bounce report) does to the message during the
+	// attempt. Each is a new version of the message, as in the real store.
+	concurrentWrites []func(*domain.Message)
 }
 
 type recordCall struct {
@@ -83,6 +87,7 @@ func (s *fakeDeliveryStore) JournalAttempt(_ context.Context, _, _ uuid.UUID, _ 
 		r.InFlightSince, r.PossibleDuplicate = j.InFlightSince, j.PossibleDuplicate
 	}
 	s.msg.State = domain.StateSending
+	s.msg.Version++
 	return nil
 }
 
@@ -104,11 +109,21 @@ func (s *fakeDeliveryStore) RecordAttempt(ctx context.Context, _ uuid.UUID, rec 
 			return err
 		}
 	}
+	if len(s.concurrentWrites) > 0 {
+		write := s.concurrentWrites[0]
+		s.concurrentWrites = s.concurrentWrites[1:]
+		write(&s.msg)
+		s.msg.Version++
+	}
+	if rec.ExpectedVersion != 0 && rec.ExpectedVersion != s.msg.Version {
+		return &domain.Error{Code: domain.CodeVersionMismatch, Message: "fake store: the message changed"}
+	}
 	s.records = append(s.records, recordCall{rec: rec, completeJob: completeJob, ctxErr: ctx.Err()})
 	for _, c := range rec.Changed {
 		*s.recipient(c.Email) = c
 	}
 	s.msg.State, s.msg.LastError = rec.State, rec.LastError
+	s.msg.Version++
 	return nil
 }
 
@@ -779,4 +794,73 @@ func TestDeliveryCancelledStillRecords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeliveryDecidesAgainAfterAConcurrentWrite: when another writer changes
+// the message during the attempt (a bounce report applied while the relay
+// was still answering), the outcome is refused on its version and decided
+// again on the message as it is now: the bounce stands and only the other
+// recipient's reply is written.
+func TestDeliveryDecidesAgainAfterAConcurrentWrite(t *testing.T) {
+	t.Parallel()
+	bounce := func(m *domain.Message) {
+		for i := range m.Recipients {
+			if m.Recipients[i].Email == external {
+				m.Recipients[i].Status, m.Recipients[i].LastCode = domain.RecipientBounced, 550
+			}
+		}
+	}
+	t.Run("BounceStands", func(t *testing.T) {
+		t.Parallel()
+		f := newDeliveryFixture(t, external, other)
+		f.store.concurrentWrites = []func(*domain.Message){bounce}
+		res, err := f.work(t, nil)
+		requireEvent(t, res, err, river.EventKindJobCompleted)
+		rec := f.store.lastRecord(t).rec
+		if len(f.store.records) != 1 || rec.State != domain.StatePartiallySent {
+			t.Fatalf("%d records, state %s; want one, partially_sent", len(f.store.records), rec.State)
+		}
+		for _, c := range rec.Changed {
+			if c.Email == external {
+				t.Fatalf("the bounced recipient was overwritten: %+v", c)
+			}
+		}
+		if got := f.store.status(external); got.Status != domain.RecipientBounced || got.LastCode != 550 {
+			t.Fatalf("bounced recipient now %s %d", got.Status, got.LastCode)
+		}
+		if got := f.store.status(other).Status; got != domain.RecipientDelivered {
+			t.Fatalf("other recipient %s", got)
+		}
+		if len(f.store.loads) != 2 {
+			t.Fatalf("%d loads; want the first and one after the refusal", len(f.store.loads))
+		}
+		if f.transport.callCount() != 1 {
+			t.Fatalf("%d SMTP transactions; deciding again must not send again", f.transport.callCount())
+		}
+	})
+	t.Run("SettledMeanwhile", func(t *testing.T) {
+		t.Parallel()
+		f := newDeliveryFixture(t, external)
+		f.store.concurrentWrites = []func(*domain.Message){func(m *domain.Message) { bounce(m); m.State = domain.StateFailed }}
+		res, err := f.work(t, nil)
+		requireEvent(t, res, err, river.EventKindJobCompleted)
+		if len(f.store.records) != 0 || f.store.msg.State != domain.StateFailed {
+			t.Fatalf("%d records, state %s; the other writer's settlement must stand", len(f.store.records), f.store.msg.State)
+		}
+	})
+	t.Run("KeepsChangingGivesUp", func(t *testing.T) {
+		t.Parallel()
+		f := newDeliveryFixture(t, external, other)
+		for range maxRecordTries {
+			f.store.concurrentWrites = append(f.store.concurrentWrites, func(*domain.Message) {})
+		}
+		_, err := f.work(t, nil)
+		var de *domain.Error
+		if !errors.As(err, &de) || de.Code != domain.CodeVersionMismatch {
+			t.Fatalf("err %v; want the last refusal after %d tries", err, maxRecordTries)
+		}
+		if len(f.store.records) != 0 {
+			t.Fatalf("%d records written", len(f.store.records))
+		}
+	})
 }

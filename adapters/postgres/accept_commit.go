@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"time"
 )
 
@@ -35,121 +33,34 @@ const (
 	acceptGroupMessages = 256
 )
 
-// acceptWrite is one caller's share of a group.
-type acceptWrite struct {
-	req  *acceptRequest
-	done chan error
-}
-
-// acceptCommitter coalesces concurrent accepts into shared transactions.
-type acceptCommitter struct {
-	store *Store
-	// maxMessages bounds one transaction's messages.
-	maxMessages int
-	// committers is how many groups may be in flight at once.
-	committers int
-	pending    chan *acceptWrite
-	start      sync.Once
-	stop       chan struct{}
-	wg         sync.WaitGroup
-}
+// acceptCommitter coalesces concurrent accepts into shared transactions; a
+// group is bounded by its messages (a batch request counts each).
+type acceptCommitter = coalescer[*acceptRequest]
 
 func newAcceptCommitter(s *Store, committers, maxMessages int) *acceptCommitter {
-	return &acceptCommitter{store: s, maxMessages: maxMessages, committers: committers,
-		pending: make(chan *acceptWrite, 4096), stop: make(chan struct{})}
-}
-
-// write hands req to a committer and waits for its transaction. req's own
-// refusals are set on it; the error is the transaction's.
-func (g *acceptCommitter) write(ctx context.Context, req *acceptRequest) error {
-	w := &acceptWrite{req: req, done: make(chan error, 1)}
-	select {
-	case <-g.stop:
-		// Shutting down: write alone rather than queue behind stopped committers.
-		return g.store.writeAccepts(ctx, []*acceptRequest{req})
-	default:
-	}
-	g.start.Do(func() {
-		for range g.committers {
-			g.wg.Go(g.run)
-		}
-	})
-	select {
-	case g.pending <- w:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-g.stop:
-		return g.store.writeAccepts(ctx, []*acceptRequest{req})
-	}
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		// The group may still commit; an idempotency key then replays it.
-		return fmt.Errorf("waiting for the accept commit: %w", ctx.Err())
-	}
-}
-
-// close stops the committers once the requests already handed over are written.
-func (g *acceptCommitter) close() {
-	select {
-	case <-g.stop:
-	default:
-		close(g.stop)
-	}
-	g.wg.Wait()
-}
-
-func (g *acceptCommitter) run() {
-	for {
-		var first *acceptWrite
-		select {
-		case first = <-g.pending:
-		case <-g.stop:
-			for {
-				select {
-				case w := <-g.pending:
-					g.commit([]*acceptWrite{w})
-				default:
-					return
-				}
-			}
-		}
-		group, size := []*acceptWrite{first}, len(first.req.msgs)
-	collect:
-		for size < g.maxMessages {
-			select {
-			case w := <-g.pending:
-				group, size = append(group, w), size+len(w.req.msgs)
-			default:
-				break collect
-			}
-		}
-		g.commit(group)
-	}
+	c := newCoalescer("accept commit", committers, maxMessages, acceptTimeout, s.writeAcceptsOrEachAlone)
+	c.weight = func(req *acceptRequest) int { return len(req.msgs) }
+	return c
 }
 
 // acceptTimeout bounds one group transaction; callers wait with their own deadline.
 const acceptTimeout = 15 * time.Second
 
-// commit writes a group in one transaction, or each request alone when the
-// group's write failed, and answers every caller.
-func (g *acceptCommitter) commit(group []*acceptWrite) {
-	ctx, cancel := context.WithTimeout(context.Background(), acceptTimeout)
-	defer cancel()
-	reqs := make([]*acceptRequest, len(group))
-	for i, w := range group {
-		reqs[i] = w.req
-	}
-	err := g.store.writeAccepts(ctx, reqs)
-	if err != nil && len(group) > 1 && errors.Is(err, errAcceptWrite) {
-		for _, w := range group {
-			w.req.reset()
-			w.done <- g.store.writeAccepts(ctx, []*acceptRequest{w.req})
+// writeAcceptsOrEachAlone writes a group in one transaction, or each request
+// alone when the group's write failed. A request's own refusals are set on
+// it; the error is its transaction's.
+func (s *Store) writeAcceptsOrEachAlone(ctx context.Context, reqs []*acceptRequest) []error {
+	errs := make([]error, len(reqs))
+	err := s.writeAccepts(ctx, reqs)
+	if err != nil && len(reqs) > 1 && errors.Is(err, errAcceptWrite) {
+		for i, req := range reqs {
+			req.reset()
+			errs[i] = s.writeAccepts(ctx, []*acceptRequest{req})
 		}
-		return
+		return errs
 	}
-	for _, w := range group {
-		w.done <- err
+	for i := range errs {
+		errs[i] = err
 	}
+	return errs
 }

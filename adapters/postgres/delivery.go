@@ -22,7 +22,7 @@ import (
 // worker knows what it will send.
 func (s *Store) LoadDelivery(ctx context.Context, tenant, id uuid.UUID, countSending bool) (*domain.Message, domain.DeliveryContext, error) {
 	r := &loadRequest{tenant: tenant, id: id, countSending: countSending}
-	if err := s.loads.load(ctx, r); err != nil {
+	if err := s.loads.submit(ctx, r); err != nil {
 		return nil, r.dc, err
 	}
 	return r.msg, r.dc, nil
@@ -34,7 +34,7 @@ func (s *Store) LoadDelivery(ctx context.Context, tenant, id uuid.UUID, countSen
 // byte of their data goes out. It fails with a conflict when the message can
 // no longer be delivered (cancelled or settled meanwhile), so nothing is sent.
 func (s *Store) JournalAttempt(ctx context.Context, tenant, id uuid.UUID, attempt int, journal []domain.Recipient) error {
-	return s.journals.write(ctx, &groupWrite{journal: &journalWrite{tenant: tenant, id: id, attempt: attempt, journal: journal}})
+	return s.journals.submit(ctx, &groupWrite{journal: &journalWrite{tenant: tenant, id: id, attempt: attempt, journal: journal}})
 }
 
 // ReserveSendSlot takes the tenant's next send slot under its maximum rate
@@ -68,7 +68,7 @@ func (s *Store) ReserveSendSlot(ctx context.Context, tenant, id uuid.UUID) (time
 // the delivery job completeJob (when not 0) in the same transaction, shared
 // with the outcomes of concurrent deliveries (group commit).
 func (s *Store) RecordAttempt(ctx context.Context, tenant uuid.UUID, rec domain.AttemptRecord, completeJob int64) error {
-	return s.outcomes.write(ctx, &groupWrite{outcome: &outcomeWrite{tenant: tenant, rec: rec}, completeJob: completeJob})
+	return s.outcomes.submit(ctx, &groupWrite{outcome: &outcomeWrite{tenant: tenant, rec: rec}, completeJob: completeJob})
 }
 
 // writeAttempt writes an attempt record inside tx.
@@ -77,9 +77,13 @@ func (s *Store) writeAttempt(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, r
 		hooks []tenantHook
 		b     = &pgx.Batch{}
 	)
-	queueOutcomes(b, []outcomeWrite{{tenant: tenant, rec: rec}}, &hooks)
+	written := map[uuid.UUID]bool{}
+	queueOutcomes(b, []outcomeWrite{{tenant: tenant, rec: rec}}, written, &hooks)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
+	}
+	if !written[rec.MessageID] {
+		return &domain.Error{Code: domain.CodeVersionMismatch, Message: "the message changed meanwhile; nothing was written"}
 	}
 	return s.flushTenantHooks(ctx, tx, hooks)
 }

@@ -105,9 +105,12 @@ func queueJournals(b *pgx.Batch, group []journalWrite, updated map[uuid.UUID]boo
 }
 
 // queueOutcomes queues a group of attempt outcomes as one statement on b;
-// when the batch runs, hooks gets the webhook deliveries their events fan
-// out to.
-func queueOutcomes(b *pgx.Batch, group []outcomeWrite, hooks *[]tenantHook) {
+// when the batch runs, written gets the ids of the messages whose outcome
+// was written and hooks the webhook deliveries their events fan out to. An
+// outcome that expects a version the message no longer has (a bounce
+// report or another writer changed it during the attempt) writes nothing at
+// all, so the worker can decide again on what the message is now.
+func queueOutcomes(b *pgx.Batch, group []outcomeWrite, written map[uuid.UUID]bool, hooks *[]tenantHook) {
 	var (
 		// recipients
 		cSubs, cMsgs                  []uuid.UUID
@@ -118,7 +121,8 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, hooks *[]tenantHook) {
 		mSubs, mIDs                   []uuid.UUID
 		mStates, mErrs                []string
 		mFinal                        []bool
-		sSubs                         []uuid.UUID
+		mVersions                     []int64
+		sSubs, sMsgs                  []uuid.UUID
 		sEmails, sReasons, sSources   []string
 		sCodes                        []int32
 		bSubs, bAccounts, bMsgs       []uuid.UUID
@@ -143,31 +147,39 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, hooks *[]tenantHook) {
 		}
 		for _, sup := range rec.Suppress {
 			sSubs, sEmails, sReasons, sSources, sCodes = append(sSubs, w.tenant), append(sEmails, sup.Email), append(sReasons, sup.Reason), append(sSources, sup.Source), append(sCodes, int32(sup.SMTPCode))
+			sMsgs = append(sMsgs, rec.MessageID)
 			addEvent(w.tenant, rec.MessageID, "suppression.added", sup.Email, sup.SMTPCode, sup.Reason)
 		}
 		if rec.State.Final() {
 			addEvent(w.tenant, rec.MessageID, string(rec.State), "", 0, rec.LastError)
 		}
 		mSubs, mIDs, mStates, mErrs, mFinal = append(mSubs, w.tenant), append(mIDs, rec.MessageID), append(mStates, string(rec.State)), append(mErrs, rec.LastError), append(mFinal, rec.State.Final())
+		mVersions = append(mVersions, int64(rec.ExpectedVersion))
 		for _, a := range rec.MailboxAccounts {
 			bSubs, bAccounts, bMsgs = append(bSubs, w.tenant), append(bAccounts, a), append(bMsgs, rec.MessageID)
 		}
 	}
+	// The message row is updated first and everything else only for the
+	// messages it matched: one order of row locks (message, then its
+	// recipients), the same as every other writer of a message, and an
+	// outcome refused on its version leaves no trace.
 	b.Queue(`
-		WITH rc AS (
+		WITH m AS (
+			UPDATE messages SET state = x.state, last_error = x.err, version = version + 1, updated_at = now(),
+				finished_at = CASE WHEN x.final THEN now() END
+			FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::bool[], $29::bigint[]) AS x(sub, mid, state, err, final, expected)
+			WHERE messages.subscription_id = x.sub AND messages.id = x.mid AND (x.expected = 0 OR messages.version = x.expected)
+			RETURNING messages.subscription_id AS sub, messages.id AS mid
+		), rc AS (
 			UPDATE message_recipients r SET status = c.status, attempts = c.attempts, last_code = c.code, last_reply = c.reply,
 				possible_duplicate = c.dup, in_flight_since = c.in_flight, updated_at = now()
 			FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::int[], $6::int[], $7::text[], $8::bool[], $9::timestamptz[])
-			     AS c(sub, mid, position, status, attempts, code, reply, dup, in_flight)
-			WHERE r.subscription_id = c.sub AND r.message_id = c.mid AND r.position = c.position
-		), m AS (
-			UPDATE messages SET state = x.state, last_error = x.err, version = version + 1, updated_at = now(),
-				finished_at = CASE WHEN x.final THEN now() END
-			FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::bool[]) AS x(sub, mid, state, err, final)
-			WHERE messages.subscription_id = x.sub AND messages.id = x.mid
+			     AS c(sub, mid, position, status, attempts, code, reply, dup, in_flight), m
+			WHERE m.sub = c.sub AND m.mid = c.mid AND r.subscription_id = c.sub AND r.message_id = c.mid AND r.position = c.position
 		), sup AS (
 			INSERT INTO suppressions (subscription_id, email, reason, source, smtp_code)
-			SELECT * FROM unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::int[])
+			SELECT s.sub, s.email, s.reason, s.source, s.code FROM unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::int[], $30::uuid[]) AS s(sub, email, reason, source, code, mid)
+			JOIN m ON m.sub = s.sub AND m.mid = s.mid
 			ON CONFLICT DO NOTHING
 		), mb AS (
 			-- Each internal recipient gets its own copy, without the Bcc list.
@@ -183,27 +195,39 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, hooks *[]tenantHook) {
 				coalesce((SELECT jsonb_agg(jsonb_build_object('display_name', r.display_name, 'email_address', r.email) ORDER BY r.position)
 				          FROM message_recipients r WHERE r.subscription_id = u.sub AND r.message_id = u.mid AND r.kind = 'cc'), '[]')
 			FROM unnest($20::uuid[], $21::uuid[], $22::uuid[]) AS u(sub, acc, mid)
+			JOIN m ON m.sub = u.sub AND m.mid = u.mid
 			JOIN messages mm ON mm.subscription_id = u.sub AND mm.id = u.mid
 			ON CONFLICT DO NOTHING
 		), ev AS (
 			INSERT INTO message_events (subscription_id, message_id, type, recipient, smtp_code, detail)
-			SELECT * FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::text[], $27::int[], $28::text[])
+			SELECT e.* FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::text[], $27::int[], $28::text[]) AS e(sub, mid, type, recipient, code, detail)
+			JOIN m ON m.sub = e.sub AND m.mid = e.mid
 			RETURNING id, type, subscription_id
 		)
+		SELECT m.mid, NULL::uuid, NULL::bigint FROM m
+		UNION ALL
 		SELECT ev.subscription_id, w.id, ev.id FROM ev JOIN webhooks w
 			ON w.subscription_id = ev.subscription_id AND w.status = 'active' AND (w.event_types IS NULL OR ev.type = ANY (w.event_types))`,
 		cSubs, cMsgs, cPos, cStatus, cAttempts, cCodes, cReplies, cDups, cInFlight,
 		mSubs, mIDs, mStates, mErrs, mFinal,
 		sSubs, sEmails, sReasons, sSources, sCodes,
 		bSubs, bAccounts, bMsgs,
-		eSubs, eMsgs, eTypes, eRecipients, eCodes, eDetails).
+		eSubs, eMsgs, eTypes, eRecipients, eCodes, eDetails, mVersions, sMsgs).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var h tenantHook
-				if err := rows.Scan(&h.tenant, &h.job.WebhookID, &h.job.EventID); err != nil {
+				var (
+					first   uuid.UUID
+					webhook *uuid.UUID
+					eventID *int64
+				)
+				if err := rows.Scan(&first, &webhook, &eventID); err != nil {
 					return err
 				}
-				*hooks = append(*hooks, h)
+				if webhook == nil {
+					written[first] = true
+					continue
+				}
+				*hooks = append(*hooks, tenantHook{tenant: first, job: domain.WebhookJob{WebhookID: *webhook, EventID: *eventID}})
 			}
 			return rows.Err()
 		})

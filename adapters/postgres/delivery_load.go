@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,75 +24,34 @@ type loadRequest struct {
 	countSending bool
 	msg          *domain.Message
 	dc           domain.DeliveryContext
-	done         chan error
 }
 
-type deliveryLoader struct {
-	store    *Store
-	loaders  int
-	maxGroup int
-	pending  chan *loadRequest
-	start    sync.Once
-}
+// deliveryLoader coalesces concurrent deliveries' reads. It holds no
+// resource between groups (the pool is the store's), so it is never closed.
+type deliveryLoader = coalescer[*loadRequest]
 
 func newDeliveryLoader(s *Store, loaders, maxGroup int) *deliveryLoader {
-	return &deliveryLoader{store: s, loaders: loaders, maxGroup: maxGroup, pending: make(chan *loadRequest, 4096)}
-}
-
-// load answers one read, sharing its round trip with the others waiting.
-func (l *deliveryLoader) load(ctx context.Context, r *loadRequest) error {
-	r.done = make(chan error, 1)
-	l.start.Do(func() {
-		for range l.loaders {
-			go l.run()
-		}
-	})
-	select {
-	case l.pending <- r:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// run serves reads for the life of the process: loaders hold no resource
-// between groups (the pool is the store's), so there is nothing to stop.
-func (l *deliveryLoader) run() {
-	for first := range l.pending {
-		group := []*loadRequest{first}
-	collect:
-		for len(group) < l.maxGroup {
-			select {
-			case r := <-l.pending:
-				group = append(group, r)
-			default:
-				break collect
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
-		err := l.store.loadGroup(ctx, group)
-		cancel()
-		for _, r := range group {
-			if err != nil {
-				r.done <- err
-				continue
-			}
-			if r.msg == nil {
-				r.done <- domain.ErrNotFound
-				continue
-			}
-			r.done <- nil
-		}
-	}
+	return newCoalescer("delivery read", loaders, maxGroup, loadTimeout, s.loadGroupAnswers)
 }
 
 // loadTimeout bounds one group read.
 const loadTimeout = 15 * time.Second
+
+// loadGroupAnswers reads a group and answers each request: not found when
+// its message is gone.
+func (s *Store) loadGroupAnswers(ctx context.Context, group []*loadRequest) []error {
+	errs := make([]error, len(group))
+	err := s.loadGroup(ctx, group)
+	for i, r := range group {
+		switch {
+		case err != nil:
+			errs[i] = err
+		case r.msg == nil:
+			errs[i] = domain.ErrNotFound
+		}
+	}
+	return errs
+}
 
 // loadGroup reads every request's message, recipients, attachments and
 // delivery context in one scoped batch.

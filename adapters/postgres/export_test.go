@@ -17,14 +17,13 @@ const (
 // message's, the Idempotency-Key each context's), and returns each create's
 // answer. Tests use it to build a group deterministically.
 func (s *Store) AcceptGroup(ctxs []context.Context, msgs []*domain.Message) []error {
-	group := make([]*acceptWrite, len(msgs))
+	group := make([]*acceptRequest, len(msgs))
 	for i, m := range msgs {
-		group[i] = &acceptWrite{req: newAcceptRequest(ctxs[i], m.SubscriptionID, []*domain.Message{m}), done: make(chan error, 1)}
+		group[i] = newAcceptRequest(ctxs[i], m.SubscriptionID, []*domain.Message{m})
 	}
-	s.accepts.commit(group)
-	errs := make([]error, len(group))
-	for i, w := range group {
-		errs[i] = w.req.outcome(<-w.done)
+	errs := s.writeAcceptsOrEachAlone(context.Background(), group)
+	for i, req := range group {
+		errs[i] = req.outcome(errs[i])
 	}
 	return errs
 }

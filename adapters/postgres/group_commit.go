@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,110 +31,25 @@ type groupWrite struct {
 	// completeJob, when not 0, is the delivery job completed in the same
 	// transaction, so state and job commit together.
 	completeJob int64
-	done        chan error
 }
 
-// groupCommitter batches writes across concurrent callers.
-type groupCommitter struct {
-	store *Store
-	// maxGroup bounds one transaction's writes.
-	maxGroup int
-	pending  chan *groupWrite
-	start    sync.Once
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	// committers is how many groups may be in flight at once.
-	committers int
-}
+// groupCommitter batches delivery writes across concurrent callers.
+type groupCommitter = coalescer[*groupWrite]
 
 func newGroupCommitter(s *Store, committers, maxGroup int) *groupCommitter {
-	return &groupCommitter{store: s, maxGroup: maxGroup, committers: committers, pending: make(chan *groupWrite, 4096), stop: make(chan struct{})}
+	return newCoalescer("group commit", committers, maxGroup, groupTimeout, s.commitGroupOrEachAlone)
 }
 
-// write hands w to a committer and waits for its commit.
-func (g *groupCommitter) write(ctx context.Context, w *groupWrite) error {
-	w.done = make(chan error, 1)
-	select {
-	case <-g.stop:
-		// Shutting down: write alone rather than queue behind stopped committers.
-		return g.store.commitGroup(ctx, []*groupWrite{w})[0]
-	default:
-	}
-	g.start.Do(func() {
-		for range g.committers {
-			g.wg.Go(g.run)
-		}
-	})
-	select {
-	case g.pending <- w:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-g.stop:
-		return g.store.commitGroup(ctx, []*groupWrite{w})[0]
-	}
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		// The group may still commit; the caller treats the outcome as unknown.
-		return fmt.Errorf("waiting for the group commit: %w", ctx.Err())
-	}
-}
-
-// close stops the committers once the writes already handed over are done.
-func (g *groupCommitter) close() {
-	select {
-	case <-g.stop:
-	default:
-		close(g.stop)
-	}
-	g.wg.Wait()
-}
-
-func (g *groupCommitter) run() {
-	for {
-		var first *groupWrite
-		select {
-		case first = <-g.pending:
-		case <-g.stop:
-			// Finish what was handed over before the stop.
-			for {
-				select {
-				case w := <-g.pending:
-					g.commit([]*groupWrite{w})
-				default:
-					return
-				}
-			}
-		}
-		group := []*groupWrite{first}
-	collect:
-		for len(group) < g.maxGroup {
-			select {
-			case w := <-g.pending:
-				group = append(group, w)
-			default:
-				break collect
-			}
-		}
-		g.commit(group)
-	}
-}
-
-// commit writes a group in one transaction, or each write alone when the
-// group fails, and answers every writer.
-func (g *groupCommitter) commit(group []*groupWrite) {
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
-	defer cancel()
-	errs := g.store.commitGroup(ctx, group)
+// commitGroupOrEachAlone writes a group in one transaction, or each write
+// alone when the group fails other than by a write's own refusal.
+func (s *Store) commitGroupOrEachAlone(ctx context.Context, group []*groupWrite) []error {
+	errs := s.commitGroup(ctx, group)
 	if len(group) > 1 && errs[0] != nil && !isDomainErr(errs[0]) {
 		for i, w := range group {
-			errs[i] = g.store.commitGroup(ctx, []*groupWrite{w})[0]
+			errs[i] = s.commitGroup(ctx, []*groupWrite{w})[0]
 		}
 	}
-	for i, w := range group {
-		w.done <- errs[i]
-	}
+	return errs
 }
 
 // groupTimeout bounds one group transaction.
@@ -149,7 +63,8 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 	var (
 		journals []journalWrite
 		outcomes []outcomeWrite
-		updated  map[uuid.UUID]bool
+		// updated and written hold the messages whose journal and outcome were written.
+		updated, written = map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 	)
 	for _, w := range group {
 		if w.journal != nil {
@@ -164,12 +79,11 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 		hooks []tenantHook
 		b     = &pgx.Batch{}
 	)
-	updated = map[uuid.UUID]bool{}
 	if len(journals) > 0 {
 		queueJournals(b, journals, updated, &hooks)
 	}
 	if len(outcomes) > 0 {
-		queueOutcomes(b, outcomes, &hooks)
+		queueOutcomes(b, outcomes, written, &hooks)
 	}
 	// BEGIN travels with the statements: a group of journals without
 	// webhooks is two round trips, the statements and COMMIT.
@@ -179,7 +93,8 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 		}
 		var complete []int64
 		for _, w := range group {
-			if w.completeJob != 0 {
+			// A refused outcome's job stays running: its worker decides again.
+			if w.completeJob != 0 && (w.outcome == nil || written[w.outcome.rec.MessageID]) {
 				complete = append(complete, w.completeJob)
 			}
 		}
@@ -194,6 +109,8 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 			errs[i] = fmt.Errorf("delivery write: %w", err)
 		case w.journal != nil && !updated[w.journal.id]:
 			errs[i] = &domain.Error{Code: domain.CodeConflict, Message: "the message is no longer waiting for delivery"}
+		case w.outcome != nil && !written[w.outcome.rec.MessageID]:
+			errs[i] = &domain.Error{Code: domain.CodeVersionMismatch, Message: "the message changed during the attempt (or is gone); nothing was written"}
 		}
 	}
 	return errs

@@ -163,8 +163,11 @@ func (s *Store) writeInboundEffects(ctx context.Context, tx pgx.Tx, out domain.I
 			WHERE r.subscription_id = $1 AND r.message_id = $2 AND r.position = c.position`,
 			out.Tenant, out.MessageID, pos, status, codes, replies)
 	}
-	if out.State != "" {
-		b.Queue(`UPDATE messages SET state = $3, version = version + 1, updated_at = now() WHERE subscription_id = $1 AND id = $2`,
+	if out.State != "" || len(out.Changed) > 0 {
+		// A new version even when only recipients changed: a delivery
+		// attempt running meanwhile then sees its outcome refused and
+		// decides again on these recipients, instead of overwriting them.
+		b.Queue(`UPDATE messages SET state = coalesce(nullif($3, ''), state), version = version + 1, updated_at = now() WHERE subscription_id = $1 AND id = $2`,
 			out.Tenant, out.MessageID, string(out.State))
 	}
 	for _, sup := range out.Suppress {

@@ -163,7 +163,7 @@ func (s *Store) CreateMessage(ctx context.Context, tenant uuid.UUID, msg *domain
 		return fmt.Errorf("create message: tenant mismatch")
 	}
 	req := newAcceptRequest(ctx, tenant, []*domain.Message{msg})
-	return req.outcome(s.accepts.write(ctx, req))
+	return req.outcome(s.accepts.submit(ctx, req))
 }
 
 // CreateMessages implements domain.MessageStore: a batch request's messages
