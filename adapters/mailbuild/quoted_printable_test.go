@@ -47,12 +47,87 @@ func TestQuotedPrintableRoundTrips(t *testing.T) {
 	}
 }
 
+// quotedPrintableByByte is the encoder's rule applied one byte at a time,
+// the reference the run-copying encoder must match exactly.
+func quotedPrintableByByte(content []byte) []byte {
+	var dst []byte
+	lineLen := 0
+	for i := 0; i < len(content); i++ {
+		c := content[i]
+		if c == '\r' && i+1 < len(content) && content[i+1] == '\n' {
+			dst, lineLen = append(dst, '\r', '\n'), 0
+			i++
+			continue
+		}
+		encode := c == '=' || (c < ' ' && c != '\t') || c > '~'
+		if c == ' ' || c == '\t' {
+			rest := content[i+1:]
+			encode = len(rest) == 0 || (len(rest) >= 2 && rest[0] == '\r' && rest[1] == '\n')
+		}
+		width := 1
+		if encode {
+			width = 3
+		}
+		if lineLen+width > 75 {
+			dst, lineLen = append(dst, '=', '\r', '\n'), 0
+		}
+		if encode {
+			dst = append(dst, '=', "0123456789ABCDEF"[c>>4], "0123456789ABCDEF"[c&0x0f])
+		} else {
+			dst = append(dst, c)
+		}
+		lineLen += width
+	}
+	return dst
+}
+
+// checkSameAsByByte fails unless the encoder's output is the reference's.
+func checkSameAsByByte(t *testing.T, content []byte) {
+	t.Helper()
+	if got, want := appendQuotedPrintable(nil, content), quotedPrintableByByte(content); !bytes.Equal(got, want) {
+		t.Fatalf("%q encodes to\n%q\nwant\n%q", content, got, want)
+	}
+}
+
+func TestQuotedPrintableMatchesByByte(t *testing.T) {
+	for _, c := range quotedPrintableCases {
+		checkSameAsByByte(t, []byte(c))
+	}
+	// Every line length around the soft-break boundary, ending in each kind of byte.
+	for n := 70; n <= 80; n++ {
+		for _, tail := range []string{" ", "\t", "=", "é", "x", " \r\n", "\t\r\nnext"} {
+			checkSameAsByByte(t, []byte(strings.Repeat("a", n)+tail))
+			checkSameAsByByte(t, []byte(strings.Repeat("a ", n/2)+tail))
+		}
+	}
+}
+
 func FuzzQuotedPrintable(f *testing.F) {
 	for _, c := range quotedPrintableCases {
 		f.Add(c)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		// Content reaches the encoder with CRLF line breaks only.
-		checkQuotedPrintable(t, normalizeLineEndings(s))
+		content := normalizeLineEndings(s)
+		checkQuotedPrintable(t, content)
+		checkSameAsByByte(t, content)
+	})
+}
+
+// BenchmarkQuotedPrintable encodes a 100 KB text body, with the byte-by-byte
+// rule beside it for comparison.
+func BenchmarkQuotedPrintable(b *testing.B) {
+	body := normalizeLineEndings(strings.Repeat("All work and no play makes a fast gateway. Déjà vu = 1.\n", 100<<10/56))
+	b.Run("runs", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			_ = appendQuotedPrintable(nil, body)
+		}
+	})
+	b.Run("byte_by_byte", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			_ = quotedPrintableByByte(body)
+		}
 	})
 }
