@@ -37,14 +37,13 @@ var ginWriters = map[string]bool{
 // build: the error writer, the answer writer and the problem builder.
 var mapperFuncs = map[string]bool{"writeError": true, "writeAnswer": true, "newProblem": true}
 
-// parsePackage parses the package's non-test files.
-func parsePackage(t *testing.T) (*token.FileSet, map[string]*ast.File) {
+// parseDir parses the non-test files of dir, by path.
+func parseDir(t *testing.T, fset *token.FileSet, dir string) map[string]*ast.File {
 	t.Helper()
-	names, err := filepath.Glob("*.go")
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fset := token.NewFileSet()
 	files := map[string]*ast.File{}
 	for _, name := range names {
 		if strings.HasSuffix(name, "_test.go") {
@@ -56,7 +55,7 @@ func parsePackage(t *testing.T) (*token.FileSet, map[string]*ast.File) {
 		}
 		files[name] = f
 	}
-	return fset, files
+	return files
 }
 
 // isGinContext reports whether expr is the type *gin.Context.
@@ -137,7 +136,8 @@ func directWrites(fset *token.FileSet, f *ast.File) []string {
 // error writer or builds a problem.
 func TestOnlyTheMapperWritesAnswers(t *testing.T) {
 	t.Parallel()
-	fset, files := parsePackage(t)
+	fset := token.NewFileSet()
+	files := parseDir(t, fset, ".")
 	for _, name := range writerFiles {
 		if files[name] == nil {
 			t.Fatalf("%s is missing: the writers moved, update writerFiles", name)
@@ -219,18 +219,7 @@ func TestNoErrorCodeIsSpelledOut(t *testing.T) {
 	var suspects []codeSuspect
 	fset := token.NewFileSet()
 	for _, dir := range []string{".", "../../domain", "../postgres"} {
-		names, err := filepath.Glob(filepath.Join(dir, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range names {
-			if strings.HasSuffix(name, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(fset, name, nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, f := range parseDir(t, fset, dir) {
 			for _, value := range declaredCodes(f) {
 				codes[value] = true
 			}
@@ -439,5 +428,46 @@ func TestAnswers(t *testing.T) {
 				t.Errorf("body %q, want %q", got, tt.body)
 			}
 		})
+	}
+}
+
+// TestDocumentedCodesAreDeclared compares the codes the OpenAPI document
+// lists for Problem.code with the ErrorCode constants of domain and this
+// package, and the status its Problem details section gives each code
+// ("- `invalid` (400): ...") with the one statusFor maps it to.
+func TestDocumentedCodesAreDeclared(t *testing.T) {
+	t.Parallel()
+	doc := loadOpenAPI(t)
+	statuses := 0
+	for _, line := range strings.Split(doc.Info.Description, "\n") {
+		code, rest, ok := strings.Cut(strings.TrimPrefix(line, "- `"), "` (")
+		status, _, closed := strings.Cut(rest, "):")
+		if !strings.HasPrefix(line, "- `") || !ok || !closed || len(status) != 3 {
+			continue
+		}
+		if got := strconv.Itoa(statusFor(domain.ErrorCode(code))); got != status {
+			t.Errorf("the document answers %s with %s, statusFor with %s", code, status, got)
+		}
+		statuses++
+	}
+	schema := doc.Components.Schemas["Problem"].Value.Properties["code"].Value
+	var documented []string
+	for _, v := range schema.Enum {
+		documented = append(documented, v.(string))
+	}
+	fset := token.NewFileSet()
+	var declared []string
+	for _, dir := range []string{".", "../../domain"} {
+		for _, f := range parseDir(t, fset, dir) {
+			declared = append(declared, declaredCodes(f)...)
+		}
+	}
+	if statuses != len(declared) {
+		t.Errorf("the document gives the status of %d codes, the code declares %d", statuses, len(declared))
+	}
+	slices.Sort(documented)
+	slices.Sort(declared)
+	if !slices.Equal(documented, declared) {
+		t.Errorf("the document lists the codes %q, the code declares %q", documented, declared)
 	}
 }
