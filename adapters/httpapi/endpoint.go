@@ -10,9 +10,10 @@ import (
 // returns its answer or an error and writes neither itself, so that mount
 // is the one place answers are written and errors become problems.
 //
-// A nil answer with a nil error passes the request on: a middleware lets
-// the chain continue (or has run it itself, with c.Next), and an endpoint
-// that streams its body has already written it.
+// A nil answer with a nil error writes nothing: a middleware lets the
+// chain continue (or has run it itself, with c.Next). An endpoint that had
+// to stream its body would write it and return that too; none does, and
+// TestOnlyTheMapperWritesAnswers would have to name it.
 type handler func(c *gin.Context) (*answer, error)
 
 // answer is a handler's successful response: a status, headers, and a body
