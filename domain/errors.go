@@ -24,6 +24,9 @@ const (
 	// CodeLimitExceeded refuses a request that would take the tenant past a
 	// configured cap (such as its number of webhook endpoints).
 	CodeLimitExceeded ErrorCode = "limit_exceeded"
+	// CodeIdempotencyMismatch refuses an Idempotency-Key already used for
+	// a different request: repeating it can't be made safe.
+	CodeIdempotencyMismatch ErrorCode = "idempotency_mismatch"
 	// CodeUnavailable is a failure of something the gateway depends on (the
 	// database unreachable, or the request's deadline passed waiting for
 	// it): the request may well succeed if repeated a little later.

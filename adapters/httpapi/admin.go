@@ -69,32 +69,30 @@ func newAccountView(a domain.Account) accountView {
 }
 
 // registerAdmin adds the operator endpoints; every one needs a token with the admin claim.
-func (s *Server) registerAdmin(api *gin.RouterGroup) {
-	admin := api.Group("/admin", s.requireAdmin)
-	admin.POST("/tenants", s.createTenant)
-	admin.GET("/tenants", s.listTenants)
-	admin.GET("/tenants/:id", s.getTenant)
-	admin.POST("/tenants/:id/suspend", s.setTenantStatus(domain.TenantSuspended))
-	admin.POST("/tenants/:id/resume", s.setTenantStatus(domain.TenantActive))
-	admin.POST("/tenants/:id/domains", s.addSenderDomain)
-	admin.DELETE("/tenants/:id/domains/:domain", s.removeSenderDomain)
-	admin.POST("/tenants/:id/accounts", s.createAccount)
-	admin.GET("/tenants/:id/accounts", s.listAccounts)
-	admin.PUT("/tenants/:id/sandbox", s.setSandbox)
-	admin.PUT("/tenants/:id/delivery", s.setDeliveryPolicy)
-	admin.POST("/messages/retry", s.retryAcrossTenants)
+func (s *Server) registerAdmin(r router) {
+	admin := r.subgroup("/admin", s.requireAdmin)
+	admin.handle(http.MethodPost, "/tenants", s.createTenant)
+	admin.handle(http.MethodGet, "/tenants", s.listTenants)
+	admin.handle(http.MethodGet, "/tenants/:id", s.getTenant)
+	admin.handle(http.MethodPost, "/tenants/:id/suspend", s.setTenantStatus(domain.TenantSuspended))
+	admin.handle(http.MethodPost, "/tenants/:id/resume", s.setTenantStatus(domain.TenantActive))
+	admin.handle(http.MethodPost, "/tenants/:id/domains", s.addSenderDomain)
+	admin.handle(http.MethodDelete, "/tenants/:id/domains/:domain", s.removeSenderDomain)
+	admin.handle(http.MethodPost, "/tenants/:id/accounts", s.createAccount)
+	admin.handle(http.MethodGet, "/tenants/:id/accounts", s.listAccounts)
+	admin.handle(http.MethodPut, "/tenants/:id/sandbox", s.setSandbox)
+	admin.handle(http.MethodPut, "/tenants/:id/delivery", s.setDeliveryPolicy)
+	admin.handle(http.MethodPost, "/messages/retry", s.retryAcrossTenants)
 }
 
-func (s *Server) requireAdmin(c *gin.Context) {
+func (s *Server) requireAdmin(c *gin.Context) (*answer, error) {
 	if !principalOf(c).Admin {
-		s.writeError(c, domain.Errorf(domain.CodeForbidden, "this endpoint needs an operator (admin) token"))
-		return
+		return nil, domain.Errorf(domain.CodeForbidden, "this endpoint needs an operator (admin) token")
 	}
 	if s.admin == nil {
-		s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint"))
-		return
+		return nil, domain.Errorf(domain.CodeNotFound, "no such endpoint")
 	}
-	c.Next()
+	return nil, nil
 }
 
 // decodeStrict reads a small JSON object, refusing unknown fields.
@@ -126,151 +124,136 @@ var requestModels = map[string]string{
 	"PUT /api/messages/:id":                "MessageComposeModel",
 }
 
-func (s *Server) createTenant(c *gin.Context) {
+func (s *Server) createTenant(c *gin.Context) (*answer, error) {
 	var body struct {
 		Name          string   `json:"name"`
 		SenderDomains []string `json:"sender_domains"`
 	}
 	if err := decodeStrict(c, &body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if err := domain.CheckHeaderText("name", body.Name, 200); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	for i, d := range body.SenderDomains {
 		body.SenderDomains[i] = asciiDomain(d)
 	}
 	t, err := s.admin.CreateTenant(c.Request.Context(), body.Name, body.SenderDomains)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.Header("Location", "/api/admin/tenants/"+t.ID.String())
-	c.PureJSON(http.StatusCreated, newTenantView(t))
+	return jsonAnswer(http.StatusCreated, newTenantView(t)).with("Location", "/api/admin/tenants/"+t.ID.String()), nil
 }
 
-func (s *Server) listTenants(c *gin.Context) {
+func (s *Server) listTenants(c *gin.Context) (*answer, error) {
 	tenants, err := s.admin.ListTenants(c.Request.Context())
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	items := mapViews(tenants, newTenantView)
-	c.PureJSON(http.StatusOK, gin.H{"items": items})
+	return jsonAnswer(http.StatusOK, gin.H{"items": items}), nil
 }
 
-func (s *Server) getTenant(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) getTenant(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	t, err := s.admin.GetTenant(c.Request.Context(), id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, newTenantView(t))
+	return jsonAnswer(http.StatusOK, newTenantView(t)), nil
 }
 
-func (s *Server) setTenantStatus(status string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		id, ok := s.pathID(c)
-		if !ok {
-			return
+func (s *Server) setTenantStatus(status string) handler {
+	return func(c *gin.Context) (*answer, error) {
+		id, err := pathID(c)
+		if err != nil {
+			return nil, err
 		}
 		t, err := s.admin.SetTenantStatus(c.Request.Context(), id, status)
 		if err != nil {
-			s.writeError(c, err)
-			return
+			return nil, err
 		}
-		c.PureJSON(http.StatusOK, newTenantView(t))
+		return jsonAnswer(http.StatusOK, newTenantView(t)), nil
 	}
 }
 
-func (s *Server) addSenderDomain(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) addSenderDomain(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	var body struct {
 		Domain string `json:"domain"`
 	}
 	if err := decodeStrict(c, &body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	t, err := s.admin.AddSenderDomain(c.Request.Context(), id, asciiDomain(body.Domain))
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, newTenantView(t))
+	return jsonAnswer(http.StatusOK, newTenantView(t)), nil
 }
 
-func (s *Server) removeSenderDomain(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) removeSenderDomain(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	t, err := s.admin.RemoveSenderDomain(c.Request.Context(), id, asciiDomain(c.Param("domain")))
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, newTenantView(t))
+	return jsonAnswer(http.StatusOK, newTenantView(t)), nil
 }
 
-func (s *Server) createAccount(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) createAccount(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	var body struct {
 		Email       string `json:"email"`
 		DisplayName string `json:"display_name"`
 	}
 	if err := decodeStrict(c, &body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if _, err := s.admin.GetTenant(c.Request.Context(), id); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	a, err := s.admin.CreateAccount(c.Request.Context(), id, asciiAddress(body.Email), body.DisplayName)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusCreated, newAccountView(a))
+	return jsonAnswer(http.StatusCreated, newAccountView(a)), nil
 }
 
-func (s *Server) listAccounts(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) listAccounts(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := s.admin.GetTenant(c.Request.Context(), id); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	accounts, err := s.admin.ListAccounts(c.Request.Context(), id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	items := mapViews(accounts, newAccountView)
-	c.PureJSON(http.StatusOK, gin.H{"items": items})
+	return jsonAnswer(http.StatusOK, gin.H{"items": items}), nil
 }
 
 // setSandbox turns a tenant's sandbox mode on or off: mail is accepted,
 // stored and evented, but nothing leaves the gateway.
-func (s *Server) setSandbox(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) setSandbox(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	var body struct {
 		Sandbox *bool `json:"sandbox"`
@@ -278,44 +261,38 @@ func (s *Server) setSandbox(c *gin.Context) {
 		Enabled *bool `json:"enabled"`
 	}
 	if err := decodeStrict(c, &body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	on := cmp.Or(body.Sandbox, body.Enabled)
 	switch {
 	case on == nil:
-		s.writeError(c, domain.FieldError("sandbox", "is required (true or false)"))
-		return
+		return nil, domain.FieldError("sandbox", "is required (true or false)")
 	case body.Sandbox != nil && body.Enabled != nil && *body.Sandbox != *body.Enabled:
-		s.writeError(c, domain.FieldError("sandbox", "differs from enabled, its former name; send sandbox alone"))
-		return
+		return nil, domain.FieldError("sandbox", "differs from enabled, its former name; send sandbox alone")
 	}
 	if err := s.admin.SetSandbox(c.Request.Context(), id, *on); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, gin.H{"subscription_id": id, "sandbox": *on})
+	return jsonAnswer(http.StatusOK, gin.H{"subscription_id": id, "sandbox": *on}), nil
 }
 
 // setDeliveryPolicy sets a tenant's fair-share weight and maximum send rate;
 // a member left out keeps its current value.
-func (s *Server) setDeliveryPolicy(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) setDeliveryPolicy(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	var body struct {
 		Weight      *float64 `json:"delivery_weight"`
 		MaxSendRate *float64 `json:"max_send_rate"`
 	}
 	if err := decodeStrict(c, &body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	current, err := s.admin.GetTenant(c.Request.Context(), id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	p := current.Delivery
 	if body.Weight != nil {
@@ -326,10 +303,9 @@ func (s *Server) setDeliveryPolicy(c *gin.Context) {
 	}
 	t, err := s.admin.SetDeliveryPolicy(c.Request.Context(), id, p)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, newTenantView(t))
+	return jsonAnswer(http.StatusOK, newTenantView(t)), nil
 }
 
 // retryAcrossTenants is the operator's bulk retry: after a relay-wide
@@ -337,41 +313,34 @@ func (s *Server) setDeliveryPolicy(c *gin.Context) {
 // window are requeued in every tenant (or the one named), each checked
 // against its tenant's suppression list at that moment. The window is
 // required, so a retry never sweeps a tenant's whole history by accident.
-func (s *Server) retryAcrossTenants(c *gin.Context) {
+func (s *Server) retryAcrossTenants(c *gin.Context) (*answer, error) {
 	body, err := decodeRetryRequest(c)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if body.RepliedAfter == "" || body.RepliedBefore == "" {
-		s.writeError(c, domain.FieldError("replied_after", "and replied_before are required: the incident's time window"))
-		return
+		return nil, domain.FieldError("replied_after", "and replied_before are required: the incident's time window")
 	}
 	f, err := body.filter()
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	var results map[uuid.UUID][]uuid.UUID
 	if body.SubscriptionID != "" {
 		tenant, err := parseGUID("subscription_id", body.SubscriptionID)
 		if err != nil || tenant == uuid.Nil {
-			s.writeError(c, domain.FieldError("subscription_id", "is not a valid GUID"))
-			return
+			return nil, domain.FieldError("subscription_id", "is not a valid GUID")
 		}
 		if _, err := s.admin.GetTenant(c.Request.Context(), tenant); err != nil {
-			s.writeError(c, err)
-			return
+			return nil, err
 		}
 		ids, err := s.control.RetryMessages(c.Request.Context(), tenant, f)
 		if err != nil {
-			s.writeError(c, err)
-			return
+			return nil, err
 		}
 		results = map[uuid.UUID][]uuid.UUID{tenant: ids}
 	} else if results, err = s.admin.RetryAcrossTenants(c.Request.Context(), f); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	type tenantRetry struct {
 		SubscriptionID uuid.UUID   `json:"subscription_id"`
@@ -385,5 +354,5 @@ func (s *Server) retryAcrossTenants(c *gin.Context) {
 		items = append(items, tenantRetry{SubscriptionID: tenant, IDs: results[tenant]})
 		total += len(results[tenant])
 	}
-	c.PureJSON(http.StatusOK, gin.H{"requeued": total, "tenants": items})
+	return jsonAnswer(http.StatusOK, gin.H{"requeued": total, "tenants": items}), nil
 }

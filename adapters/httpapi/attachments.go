@@ -39,11 +39,10 @@ func newAttachmentView(a domain.Attachment) attachmentView {
 
 // uploadAttachment takes one file as multipart/form-data (field "file"),
 // reading the parts as they stream in rather than spooling the form to disk.
-func (s *Server) uploadAttachment(c *gin.Context) {
+func (s *Server) uploadAttachment(c *gin.Context) (*answer, error) {
 	mediaType, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mediaType != "multipart/form-data" || params["boundary"] == "" {
-		s.writeError(c, &domain.Error{Code: codeUnsupportedMediaType, Message: "upload the file as multipart/form-data in a part named file"})
-		return
+		return nil, &domain.Error{Code: codeUnsupportedMediaType, Message: "upload the file as multipart/form-data in a part named file"}
 	}
 	reader := multipart.NewReader(c.Request.Body, params["boundary"])
 	var (
@@ -56,39 +55,31 @@ func (s *Server) uploadAttachment(c *gin.Context) {
 			break
 		}
 		if err != nil {
-			s.writeError(c, uploadError(err))
-			return
+			return nil, uploadError(err)
 		}
 		if part.FormName() != "file" {
-			s.writeError(c, domain.FieldError(part.FormName(), "is not a field of an upload; send the file in a part named file"))
-			return
+			return nil, domain.FieldError(part.FormName(), "is not a field of an upload; send the file in a part named file")
 		}
 		if att != nil {
-			s.writeError(c, domain.FieldError("file", "upload one file per request"))
-			return
+			return nil, domain.FieldError("file", "upload one file per request")
 		}
 		att, data, err = readAttachmentPart(part)
 		if err != nil {
-			s.writeError(c, err)
-			return
+			return nil, err
 		}
 	}
 	if att == nil {
-		s.writeError(c, domain.FieldError("file", "is required"))
-		return
+		return nil, domain.FieldError("file", "is required")
 	}
 	if err := s.policy.Check(att.ContentType, att.Filename); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	att.ID = uuid.New()
 	att.SubscriptionID = principalOf(c).SubscriptionID
 	if err := s.files.CreateAttachment(c.Request.Context(), att, data); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.Header("Location", "/api/attachments/"+att.ID.String())
-	c.PureJSON(http.StatusCreated, newAttachmentView(*att))
+	return jsonAnswer(http.StatusCreated, newAttachmentView(*att)).with("Location", "/api/attachments/"+att.ID.String()), nil
 }
 
 func uploadError(err error) error {
@@ -182,31 +173,29 @@ func sanitizeFilename(name string) string {
 	return name
 }
 
-func (s *Server) getAttachment(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) getAttachment(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	a, err := s.files.GetAttachment(c.Request.Context(), principalOf(c).SubscriptionID, id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, newAttachmentView(a))
+	return jsonAnswer(http.StatusOK, newAttachmentView(a)), nil
 }
 
-func (s *Server) attachmentContent(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) attachmentContent(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	a, err := s.files.AttachmentContent(c.Request.Context(), principalOf(c).SubscriptionID, id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename}))
-	c.Header("X-Content-Type-Options", "nosniff")
-	c.Header("ETag", `"`+hex.EncodeToString(a.SHA256)+`"`)
-	c.Data(http.StatusOK, a.ContentType, a.Data)
+	return rawAnswer(http.StatusOK, a.ContentType, a.Data).
+		with("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})).
+		with("X-Content-Type-Options", "nosniff").
+		with("ETag", `"`+hex.EncodeToString(a.SHA256)+`"`), nil
 }

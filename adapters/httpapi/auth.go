@@ -28,22 +28,20 @@ const (
 )
 
 // authenticate requires a valid bearer token on every request it guards.
-func (s *Server) authenticate(c *gin.Context) {
+func (s *Server) authenticate(c *gin.Context) (*answer, error) {
 	header := c.GetHeader("Authorization")
 	scheme, token, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="mailgate"`)
-		s.writeError(c, domain.Errorf(domain.CodeUnauthorized, "a bearer token is required"))
-		return
+		return nil, domain.Errorf(domain.CodeUnauthorized, "a bearer token is required")
 	}
 	principal, err := s.verifier.VerifyToken(c.Request.Context(), strings.TrimSpace(token))
 	if err != nil {
 		c.Header("WWW-Authenticate", `Bearer realm="mailgate", error="invalid_token"`)
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	c.Set(ctxPrincipal, principal)
-	c.Next()
+	return nil, nil
 }
 
 func principalOf(c *gin.Context) Principal {

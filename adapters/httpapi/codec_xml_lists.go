@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"net/http"
 	"strconv"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -85,22 +82,4 @@ func encodeEventFeedXML(items []domain.EventPayload, nextAfter string) ([]byte, 
 		w.value("NextAfter", "", nextAfter)
 		return nil
 	})
-}
-
-// writeNegotiated answers 200 with jsonBody, or with the XML encodeXML
-// makes when the client asks for XML.
-func (s *Server) writeNegotiated(c *gin.Context, jsonBody any, encodeXML func() ([]byte, error)) {
-	switch responseFormat(c) {
-	case formatXML:
-		body, err := encodeXML()
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.Data(http.StatusOK, xmlContentType(c), body)
-	case formatJSON:
-		c.PureJSON(http.StatusOK, jsonBody)
-	default:
-		s.writeError(c, &domain.Error{Code: codeNotAcceptable, Message: "this endpoint answers in application/json or application/xml"})
-	}
 }

@@ -5,9 +5,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,39 +28,37 @@ type BatchComposer interface {
 	ComposeBatch(ctx context.Context, tenant uuid.UUID, reqs []domain.ComposeRequest) ([]*domain.Message, []error, error)
 }
 
-func (s *Server) registerControl(api *gin.RouterGroup) {
-	api.POST("/messages/batch", s.batchSend)
-	api.POST("/messages/retry", s.retryMessages)
-	api.POST("/messages/:id/cancel", s.cancelMessage)
-	api.POST("/messages/:id/retry", s.retryMessage)
+func (s *Server) registerControl(r router) {
+	r.handle(http.MethodPost, "/messages/batch", s.batchSend)
+	r.handle(http.MethodPost, "/messages/retry", s.retryMessages)
+	r.handle(http.MethodPost, "/messages/:id/cancel", s.cancelMessage)
+	r.handle(http.MethodPost, "/messages/:id/retry", s.retryMessage)
 }
 
-func (s *Server) cancelMessage(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) cancelMessage(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	msg, err := s.control.CancelMessage(c.Request.Context(), principalOf(c).SubscriptionID, id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	s.writeMessage(c, http.StatusOK, msg)
+	return messageAnswer(http.StatusOK, msg), nil
 }
 
-func (s *Server) retryMessage(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) retryMessage(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	// Retrying one message asks for every recipient that did not get it:
 	// failed and bounced alike, checked against the suppression list now.
 	msg, err := s.control.RetryMessage(c.Request.Context(), principalOf(c).SubscriptionID, id, domain.RetryFilter{Bounced: true})
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	s.writeMessage(c, http.StatusAccepted, msg)
+	return messageAnswer(http.StatusAccepted, msg), nil
 }
 
 // retryRequest is the body of the bulk retries: which messages (state,
@@ -103,37 +101,33 @@ func (r retryRequest) filter() (domain.RetryFilter, error) {
 func decodeRetryRequest(c *gin.Context) (retryRequest, error) {
 	var body retryRequest
 	if c.Request.ContentLength != 0 {
-		if err := decodeStrict(c, &body); err != nil && err.Error() != "invalid: the body is empty" {
+		if err := decodeStrict(c, &body); err != nil && !errors.Is(err, errEmptyBody) {
 			return body, err
 		}
 	}
 	return body, nil
 }
 
-func (s *Server) retryMessages(c *gin.Context) {
+func (s *Server) retryMessages(c *gin.Context) (*answer, error) {
 	body, err := decodeRetryRequest(c)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if body.SubscriptionID != "" {
-		s.writeError(c, domain.FieldError("subscription_id", "is not a field of RetryRequest; a tenant retries its own messages"))
-		return
+		return nil, domain.FieldError("subscription_id", "is not a field of RetryRequest; a tenant retries its own messages")
 	}
 	f, err := body.filter()
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	ids, err := s.control.RetryMessages(c.Request.Context(), principalOf(c).SubscriptionID, f)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if ids == nil {
 		ids = []uuid.UUID{}
 	}
-	c.PureJSON(http.StatusOK, gin.H{"requeued": len(ids), "ids": ids})
+	return jsonAnswer(http.StatusOK, gin.H{"requeued": len(ids), "ids": ids}), nil
 }
 
 // batchItem is one message's result in a batch answer.
@@ -146,15 +140,13 @@ type batchItem struct {
 
 // batchSend creates up to 500 messages in one transaction and answers with a
 // result per message; a refused message doesn't stop the others.
-func (s *Server) batchSend(c *gin.Context) {
+func (s *Server) batchSend(c *gin.Context) (*answer, error) {
 	data, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	var body struct {
 		Messages []json.RawMessage `json:"messages"`
@@ -162,12 +154,10 @@ func (s *Server) batchSend(c *gin.Context) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		s.writeError(c, jsonErrorFor(err, "BatchRequest"))
-		return
+		return nil, jsonErrorFor(err, "BatchRequest")
 	}
 	if len(body.Messages) == 0 || len(body.Messages) > domain.MaxBatch {
-		s.writeError(c, domain.FieldError("messages", "a batch holds 1 to %d messages", domain.MaxBatch))
-		return
+		return nil, domain.FieldError("messages", "a batch holds 1 to %d messages", domain.MaxBatch)
 	}
 	results := make([]batchItem, len(body.Messages))
 	reqs := make([]domain.ComposeRequest, 0, len(body.Messages))
@@ -180,7 +170,8 @@ func (s *Server) batchSend(c *gin.Context) {
 			req, err = model.toRequest()
 		}
 		if err != nil {
-			results[i].Status, results[i].Problem = s.itemProblem(c, i, err)
+			results[i].Problem = s.itemProblem(c, i, err)
+			results[i].Status = results[i].Problem.Status
 			continue
 		}
 		reqs = append(reqs, req)
@@ -189,8 +180,7 @@ func (s *Server) batchSend(c *gin.Context) {
 	if len(reqs) > 0 {
 		msgs, errs, err := s.batch.ComposeBatch(c.Request.Context(), principalOf(c).SubscriptionID, reqs)
 		if err != nil {
-			s.writeError(c, err)
-			return
+			return nil, err
 		}
 		created := 0
 		defer func() {
@@ -200,7 +190,8 @@ func (s *Server) batchSend(c *gin.Context) {
 		}()
 		for k, i := range index {
 			if errs[k] != nil {
-				results[i].Status, results[i].Problem = s.itemProblem(c, i, errs[k])
+				results[i].Problem = s.itemProblem(c, i, errs[k])
+				results[i].Status = results[i].Problem.Status
 				continue
 			}
 			view := newMessageView(msgs[k])
@@ -208,17 +199,5 @@ func (s *Server) batchSend(c *gin.Context) {
 			created++
 		}
 	}
-	c.PureJSON(http.StatusOK, gin.H{"results": results})
-}
-
-func (s *Server) itemProblem(c *gin.Context, i int, err error) (int, *Problem) {
-	de := domain.AsError(err)
-	status := statusFor(de.Code)
-	if status >= 500 {
-		s.logger.ErrorContext(c.Request.Context(), "batch item failed", "error", err, "index", i)
-	}
-	return status, &Problem{
-		Type: "https://mailgate.dev/problems/" + string(de.Code), Title: http.StatusText(status), Status: status,
-		Detail: de.Message, Instance: c.Request.URL.Path + "#" + strconv.Itoa(i), Code: string(de.Code), Field: de.Field,
-	}
+	return jsonAnswer(http.StatusOK, gin.H{"results": results}), nil
 }

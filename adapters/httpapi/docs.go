@@ -29,8 +29,8 @@ var openAPIDocument []byte
 const samplesOperation = "sendMessage"
 
 // serveOpenAPI answers the embedded OpenAPI document. It needs no token.
-func serveOpenAPI(c *gin.Context) {
-	c.Data(http.StatusOK, "application/json", openAPIDocument)
+func serveOpenAPI(*gin.Context) (*answer, error) {
+	return rawAnswer(http.StatusOK, "application/json", openAPIDocument), nil
 }
 
 // renderedHelp is the help page, rendered once per process.
@@ -38,17 +38,17 @@ var renderedHelp = sync.OnceValues(func() ([]byte, error) { return renderHelp(op
 
 // helpHandler renders the help page when the server is built, so a broken
 // document shows at startup (and in tests) rather than on a reader's request.
-func (s *Server) helpHandler() gin.HandlerFunc {
+func (s *Server) helpHandler() handler {
 	page, err := renderedHelp()
 	if err != nil {
 		s.logger.Error("the help page can't be rendered", "error", err)
-		return func(c *gin.Context) { s.writeError(c, err) }
+		return func(*gin.Context) (*answer, error) { return nil, err }
 	}
-	return func(c *gin.Context) {
+	return func(*gin.Context) (*answer, error) {
 		// The page is self-contained: no scripts, no external assets.
-		c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		c.Header("X-Content-Type-Options", "nosniff")
-		c.Data(http.StatusOK, "text/html; charset=utf-8", page)
+		return rawAnswer(http.StatusOK, "text/html; charset=utf-8", page).
+			with("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'").
+			with("X-Content-Type-Options", "nosniff"), nil
 	}
 }
 

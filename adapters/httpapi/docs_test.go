@@ -805,7 +805,7 @@ func (f *docsFakes) ClaimIdempotencyKey(_ context.Context, _ uuid.UUID, key stri
 		body, err := json.Marshal(newSuppressionView(f.sup))
 		return &domain.IdempotentResponse{Status: http.StatusCreated, Body: body}, err
 	case mismatchedKey:
-		return nil, &domain.Error{Code: "idempotency_mismatch", Field: "Idempotency-Key", Message: "this Idempotency-Key was used with a different request"}
+		return nil, &domain.Error{Code: domain.CodeIdempotencyMismatch, Field: "Idempotency-Key", Message: "this Idempotency-Key was used with a different request"}
 	}
 	return nil, nil
 }

@@ -37,20 +37,17 @@ func (w *capturingWriter) Write(b []byte) (int, error) {
 // key and body get the original response back (Idempotent-Replayed: true),
 // the same key with another body gets 422. Messages a keyed request creates
 // are recorded against the key in their own transaction.
-func (s *Server) idempotency(c *gin.Context) {
+func (s *Server) idempotency(c *gin.Context) (*answer, error) {
 	key := c.GetHeader("Idempotency-Key")
 	if c.Request.Method != http.MethodPost || key == "" || s.idem == nil {
-		c.Next()
-		return
+		return nil, nil
 	}
 	if len(key) > 255 || !printableASCII(key) {
-		s.writeError(c, domain.FieldError("Idempotency-Key", "must be 1 to 255 printable ASCII characters"))
-		return
+		return nil, domain.FieldError("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
 	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	c.Request.Body = io.NopCloser(bytes.NewReader(body))
 	h := sha256.New()
@@ -59,12 +56,10 @@ func (s *Server) idempotency(c *gin.Context) {
 	tenant := principalOf(c).SubscriptionID
 	replay, err := s.idem.ClaimIdempotencyKey(c.Request.Context(), tenant, key, h.Sum(nil))
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if replay != nil {
-		s.replay(c, tenant, replay)
-		return
+		return s.replay(c, tenant, replay)
 	}
 	c.Request = c.Request.WithContext(domain.WithIdempotencyKey(c.Request.Context(), key))
 	w := &capturingWriter{ResponseWriter: c.Writer}
@@ -82,6 +77,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		domain.IdempotentResponse{Status: status, Body: w.body.Bytes(), ContentType: w.Header().Get("Content-Type")}); err != nil {
 		s.logger.ErrorContext(ctx, "store idempotent response", "error", err)
 	}
+	return nil, nil
 }
 
 // idempotencyRecordTimeout bounds recording a keyed answer when requests
@@ -91,26 +87,22 @@ const idempotencyRecordTimeout = 30 * time.Second
 // replay answers with a stored response. When the process stopped after
 // creating the message but before storing the response, the message is
 // read back instead.
-func (s *Server) replay(c *gin.Context, tenant uuid.UUID, r *domain.IdempotentResponse) {
+func (s *Server) replay(c *gin.Context, tenant uuid.UUID, r *domain.IdempotentResponse) (*answer, error) {
+	// Set before the message is read back, so a failure to read it is
+	// marked as a replay too.
 	c.Header("Idempotent-Replayed", "true")
 	if r.Body != nil {
-		c.Data(r.Status, r.ContentType, r.Body)
-		c.Abort()
-		return
+		return rawAnswer(r.Status, r.ContentType, r.Body), nil
 	}
 	if len(r.MessageIDs) == 1 {
 		id, _ := uuid.Parse(r.MessageIDs[0])
 		msg, err := s.messages.GetMessage(c.Request.Context(), tenant, id)
 		if err != nil {
-			s.writeError(c, err)
-			return
+			return nil, err
 		}
-		s.writeMessage(c, r.Status, msg)
-		c.Abort()
-		return
+		return messageAnswer(r.Status, msg), nil
 	}
-	c.PureJSON(r.Status, gin.H{"message_ids": r.MessageIDs})
-	c.Abort()
+	return jsonAnswer(r.Status, gin.H{"message_ids": r.MessageIDs}), nil
 }
 
 func printableASCII(s string) bool {

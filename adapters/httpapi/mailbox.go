@@ -66,101 +66,91 @@ func newMailboxEntryView(e domain.MailboxEntry) mailboxEntryView {
 	return v
 }
 
-func (s *Server) registerMailbox(api *gin.RouterGroup) {
-	api.GET("/accounts/:id/mailbox", s.listMailbox)
-	api.GET("/mailbox/:id", s.getMailboxEntry)
-	api.PATCH("/mailbox/:id", s.updateMailboxEntry)
-	api.DELETE("/mailbox/:id", s.deleteMailboxEntry)
+func (s *Server) registerMailbox(r router) {
+	r.handle(http.MethodGet, "/accounts/:id/mailbox", s.listMailbox)
+	r.handle(http.MethodGet, "/mailbox/:id", s.getMailboxEntry)
+	r.handle(http.MethodPatch, "/mailbox/:id", s.updateMailboxEntry)
+	r.handle(http.MethodDelete, "/mailbox/:id", s.deleteMailboxEntry)
 }
 
-func (s *Server) listMailbox(c *gin.Context) {
-	account, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) listMailbox(c *gin.Context) (*answer, error) {
+	account, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	limit, err := parseLimit(c, "folder", "unread", "cursor")
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	f := domain.MailboxFilter{AccountID: account, Folder: c.Query("folder"), Limit: limit, Cursor: c.Query("cursor")}
 	if f.Folder != "" {
 		if err := domain.CheckFolderName("folder", f.Folder); err != nil {
-			s.writeError(c, err)
-			return
+			return nil, err
 		}
 	}
 	if v := c.Query("unread"); v != "" {
 		unread, err := strconv.ParseBool(v)
 		if err != nil {
-			s.writeError(c, domain.FieldError("unread", "must be true or false"))
-			return
+			return nil, domain.FieldError("unread", "must be true or false")
 		}
 		f.Unread = &unread
 	}
 	entries, next, err := s.mailbox.ListMailbox(c.Request.Context(), principalOf(c).SubscriptionID, f)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, gin.H{"items": mapViews(entries, newMailboxEntryView), "next_cursor": next})
+	return jsonAnswer(http.StatusOK, gin.H{"items": mapViews(entries, newMailboxEntryView), "next_cursor": next}), nil
 }
 
-func (s *Server) getMailboxEntry(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) getMailboxEntry(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	e, err := s.mailbox.GetMailboxEntry(c.Request.Context(), principalOf(c).SubscriptionID, id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, newMailboxEntryView(e))
+	return jsonAnswer(http.StatusOK, newMailboxEntryView(e)), nil
 }
 
 // updateMailboxEntry takes {"read": bool, "folder": name}, either or both.
-func (s *Server) updateMailboxEntry(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) updateMailboxEntry(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	var body struct {
 		Read   *bool   `json:"read"`
 		Folder *string `json:"folder"`
 	}
 	if err := decodeStrict(c, &body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if body.Read == nil && body.Folder == nil {
-		s.writeError(c, domain.FieldError("read", "or folder is required"))
-		return
+		return nil, domain.FieldError("read", "or folder is required")
 	}
 	if body.Folder != nil {
 		if err := domain.CheckFolderName("folder", *body.Folder); err != nil {
-			s.writeError(c, err)
-			return
+			return nil, err
 		}
 	}
 	e, err := s.mailbox.UpdateMailboxEntry(c.Request.Context(), principalOf(c).SubscriptionID, id, domain.MailboxChange{Read: body.Read, Folder: body.Folder})
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, newMailboxEntryView(e))
+	return jsonAnswer(http.StatusOK, newMailboxEntryView(e)), nil
 }
 
-func (s *Server) deleteMailboxEntry(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) deleteMailboxEntry(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.mailbox.DeleteMailboxEntry(c.Request.Context(), principalOf(c).SubscriptionID, id); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.Status(http.StatusNoContent)
+	return emptyAnswer(http.StatusNoContent), nil
 }
 
 // inboxView is a message as an inbox list shows it: another recipient's

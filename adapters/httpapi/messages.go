@@ -20,26 +20,23 @@ import (
 
 // sendMessage is the seed API's POST api/messages/sendmessage: create, update
 // or send a message described by a MessageComposeModel.
-func (s *Server) sendMessage(c *gin.Context) {
+func (s *Server) sendMessage(c *gin.Context) (*answer, error) {
 	model, err := decodeBody(c)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	s.compose(c, model)
+	return s.compose(c, model)
 }
 
 // compose runs a decoded model through the composer and answers with the result.
-func (s *Server) compose(c *gin.Context, model composeModel) {
+func (s *Server) compose(c *gin.Context, model composeModel) (*answer, error) {
 	req, err := model.toRequest()
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	msg, err := s.composer.Compose(c.Request.Context(), principalOf(c).SubscriptionID, req)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	status := http.StatusOK
 	if msg.Version == 1 {
@@ -48,8 +45,7 @@ func (s *Server) compose(c *gin.Context, model composeModel) {
 			s.observer.ObserveAccepted(msg.SubscriptionID, 1)
 		}
 	}
-	c.Header("Location", "/api/messages/"+msg.ID.String())
-	s.writeMessage(c, status, msg)
+	return messageAnswer(status, msg).with("Location", "/api/messages/"+msg.ID.String()), nil
 }
 
 // decodeBody reads a compose model in whichever format the request declares.
@@ -86,31 +82,27 @@ func decodeBody(c *gin.Context) (composeModel, error) {
 
 // pathID reads the :id path parameter; anything that is not a GUID is simply
 // not found, like an id of another tenant.
-func (s *Server) pathID(c *gin.Context) (uuid.UUID, bool) {
+func pathID(c *gin.Context) (uuid.UUID, error) {
 	id, err := parseGUID("id", c.Param("id"))
 	if err != nil || id == uuid.Nil {
-		s.writeError(c, domain.ErrNotFound)
-		return uuid.Nil, false
+		return uuid.Nil, domain.ErrNotFound
 	}
-	return id, true
+	return id, nil
 }
 
-func (s *Server) getMessage(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) getMessage(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	msg, err := s.messages.GetMessage(c.Request.Context(), principalOf(c).SubscriptionID, id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if match := c.GetHeader("If-None-Match"); match != "" && match == etag(msg.Version) {
-		c.Header("ETag", etag(msg.Version))
-		c.Status(http.StatusNotModified)
-		return
+		return emptyAnswer(http.StatusNotModified).with("ETag", etag(msg.Version)), nil
 	}
-	s.writeMessage(c, http.StatusOK, msg)
+	return messageAnswer(http.StatusOK, msg), nil
 }
 
 // ifMatch reads an If-Match header as a version; nil when absent or "*"
@@ -129,21 +121,19 @@ func ifMatch(c *gin.Context) (*domain.Version, error) {
 }
 
 // putMessage replaces a draft (or creates a message under that id).
-func (s *Server) putMessage(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) putMessage(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	model, err := decodeBody(c)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if err := s.bindPathAndVersion(c, id, &model); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	s.compose(c, model)
+	return s.compose(c, model)
 }
 
 // bindPathAndVersion makes the path's id the model's and takes ts from If-Match.
@@ -179,55 +169,47 @@ func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *compose
 }
 
 // patchMessage applies a JSON merge patch of compose-model fields to a draft.
-func (s *Server) patchMessage(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) patchMessage(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	mediaType, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if mediaType != "application/json" && mediaType != "application/merge-patch+json" {
-		s.writeError(c, &domain.Error{Code: codeUnsupportedMediaType, Message: "send application/merge-patch+json or application/json"})
-		return
+		return nil, &domain.Error{Code: codeUnsupportedMediaType, Message: "send application/merge-patch+json or application/json"}
 	}
 	tenant := principalOf(c).SubscriptionID
 	current, err := s.messages.GetMessage(c.Request.Context(), tenant, id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	model := modelFromMessage(current)
 	// The version must come from the client, never from the row being patched.
 	model.TS = nil
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if err := checkJSONDepth(body, maxJSONDepth); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if err := checkServerOwnedJSON(body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if requestDecodeOptions(c).strict {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(&model); err != nil {
-		s.writeError(c, jsonErrorFor(err, "MessageComposeModel"))
-		return
+		return nil, jsonErrorFor(err, "MessageComposeModel")
 	}
 	if err := removeNullMembers(&model, body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if err := s.bindPathAndVersion(c, id, &model); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	s.compose(c, model)
+	return s.compose(c, model)
 }
 
 // modelFromMessage turns a stored message back into the compose model, the base a patch applies to.
@@ -275,39 +257,35 @@ func modelFromMessage(m *domain.Message) composeModel {
 	return model
 }
 
-func (s *Server) sendDraft(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) sendDraft(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	expected, err := ifMatch(c)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	msg, err := s.composer.Send(c.Request.Context(), principalOf(c).SubscriptionID, id, expected)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	s.writeMessage(c, http.StatusAccepted, msg)
+	return messageAnswer(http.StatusAccepted, msg), nil
 }
 
-func (s *Server) deleteMessage(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) deleteMessage(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	expected, err := ifMatch(c)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if err := s.composer.Delete(c.Request.Context(), principalOf(c).SubscriptionID, id, expected); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.Status(http.StatusNoContent)
+	return emptyAnswer(http.StatusNoContent), nil
 }
 
 // listQueryParams are the filters GET /api/messages understands.
@@ -316,25 +294,23 @@ var listQueryParams = map[string]bool{
 	"created_after": true, "created_before": true, "q": true, "limit": true, "cursor": true,
 }
 
-func (s *Server) listMessages(c *gin.Context) {
+func (s *Server) listMessages(c *gin.Context) (*answer, error) {
 	filter, err := parseFilter(c.Request.URL.Query())
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	page, err := s.messages.ListMessages(c.Request.Context(), principalOf(c).SubscriptionID, filter)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	view := newMessageView
 	if filter.Folder == domain.FolderInbox {
 		view = inboxView
 	}
 	items := mapViews(page.Messages, view)
-	s.writeNegotiated(c, gin.H{"items": items, "next_cursor": page.NextCursor}, func() ([]byte, error) {
+	return negotiatedAnswer(http.StatusOK, gin.H{"items": items, "next_cursor": page.NextCursor}, func() ([]byte, error) {
 		return encodeMessageListXML(items, page.NextCursor)
-	})
+	}), nil
 }
 
 func parseFilter(q url.Values) (domain.MessageFilter, error) {
@@ -417,41 +393,28 @@ type eventView struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func (s *Server) messageEvents(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) messageEvents(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	events, err := s.messages.MessageEvents(c.Request.Context(), principalOf(c).SubscriptionID, id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	items := mapViews(events, func(e domain.Event) eventView {
 		return eventView{Sequence: e.Sequence, Type: e.Type, Recipient: e.Recipient, SMTPCode: e.SMTPCode, Detail: e.Detail, CreatedAt: e.CreatedAt}
 	})
-	s.writeNegotiated(c, gin.H{"message_id": id, "items": items}, func() ([]byte, error) {
+	return negotiatedAnswer(http.StatusOK, gin.H{"message_id": id, "items": items}, func() ([]byte, error) {
 		return encodeMessageEventsXML(id.String(), items)
-	})
+	}), nil
 }
 
-// writeMessage answers with a message in the format the client accepts.
-func (s *Server) writeMessage(c *gin.Context, status int, msg *domain.Message) {
-	c.Header("ETag", etag(msg.Version))
+// messageAnswer answers with a message, and its version as the ETag, in
+// the format the client accepts.
+func messageAnswer(status int, msg *domain.Message) *answer {
 	view := newMessageView(msg)
-	switch responseFormat(c) {
-	case formatXML:
-		body, err := encodeXML(view)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.Data(status, xmlContentType(c), body)
-	case formatJSON:
-		c.PureJSON(status, view)
-	default:
-		s.writeError(c, &domain.Error{Code: codeNotAcceptable, Message: "this endpoint answers in application/json or application/xml"})
-	}
+	return negotiatedAnswer(status, view, func() ([]byte, error) { return encodeXML(view) }).with("ETag", etag(msg.Version))
 }
 
 func formatOptionalTime(t time.Time) string {

@@ -103,6 +103,10 @@ func checkJSONDepth(data []byte, limit int) error {
 	return nil
 }
 
+// errEmptyBody is a JSON body with nothing in it, which endpoints whose
+// body is optional accept.
+var errEmptyBody = domain.FieldError("", "the body is empty")
+
 // jsonErrorFor turns a decoding error into an invalid-input error; an
 // unknown member is named with model, the type the endpoint reads.
 func jsonErrorFor(err error, model string) error {
@@ -116,7 +120,7 @@ func jsonErrorFor(err error, model string) error {
 	case errors.As(err, &typeErr):
 		return domain.FieldError(typeErr.Field, "must be a JSON %s, not %s", jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
 	case errors.Is(err, io.EOF):
-		return domain.FieldError("", "the body is empty")
+		return errEmptyBody
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return domain.FieldError("", "the body is truncated JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

@@ -44,84 +44,124 @@ func statusFor(code domain.ErrorCode) int {
 		return http.StatusRequestEntityTooLarge
 	case domain.CodeRateLimited:
 		return http.StatusTooManyRequests
-	case "unsupported_media_type":
-		return http.StatusUnsupportedMediaType
-	case "not_acceptable":
-		return http.StatusNotAcceptable
-	case "idempotency_mismatch":
+	case domain.CodeIdempotencyMismatch:
 		return http.StatusUnprocessableEntity
-	case codeRequestTimeout:
-		return http.StatusRequestTimeout
 	case domain.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case codeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case codeNotAcceptable:
+		return http.StatusNotAcceptable
+	case codeRequestTimeout:
+		return http.StatusRequestTimeout
+	case codeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	default:
 		return http.StatusInternalServerError
 	}
 }
 
-// Error codes that exist only at the HTTP layer.
+// Error codes that exist only at the HTTP layer: they are about the
+// request's framing (its media type, its pace, its method), not its content.
 const (
 	codeUnsupportedMediaType domain.ErrorCode = "unsupported_media_type"
 	codeNotAcceptable        domain.ErrorCode = "not_acceptable"
 	codeRequestTimeout       domain.ErrorCode = "request_timeout"
+	codeMethodNotAllowed     domain.ErrorCode = "method_not_allowed"
 )
 
-// writeError answers with the problem for err. Internal causes are logged,
-// never returned.
-func (s *Server) writeError(c *gin.Context, err error) {
+// problemTypeBase prefixes a code to make the problem's type URI.
+const problemTypeBase = "https://mailgate.dev/problems/"
+
+// classify is the error err is answered as. Failures that are not the
+// caller's input are recognised here rather than in each handler: a body
+// that came too slowly or too large, a deadline that passed, the database
+// unreachable.
+func (s *Server) classify(c *gin.Context, err error) *domain.Error {
 	de := domain.AsError(err)
 	var maxBytes *http.MaxBytesError
 	switch {
 	case bodyTooSlow(c):
 		// Whatever the decoder made of the cut-off body, the cause is the pace.
-		de = &domain.Error{Code: codeRequestTimeout, Message: "the request body arrived too slowly: it must come at " +
+		return &domain.Error{Code: codeRequestTimeout, Message: "the request body arrived too slowly: it must come at " +
 			strconv.FormatInt(s.bounds.BodyMinRate, 10) + " bytes a second or faster after the first " + s.bounds.BodyGrace.String() +
 			", and all of it within " + s.bounds.Request.String(), Cause: err}
-		c.Header("Connection", "close")
 	case errors.As(err, &maxBytes):
-		de = &domain.Error{Code: domain.CodeTooLarge, Message: "the request body is larger than the gateway accepts"}
+		return &domain.Error{Code: domain.CodeTooLarge, Message: "the request body is larger than the gateway accepts"}
 	case de.Code == domain.CodeInternal && errors.Is(err, context.DeadlineExceeded):
-		de = &domain.Error{Code: domain.CodeUnavailable, Message: "the request did not finish within the gateway's deadline of " +
+		return &domain.Error{Code: domain.CodeUnavailable, Message: "the request did not finish within the gateway's deadline of " +
 			s.bounds.Request.String() + "; retry after the Retry-After delay", Cause: err}
 	case de.Code == domain.CodeInternal && s.unavailable != nil && s.unavailable(err):
-		de = &domain.Error{Code: domain.CodeUnavailable, Message: "the database is unavailable; retry after the Retry-After delay", Cause: err}
+		return &domain.Error{Code: domain.CodeUnavailable, Message: "the database is unavailable; retry after the Retry-After delay", Cause: err}
 	}
+	return de
+}
+
+// newProblem is the one builder of problem details: the status its code
+// maps to, the caller's field and current version, and never the detail of
+// an internal failure.
+func newProblem(de *domain.Error, instance, requestID string) Problem {
 	status := statusFor(de.Code)
-	if status == http.StatusServiceUnavailable {
-		c.Header("Retry-After", unavailableRetryAfter)
-	}
 	p := Problem{
-		Type:      "https://mailgate.dev/problems/" + string(de.Code),
+		Type:      problemTypeBase + string(de.Code),
 		Title:     http.StatusText(status),
 		Status:    status,
 		Detail:    de.Message,
-		Instance:  c.Request.URL.Path,
+		Instance:  instance,
 		Code:      string(de.Code),
 		Field:     de.Field,
-		RequestID: c.GetString(ctxRequestID),
+		RequestID: requestID,
+	}
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		p.Detail = "an internal error occurred; quote the request id when reporting it"
 	}
 	if de.Code == domain.CodeVersionMismatch || de.CurrentVersion != 0 {
 		p.TS = de.CurrentVersion.String()
-		if de.CurrentVersion != 0 {
-			c.Header("ETag", etag(de.CurrentVersion))
-		}
+	}
+	return p
+}
+
+// writeError answers with the problem for err, in XML to clients that
+// prefer it. It is the only writer of error answers: handlers return their
+// errors to mount. Internal causes are logged, never returned.
+func (s *Server) writeError(c *gin.Context, err error) {
+	de := s.classify(c, err)
+	p := newProblem(de, c.Request.URL.Path, c.GetString(ctxRequestID))
+	switch p.Status {
+	case http.StatusRequestTimeout:
+		// The rest of a body that came too slowly is not worth waiting for.
+		c.Header("Connection", "close")
+	case http.StatusServiceUnavailable:
+		c.Header("Retry-After", unavailableRetryAfter)
+	}
+	if de.CurrentVersion != 0 {
+		c.Header("ETag", etag(de.CurrentVersion))
 	}
 	switch {
-	case status == http.StatusServiceUnavailable:
+	case p.Status == http.StatusServiceUnavailable:
 		s.logger.WarnContext(c.Request.Context(), "request unavailable", "error", err, "request_id", p.RequestID, "path", c.Request.URL.Path)
-	case status >= 500:
-		p.Detail = "an internal error occurred; quote the request id when reporting it"
+	case p.Status >= 500:
 		s.logger.ErrorContext(c.Request.Context(), "request failed", "error", err, "request_id", p.RequestID, "path", c.Request.URL.Path)
 	}
 	if responseFormat(c) == formatXML {
 		if body, err := encodeProblemXML(p); err == nil {
 			c.Abort()
-			c.Data(status, "application/problem+xml; charset=utf-8", body)
+			c.Data(p.Status, "application/problem+xml; charset=utf-8", body)
 			return
 		}
 	}
 	c.Header("Content-Type", "application/problem+json")
-	c.AbortWithStatusJSON(status, p)
+	c.AbortWithStatusJSON(p.Status, p)
+}
+
+// itemProblem is the problem of one message of a batch, which answers 200
+// with a result per message; an item's internal failure is logged here.
+func (s *Server) itemProblem(c *gin.Context, i int, err error) *Problem {
+	p := newProblem(domain.AsError(err), c.Request.URL.Path+"#"+strconv.Itoa(i), "")
+	if p.Status >= 500 {
+		s.logger.ErrorContext(c.Request.Context(), "batch item failed", "error", err, "index", i)
+	}
+	return &p
 }
 
 func etag(v domain.Version) string { return `"` + v.String() + `"` }

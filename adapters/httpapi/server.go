@@ -120,28 +120,27 @@ func New(d Deps) *Server {
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(s.requestLog, s.recoverPanics, s.boundRequest)
-	e.NoRoute(func(c *gin.Context) { s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint")) })
-	e.NoMethod(func(c *gin.Context) {
-		s.writeErrorStatus(c, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint does not take "+c.Request.Method)
-	})
-	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	e.GET("/readyz", s.readyz)
-	e.GET("/api/openapi.json", serveOpenAPI)
-	e.GET("/help", s.helpHandler())
+	e.Use(s.requestLog, s.mount(s.recoverPanics), s.boundRequest)
+	e.NoRoute(s.mount(noSuchEndpoint))
+	e.NoMethod(s.mount(methodNotAllowed))
+	root := router{server: s, group: &e.RouterGroup}
+	root.handle(http.MethodGet, "/healthz", healthz)
+	root.handle(http.MethodGet, "/readyz", s.readyz)
+	root.handle(http.MethodGet, "/api/openapi.json", serveOpenAPI)
+	root.handle(http.MethodGet, "/help", s.helpHandler())
 
-	api := e.Group("/api", s.limitBody, s.authenticate, s.rateLimit, s.idempotency)
-	api.POST("/messages/sendmessage", s.sendMessage)
-	api.GET("/messages", s.listMessages)
-	api.GET("/messages/:id", s.getMessage)
-	api.PUT("/messages/:id", s.putMessage)
-	api.PATCH("/messages/:id", s.patchMessage)
-	api.DELETE("/messages/:id", s.deleteMessage)
-	api.POST("/messages/:id/send", s.sendDraft)
-	api.GET("/messages/:id/events", s.messageEvents)
-	api.POST("/attachments", s.uploadAttachment)
-	api.GET("/attachments/:id", s.getAttachment)
-	api.GET("/attachments/:id/content", s.attachmentContent)
+	api := root.subgroup("/api", s.limitBody, s.authenticate, s.rateLimit, s.idempotency)
+	api.handle(http.MethodPost, "/messages/sendmessage", s.sendMessage)
+	api.handle(http.MethodGet, "/messages", s.listMessages)
+	api.handle(http.MethodGet, "/messages/:id", s.getMessage)
+	api.handle(http.MethodPut, "/messages/:id", s.putMessage)
+	api.handle(http.MethodPatch, "/messages/:id", s.patchMessage)
+	api.handle(http.MethodDelete, "/messages/:id", s.deleteMessage)
+	api.handle(http.MethodPost, "/messages/:id/send", s.sendDraft)
+	api.handle(http.MethodGet, "/messages/:id/events", s.messageEvents)
+	api.handle(http.MethodPost, "/attachments", s.uploadAttachment)
+	api.handle(http.MethodGet, "/attachments/:id", s.getAttachment)
+	api.handle(http.MethodGet, "/attachments/:id/content", s.attachmentContent)
 	s.registerAdmin(api)
 	s.registerSuppressions(api)
 	s.registerWebhooks(api)
@@ -156,26 +155,31 @@ func New(d Deps) *Server {
 // case-insensitively and with or without a trailing slash.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-func (s *Server) readyz(c *gin.Context) {
+// healthz answers the liveness probe: the process serves requests.
+func healthz(*gin.Context) (*answer, error) {
+	return jsonAnswer(http.StatusOK, gin.H{"status": "ok"}), nil
+}
+
+// readyz answers the readiness probe. Not being ready is the probe's
+// answer, not a failed request: it is a plain status body, not a problem.
+func (s *Server) readyz(c *gin.Context) (*answer, error) {
 	if s.ready != nil {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.ready(ctx); err != nil {
 			s.logger.WarnContext(ctx, "not ready", "error", err)
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
-			return
+			return jsonAnswer(http.StatusServiceUnavailable, gin.H{"status": "unavailable"}), nil
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	return jsonAnswer(http.StatusOK, gin.H{"status": "ready"}), nil
 }
 
-func (s *Server) limitBody(c *gin.Context) {
+func (s *Server) limitBody(c *gin.Context) (*answer, error) {
 	if c.Request.ContentLength > MaxRequestBytes {
-		s.writeError(c, &domain.Error{Code: domain.CodeTooLarge, Message: "the request body is larger than the gateway accepts"})
-		return
+		return nil, &domain.Error{Code: domain.CodeTooLarge, Message: "the request body is larger than the gateway accepts"}
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxRequestBytes)
-	c.Next()
+	return nil, nil
 }
 
 // requestLog assigns the request id and writes one log line per request.
@@ -217,45 +221,37 @@ func (s *Server) requestLog(c *gin.Context) {
 // isProbe tells the health endpoints the orchestrator polls.
 func isProbe(route string) bool { return route == "/healthz" || route == "/readyz" }
 
-func (s *Server) recoverPanics(c *gin.Context) {
+// recoverPanics runs the rest of the chain and turns a panic in it into
+// an internal error, answered by mount like any other.
+func (s *Server) recoverPanics(c *gin.Context) (a *answer, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
 			s.logger.ErrorContext(c.Request.Context(), "panic serving request", "panic", r, "request_id", c.GetString(ctxRequestID))
-			s.writeError(c, domain.Errorf(domain.CodeInternal, "internal error"))
+			err = domain.Errorf(domain.CodeInternal, "internal error")
 		}
 	}()
 	c.Next()
-}
-
-func (s *Server) writeErrorStatus(c *gin.Context, status int, code, detail string) {
-	c.Header("Content-Type", "application/problem+json")
-	c.AbortWithStatusJSON(status, Problem{
-		Type: "https://mailgate.dev/problems/" + code, Title: http.StatusText(status), Status: status,
-		Detail: detail, Instance: c.Request.URL.Path, Code: code, RequestID: c.GetString(ctxRequestID),
-	})
+	return nil, nil
 }
 
 // rateLimit applies the per-tenant token bucket and always reports the
 // tenant's budget in RateLimit headers.
-func (s *Server) rateLimit(c *gin.Context) {
+func (s *Server) rateLimit(c *gin.Context) (*answer, error) {
 	if s.limiter == nil {
-		c.Next()
-		return
+		return nil, nil
 	}
 	d, err := s.limiter.Take(c.Request.Context(), principalOf(c).SubscriptionID)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	for k, v := range d.Headers() {
 		c.Header(k, v)
 	}
 	if !d.Allowed {
-		s.writeError(c, &domain.Error{Code: domain.CodeRateLimited, Message: "too many requests for this subscription; retry after the Retry-After delay"})
-		return
+		return nil, &domain.Error{Code: domain.CodeRateLimited, Message: "too many requests for this subscription; retry after the Retry-After delay"}
 	}
-	c.Next()
+	return nil, nil
 }

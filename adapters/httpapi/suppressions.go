@@ -30,67 +30,59 @@ func newSuppressionView(s domain.Suppression) suppressionView {
 	return suppressionView{Email: s.Email, Reason: s.Reason, Source: s.Source, SMTPCode: s.SMTPCode, CreatedAt: s.CreatedAt}
 }
 
-func (s *Server) registerSuppressions(api *gin.RouterGroup) {
-	api.GET("/suppressions", s.listSuppressions)
-	api.POST("/suppressions", s.addSuppression)
-	api.DELETE("/suppressions/:email", s.removeSuppression)
+func (s *Server) registerSuppressions(r router) {
+	r.handle(http.MethodGet, "/suppressions", s.listSuppressions)
+	r.handle(http.MethodPost, "/suppressions", s.addSuppression)
+	r.handle(http.MethodDelete, "/suppressions/:email", s.removeSuppression)
 }
 
-func (s *Server) listSuppressions(c *gin.Context) {
+func (s *Server) listSuppressions(c *gin.Context) (*answer, error) {
 	limit, err := parseLimit(c, "after")
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	list, err := s.suppressions.ListSuppressions(c.Request.Context(), principalOf(c).SubscriptionID, c.Query("after"), limit)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	items := mapViews(list, newSuppressionView)
 	next := ""
 	if len(list) == limit {
 		next = list[len(list)-1].Email
 	}
-	c.PureJSON(http.StatusOK, gin.H{"items": items, "next_after": next})
+	return jsonAnswer(http.StatusOK, gin.H{"items": items, "next_after": next}), nil
 }
 
-func (s *Server) addSuppression(c *gin.Context) {
+func (s *Server) addSuppression(c *gin.Context) (*answer, error) {
 	var body struct {
 		Email  string `json:"email"`
 		Reason string `json:"reason"`
 	}
 	if err := decodeStrict(c, &body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	addr, err := domain.NormalizeAddress("email", asciiAddress(body.Email))
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if err := domain.CheckHeaderText("reason", body.Reason, 500); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	sup, err := s.suppressions.AddSuppression(c.Request.Context(), principalOf(c).SubscriptionID,
 		domain.Suppression{Email: addr, Reason: body.Reason, Source: domain.SuppressionManual})
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusCreated, newSuppressionView(sup))
+	return jsonAnswer(http.StatusCreated, newSuppressionView(sup)), nil
 }
 
-func (s *Server) removeSuppression(c *gin.Context) {
+func (s *Server) removeSuppression(c *gin.Context) (*answer, error) {
 	addr, err := domain.NormalizeAddress("email", asciiAddress(c.Param("email")))
 	if err != nil {
-		s.writeError(c, domain.ErrNotFound)
-		return
+		return nil, domain.ErrNotFound
 	}
 	if err := s.suppressions.RemoveSuppression(c.Request.Context(), principalOf(c).SubscriptionID, addr); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.Status(http.StatusNoContent)
+	return emptyAnswer(http.StatusNoContent), nil
 }

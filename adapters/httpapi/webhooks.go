@@ -63,13 +63,13 @@ func newWebhookView(w domain.Webhook, showSecret bool) webhookView {
 	return v
 }
 
-func (s *Server) registerWebhooks(api *gin.RouterGroup) {
-	api.POST("/webhooks", s.createWebhook)
-	api.GET("/webhooks", s.listWebhooks)
-	api.GET("/webhooks/:id", s.getWebhook)
-	api.DELETE("/webhooks/:id", s.deleteWebhook)
-	api.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret)
-	api.GET("/events", s.eventFeed)
+func (s *Server) registerWebhooks(r router) {
+	r.handle(http.MethodPost, "/webhooks", s.createWebhook)
+	r.handle(http.MethodGet, "/webhooks", s.listWebhooks)
+	r.handle(http.MethodGet, "/webhooks/:id", s.getWebhook)
+	r.handle(http.MethodDelete, "/webhooks/:id", s.deleteWebhook)
+	r.handle(http.MethodPost, "/webhooks/:id/rotate-secret", s.rotateWebhookSecret)
+	r.handle(http.MethodGet, "/events", s.eventFeed)
 }
 
 func newWebhookSecret() ([]byte, error) {
@@ -78,19 +78,17 @@ func newWebhookSecret() ([]byte, error) {
 	return b, err
 }
 
-func (s *Server) createWebhook(c *gin.Context) {
+func (s *Server) createWebhook(c *gin.Context) (*answer, error) {
 	var body struct {
 		URL        string   `json:"url"`
 		EventTypes []string `json:"event_types"`
 	}
 	if err := decodeStrict(c, &body); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	if s.validateWebhookURL != nil {
 		if err := s.validateWebhookURL(body.URL); err != nil {
-			s.writeError(c, domain.FieldError("url", "%s", err.Error()))
-			return
+			return nil, domain.FieldError("url", "%s", err.Error())
 		}
 	}
 	if len(body.EventTypes) == 0 {
@@ -98,93 +96,82 @@ func (s *Server) createWebhook(c *gin.Context) {
 	}
 	for i, t := range body.EventTypes {
 		if !knownEventTypes[t] {
-			s.writeError(c, domain.FieldError("event_types["+strconv.Itoa(i)+"]", "%q is not an event type", t))
-			return
+			return nil, domain.FieldError("event_types["+strconv.Itoa(i)+"]", "%q is not an event type", t)
 		}
 	}
 	secret, err := newWebhookSecret()
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	w, err := s.webhooks.CreateWebhook(c.Request.Context(), principalOf(c).SubscriptionID,
 		domain.Webhook{URL: body.URL, EventTypes: body.EventTypes, Secrets: [][]byte{secret}}, s.maxWebhooks)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.Header("Location", "/api/webhooks/"+w.ID.String())
-	c.PureJSON(http.StatusCreated, newWebhookView(w, true))
+	return jsonAnswer(http.StatusCreated, newWebhookView(w, true)).with("Location", "/api/webhooks/"+w.ID.String()), nil
 }
 
-func (s *Server) listWebhooks(c *gin.Context) {
+func (s *Server) listWebhooks(c *gin.Context) (*answer, error) {
 	hooks, err := s.webhooks.ListWebhooks(c.Request.Context(), principalOf(c).SubscriptionID)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	items := mapViews(hooks, func(w domain.Webhook) webhookView { return newWebhookView(w, false) })
-	c.PureJSON(http.StatusOK, gin.H{"items": items})
+	return jsonAnswer(http.StatusOK, gin.H{"items": items}), nil
 }
 
-func (s *Server) getWebhook(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) getWebhook(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	w, err := s.webhooks.GetWebhook(c.Request.Context(), principalOf(c).SubscriptionID, id)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, newWebhookView(w, false))
+	return jsonAnswer(http.StatusOK, newWebhookView(w, false)), nil
 }
 
-func (s *Server) deleteWebhook(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) deleteWebhook(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.webhooks.DeleteWebhook(c.Request.Context(), principalOf(c).SubscriptionID, id); err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.Status(http.StatusNoContent)
+	return emptyAnswer(http.StatusNoContent), nil
 }
 
-func (s *Server) rotateWebhookSecret(c *gin.Context) {
-	id, ok := s.pathID(c)
-	if !ok {
-		return
+func (s *Server) rotateWebhookSecret(c *gin.Context) (*answer, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
 	}
 	secret, err := newWebhookSecret()
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	w, err := s.webhooks.RotateWebhookSecret(c.Request.Context(), principalOf(c).SubscriptionID, id, secret, webhookSecretGrace)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
-	c.PureJSON(http.StatusOK, newWebhookView(w, true))
+	return jsonAnswer(http.StatusOK, newWebhookView(w, true)), nil
 }
 
 // eventFeed pages through the tenant's events in commit order; a consumer
 // stores next_after and resumes from it after an outage.
-func (s *Server) eventFeed(c *gin.Context) {
+func (s *Server) eventFeed(c *gin.Context) (*answer, error) {
 	limit, err := parseLimit(c, "after")
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	events, next, err := s.webhooks.EventFeed(c.Request.Context(), principalOf(c).SubscriptionID, c.Query("after"), limit)
 	if err != nil {
-		s.writeError(c, err)
-		return
+		return nil, err
 	}
 	items := mapViews(events, domain.Event.Payload)
-	s.writeNegotiated(c, gin.H{"items": items, "next_after": next}, func() ([]byte, error) {
+	return negotiatedAnswer(http.StatusOK, gin.H{"items": items, "next_after": next}, func() ([]byte, error) {
 		return encodeEventFeedXML(items, next)
-	})
+	}), nil
 }

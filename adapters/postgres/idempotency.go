@@ -17,7 +17,7 @@ import (
 var ErrIdempotencyInProgress = &domain.Error{Code: domain.CodeConflict, Field: "Idempotency-Key", Message: "a request with this Idempotency-Key is still in progress"}
 
 // errIdempotencyMismatch is the key reused for another request.
-var errIdempotencyMismatch = &domain.Error{Code: "idempotency_mismatch", Field: "Idempotency-Key", Message: "this Idempotency-Key was used for a different request"}
+var errIdempotencyMismatch = &domain.Error{Code: domain.CodeIdempotencyMismatch, Field: "Idempotency-Key", Message: "this Idempotency-Key was used for a different request"}
 
 // ClaimIdempotencyKey reserves a key for a request. It returns the stored
 // response when the key already served the same request, and nil when the
