@@ -621,7 +621,7 @@ func TestDeliveryFairnessAndHolds(t *testing.T) {
 		if err != nil || res.EventKind != river.EventKindJobSnoozed || res.Job.State != rivertype.JobStateScheduled {
 			t.Fatalf("event %s, job %s, err %v; want snoozed", res.EventKind, res.Job.State, err)
 		}
-		if due := res.Job.ScheduledAt.Sub(time.Now()); due < holdRecheck/2 || due > holdRecheck {
+		if due := time.Until(res.Job.ScheduledAt); due < holdRecheck/2 || due > holdRecheck {
 			t.Fatalf("held job due in %s, want about %s", due, holdRecheck)
 		}
 		assertUntouched(t, f)

@@ -14,7 +14,7 @@ type DeliveryPhases struct {
 }
 
 // deliveryPhaseNames are the phases a delivery reports.
-var deliveryPhaseNames = []string{"load", "envelope", "journal", "data", "record"}
+var deliveryPhaseNames = []string{"load", "envelope", "journal", "data", "record"} //nolint:gochecknoglobals // read-only: the closed label set
 
 // NewDeliveryPhases registers mailgate_delivery_phase_seconds on reg.
 func NewDeliveryPhases(reg prometheus.Registerer) *DeliveryPhases {

@@ -19,7 +19,7 @@ type Inbound struct {
 }
 
 // inboundSMTPOutcomes are the listener's outcomes: accepted, or the refusal reason.
-var inboundSMTPOutcomes = []string{"accepted", "domain", "rate", "size", "connections", "store", "busy"}
+var inboundSMTPOutcomes = []string{"accepted", "domain", "rate", "size", "connections", "store", "busy"} //nolint:gochecknoglobals // read-only: the closed label set
 
 // NewInbound registers the inbound collectors on m's registry.
 func NewInbound(m *Metrics) *Inbound {

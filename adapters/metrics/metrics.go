@@ -17,7 +17,7 @@ import (
 )
 
 // Delivery outcomes, the values of the outcome label.
-var deliveryOutcomes = []string{"sent", "deferred", "bounced", "failed", "suppressed"}
+var deliveryOutcomes = []string{"sent", "deferred", "bounced", "failed", "suppressed"} //nolint:gochecknoglobals // read-only: the closed label set
 
 // Metrics holds the registry and the gateway's collectors.
 type Metrics struct {
@@ -140,7 +140,7 @@ func orUnknown(s string) string { return cmp.Or(s, "unknown") }
 
 // httpMethods are the method label's values; any other method a client
 // invents is counted as otherMethod, so a request can't mint a series.
-var httpMethods = map[string]bool{
+var httpMethods = map[string]bool{ //nolint:gochecknoglobals // read-only: the closed label set
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
 	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
 	http.MethodConnect: true, http.MethodTrace: true,

@@ -158,7 +158,7 @@ func refused(prefix, reason string) addressRange {
 // services, NAT64, AMT, AS112) are refused: none is a tenant's web server,
 // and several forward to an address the gateway cannot see. The most
 // specific matching entry gives the reason.
-var refusedRanges = []addressRange{
+var refusedRanges = []addressRange{ //nolint:gochecknoglobals // read-only: the IANA special-purpose table
 	refused("0.0.0.0/8", "unspecified (this network)"),
 	refused("10.0.0.0/8", "private (RFC 1918)"),
 	refused("100.64.0.0/10", "shared address space (CGNAT)"),
@@ -205,12 +205,12 @@ var refusedRanges = []addressRange{
 // globalUnicast is the only IPv6 space IANA hands out for public hosts;
 // the rest is special-purpose or reserved, so it is refused whether or not
 // a registry entry names it.
-var globalUnicast = netip.MustParsePrefix("2000::/3")
+var globalUnicast = netip.MustParsePrefix("2000::/3") //nolint:gochecknoglobals // read-only: a fixed prefix
 
 // metadataAddresses are cloud instance metadata services, which hand out
 // credentials. They are refused even when private networks are allowed: no
 // webhook, in development or not, has a reason to call them.
-var metadataAddresses = []netip.Addr{
+var metadataAddresses = []netip.Addr{ //nolint:gochecknoglobals // read-only: a fixed list
 	netip.MustParseAddr("169.254.169.254"), // AWS, GCP, Azure, OpenStack, ...
 	netip.MustParseAddr("fd00:ec2::254"),   // AWS over IPv6
 	netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
@@ -218,7 +218,7 @@ var metadataAddresses = []netip.Addr{
 
 // IPv6 forms that carry an IPv4 address a translator or tunnel on the path
 // would connect to, and where in the 16 bytes it sits.
-var embeddingForms = []struct {
+var embeddingForms = []struct { //nolint:gochecknoglobals // read-only: a fixed table
 	prefix netip.Prefix
 	name   string
 	at     int

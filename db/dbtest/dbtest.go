@@ -33,7 +33,7 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/mailgate_test?sslmode=dis
 // package-level value is worth it, since go test gives no other per-binary hook.
 // pool works as the runtime role, so row-level security applies to the code
 // under test exactly as in production; owner bypasses it, for assertions.
-var shared struct {
+var shared struct { //nolint:gochecknoglobals // the test binary's one migrated schema, set once under its sync.Once
 	once   sync.Once
 	url    string
 	schema string
