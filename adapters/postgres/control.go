@@ -44,9 +44,9 @@ func (s *Store) changeMessage(ctx context.Context, tx pgx.Tx, tenant, id uuid.UU
 }
 
 // lockMessage reads a message, its recipients and its job's state in one
-// round trip, the message row locked until the transaction ends; a
+// round trip, the message row locked until ex's transaction ends; a
 // missing message is domain.ErrNotFound.
-func lockMessage(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, withSuppressions bool) (*lockedMessage, error) {
+func lockMessage(ctx context.Context, ex executor, tenant, id uuid.UUID, withSuppressions bool) (*lockedMessage, error) {
 	lm := &lockedMessage{}
 	b := newBatch(tenantScope(tenant))
 	queueMessage(b, tenant, id, &lm.msg, true)
@@ -76,7 +76,7 @@ func lockMessage(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, withSuppr
 				return err
 			})
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := ex.SendBatch(ctx, b).Close(); err != nil {
 		return nil, interpretError(err, "lock message")
 	}
 	return lm, nil
@@ -150,15 +150,20 @@ func queueRecipientChanges(b *pgx.Batch, tenant, messageID uuid.UUID, changed []
 // read under that lock, so either the cancel wins and the job is cancelled
 // through River, or delivery has started and the cancel is refused.
 func (s *Store) CancelMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
-	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		return s.changeMessage(ctx, tx, tenant, id, false, func(lm *lockedMessage) (domain.LifecycleChange, error) {
-			return lm.msg.Cancel(lm.job, time.Now().UTC())
-		})
-	})
+	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error { return s.CancelMessageTx(ctx, tx, tenant, id) })
 	if err != nil {
 		return nil, err
 	}
 	return s.GetMessage(ctx, tenant, id)
+}
+
+// CancelMessageTx is CancelMessage inside the caller's transaction, which
+// commits or rolls back the cancel and its job's with everything else it
+// does; the transaction is scoped to tenant from then on.
+func (s *Store) CancelMessageTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) error {
+	return s.changeMessage(ctx, tx, tenant, id, false, func(lm *lockedMessage) (domain.LifecycleChange, error) {
+		return lm.msg.Cancel(lm.job, time.Now().UTC())
+	})
 }
 
 // RetryMessage requeues a failed or partially sent message
@@ -166,16 +171,16 @@ func (s *Store) CancelMessage(ctx context.Context, tenant, id uuid.UUID) (*domai
 // pending, or to suppressed when their address is suppressed now; the
 // suppression list is read under the message's lock.
 func (s *Store) RetryMessage(ctx context.Context, tenant, id uuid.UUID, f domain.RetryFilter) (*domain.Message, error) {
-	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		return s.retryInTx(ctx, tx, tenant, id, f)
-	})
+	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error { return s.RetryMessageTx(ctx, tx, tenant, id, f) })
 	if err != nil {
 		return nil, err
 	}
 	return s.GetMessage(ctx, tenant, id)
 }
 
-func (s *Store) retryInTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, f domain.RetryFilter) error {
+// RetryMessageTx is RetryMessage inside the caller's transaction (see
+// CancelMessageTx).
+func (s *Store) RetryMessageTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, f domain.RetryFilter) error {
 	return s.changeMessage(ctx, tx, tenant, id, true, func(lm *lockedMessage) (domain.LifecycleChange, error) {
 		return lm.msg.Retry(f, lm.suppressed, time.Now().UTC())
 	})
@@ -232,7 +237,7 @@ func (s *Store) retryEach(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, f do
 	for _, c := range candidates {
 		// A savepoint per message, so one left alone (every recipient still
 		// suppressed) doesn't undo the others.
-		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.retryInTx(ctx, sp, c.tenant, c.id, f) })
+		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.RetryMessageTx(ctx, sp, c.tenant, c.id, f) })
 		if domain.ErrorCodeOf(err) == domain.CodeConflict {
 			continue
 		}

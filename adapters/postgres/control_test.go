@@ -104,6 +104,35 @@ func TestCancelMessage(t *testing.T) {
 	})
 }
 
+// TestCancelMessageTxRunsInTheCallersTransaction drives the real store
+// inside a transaction the test owns: the cancel is visible in it and gone,
+// with its job's cancel, once it is rolled back.
+func TestCancelMessageTxRunsInTheCallersTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, fixtureOpts{})
+	msg := f.compose(t, true)
+	jobBefore := jobState(t, msg)
+	tx := dbtest.Tx(t)
+	if err := f.store.CancelMessageTx(ctx, tx, f.tenant.ID, msg.ID); err != nil {
+		t.Fatal(err)
+	}
+	var state, job string
+	if err := tx.QueryRow(ctx, `SELECT m.state, j.state::text FROM messages m JOIN river_job j ON j.id = m.job_id WHERE m.id = $1`, msg.ID).Scan(&state, &job); err != nil {
+		t.Fatal(err)
+	}
+	if state != string(domain.StateCancelled) || job != domain.JobCancelled {
+		t.Fatalf("inside the transaction: message %s, job %s", state, job)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.store.GetMessage(ctx, f.tenant.ID, msg.ID)
+	if err != nil || got.State != domain.StateQueued || got.Version != msg.Version || jobState(t, msg) != jobBefore {
+		t.Fatalf("after the rollback: %+v %v, job %s", got, err, jobState(t, msg))
+	}
+}
+
 func TestRetryMessage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

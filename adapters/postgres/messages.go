@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -286,14 +288,24 @@ func (s *Store) GetMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.M
 	return getMessage(ctx, s.pool, tenant, id, false)
 }
 
-// querier is what both a pool and a transaction offer.
-type querier interface {
+// executor is what a pool, a connection and a transaction all offer, so a
+// read written against it runs on any of them (as River's drivers take an
+// executor): on its own, or inside a caller's transaction.
+type executor interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
+var (
+	_ executor = (*pgxpool.Pool)(nil)
+	_ executor = (pgx.Tx)(nil)
+)
+
 // getMessage loads a message in one batch, scoped to its tenant (harmless
 // inside a transaction already scoped the same way).
-func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate bool) (*domain.Message, error) {
+func getMessage(ctx context.Context, q executor, tenant, id uuid.UUID, forUpdate bool) (*domain.Message, error) {
 	var msg *domain.Message
 	b := newBatch(tenantScope(tenant))
 	queueMessage(b, tenant, id, &msg, forUpdate)
