@@ -360,7 +360,9 @@ func queueMessage(b *pgx.Batch, tenant, id uuid.UUID, dst **domain.Message, forU
 }
 
 // DeleteMessage implements domain.MessageStore. The checks and the delete are
-// one statement, so a delivery that starts meanwhile can't be deleted under it.
+// one statement, so a delivery that starts meanwhile can't be deleted under it;
+// the states that block it are the domain's (domain.DeliveryStates, the
+// ones MessageState.CanDelete refuses), passed as a parameter.
 func (s *Store) DeleteMessage(ctx context.Context, tenant, id uuid.UUID, expected *domain.Version) error {
 	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		var want *int64
