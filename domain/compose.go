@@ -72,7 +72,8 @@ type MessageStore interface {
 	// written (its sender was refused); the others are all written, or
 	// none when err is not nil.
 	CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*Message) (refused []error, err error)
-	// UpdateDraft replaces a draft when its version equals expected. It
+	// UpdateDraft replaces a draft when its version equals expected, with
+	// the state and queue time msg carries (the lifecycle's decision). It
 	// returns ErrNotFound when no such message exists for the tenant.
 	UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *Message, expected Version) error
 	// GetMessage loads one message with its recipients.
@@ -132,8 +133,14 @@ func (c *Composer) Compose(ctx context.Context, tenant uuid.UUID, req ComposeReq
 }
 
 func (c *Composer) update(ctx context.Context, tenant uuid.UUID, existing, msg *Message, req ComposeRequest) (*Message, error) {
-	if existing.State != StateDraft {
-		return nil, &Error{Code: CodeConflict, Message: "only drafts can be changed; this message is " + string(existing.State), CurrentVersion: existing.Version}
+	// An update that sends is a send; either way the state machine decides,
+	// and the answer speaks of a change, which is what was asked for.
+	event := LifecycleEdit
+	if msg.State == StateQueued {
+		event = LifecycleSend
+	}
+	if !event.Permits(existing.State) || !CanTransition(existing.State, msg.State) {
+		return nil, &Error{Code: CodeConflict, Message: LifecycleEdit.Refusal(existing.State), CurrentVersion: existing.Version}
 	}
 	if req.TS == nil {
 		return nil, &Error{Code: CodeVersionMismatch, Field: "ts", Message: "ts is required to update a draft", CurrentVersion: existing.Version}
@@ -154,6 +161,10 @@ func (c *Composer) update(ctx context.Context, tenant uuid.UUID, existing, msg *
 		msg.ConversationID = existing.ConversationID
 	}
 	msg.UpdatedAt = c.now()
+	if msg.State == StateQueued {
+		// Sending starts the delivery age.
+		msg.QueuedAt = msg.UpdatedAt
+	}
 	if req.MessageID == "" || req.MessageID == existing.ClientMessageID || req.MessageID == existing.MessageID {
 		// The same (or no) id again: the draft keeps its wire Message-ID.
 		msg.MessageID, msg.ClientMessageID = existing.MessageID, existing.ClientMessageID
@@ -442,8 +453,8 @@ func (c *Composer) Send(ctx context.Context, tenant, id uuid.UUID, expected *Ver
 	if err != nil {
 		return nil, err
 	}
-	if msg.State != StateDraft {
-		return nil, &Error{Code: CodeConflict, Message: "only drafts can be sent; this message is " + string(msg.State), CurrentVersion: msg.Version}
+	if !LifecycleSend.Permits(msg.State) {
+		return nil, &Error{Code: CodeConflict, Message: LifecycleSend.Refusal(msg.State), CurrentVersion: msg.Version}
 	}
 	if expected != nil && *expected != msg.Version {
 		return nil, &Error{Code: CodeVersionMismatch, Field: "ts", Message: "the draft was changed since this ts was read", CurrentVersion: msg.Version}
@@ -456,8 +467,11 @@ func (c *Composer) Send(ctx context.Context, tenant, id uuid.UUID, expected *Ver
 		return nil, err
 	}
 	version := msg.Version
-	msg.State = StateQueued
+	if err := msg.apply(LifecycleSend, StateQueued); err != nil {
+		return nil, err
+	}
 	msg.UpdatedAt = c.now()
+	msg.QueuedAt = msg.UpdatedAt
 	if err := c.Store.UpdateDraft(ctx, tenant, msg, version); err != nil {
 		return nil, err
 	}

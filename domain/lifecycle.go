@@ -118,9 +118,26 @@ const (
 type JobStatus struct {
 	// Exists is false when the job row is gone (pruned or deleted).
 	Exists bool
-	// State is River's job state: available, scheduled, retryable, pending,
-	// running, completed, cancelled or discarded.
+	// State is River's job state: one of the Job* constants.
 	State string
+}
+
+// River's job states, as the lifecycle rules read them.
+const (
+	JobAvailable = "available"
+	JobScheduled = "scheduled"
+	JobRetryable = "retryable"
+	JobPending   = "pending"
+	JobRunning   = "running"
+	JobCompleted = "completed"
+	JobCancelled = "cancelled"
+	JobDiscarded = "discarded"
+)
+
+// LiveJobStates are the job states in which River will still run a job;
+// in the others (completed, cancelled, discarded) it is finished.
+func LiveJobStates() []string {
+	return []string{JobAvailable, JobScheduled, JobRetryable, JobPending, JobRunning}
 }
 
 // live reports whether River will still run the job.
@@ -128,9 +145,10 @@ func (j JobStatus) live() bool {
 	if !j.Exists {
 		return false
 	}
-	switch j.State {
-	case "available", "scheduled", "retryable", "pending", "running":
-		return true
+	for _, s := range LiveJobStates() {
+		if j.State == s {
+			return true
+		}
 	}
 	return false
 }
@@ -141,11 +159,11 @@ func (j JobStatus) live() bool {
 // worker died is River's to rescue (after the delivery timeout), never a
 // reason for a second job.
 func DecideStall(state MessageState, job JobStatus, queuedAt, now time.Time, maxAge time.Duration) StallAction {
-	if state != StateQueued && state != StateSending {
+	if !stateIn(state, DeliveryStates()) {
 		return StallNone
 	}
 	if job.live() {
-		if state == StateSending && job.State != "running" {
+		if state == StateSending && job.State != JobRunning {
 			return StallReset
 		}
 		return StallNone
@@ -193,6 +211,33 @@ func (f RetryFilter) Check() error {
 		return FieldError("limit", "must be from 1 to 1000")
 	}
 	return nil
+}
+
+// MessageStates are the message states a retry with f may start from: the
+// retry event's sources, narrowed to f.State when it is set.
+func (f RetryFilter) MessageStates() []MessageState {
+	if f.State != "" {
+		return []MessageState{f.State}
+	}
+	return LifecycleRetry.Sources()
+}
+
+// takes reports whether a retry with f requeues r: its status is one f
+// requeues, and its last reply matches f's code and window.
+func (f RetryFilter) takes(r Recipient) bool {
+	statusTaken := false
+	for _, s := range f.RecipientStatuses() {
+		statusTaken = statusTaken || string(r.Status) == s
+	}
+	switch {
+	case !statusTaken, f.ReplyCode != 0 && r.LastCode != f.ReplyCode:
+		return false
+	case !f.RepliedAfter.IsZero() && r.UpdatedAt.Before(f.RepliedAfter):
+		return false
+	case !f.RepliedBefore.IsZero() && !r.UpdatedAt.Before(f.RepliedBefore):
+		return false
+	}
+	return true
 }
 
 // RecipientStatuses are the recipient statuses the filter requeues. With

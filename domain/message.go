@@ -56,8 +56,12 @@ func (s MessageState) Valid() bool {
 	return ok || s == StateSent || s == StateCancelled || s == StateReceived
 }
 
+// DeliveryStates are the states in which a message's delivery is queued or
+// in flight: it has (or must have) a live delivery job.
+func DeliveryStates() []MessageState { return []MessageState{StateQueued, StateSending} }
+
 // CanDelete is false while delivery is queued or in flight, true otherwise.
-func (s MessageState) CanDelete() bool { return s != StateQueued && s != StateSending }
+func (s MessageState) CanDelete() bool { return !stateIn(s, DeliveryStates()) }
 
 // RecipientKind says which header, if any, a recipient appears in.
 type RecipientKind string

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -29,12 +28,9 @@ func (s *Store) CreateAttachment(ctx context.Context, a *domain.Attachment, data
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
 		a.SubscriptionID, a.ID, a.Filename, a.ContentType, a.Size, a.SHA256, data).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&a.CreatedAt) })
-	err := s.read(ctx, b)
-	if pgCode(err) == "23503" {
-		return domain.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("insert attachment: %w", err)
+	// A foreign-key violation: the tenant is gone.
+	if err := interpretError(s.read(ctx, b), "insert attachment", onForeignKey(domain.ErrNotFound)); err != nil {
+		return err
 	}
 	a.CreatedAt = a.CreatedAt.UTC()
 	return nil
@@ -50,12 +46,8 @@ func (s *Store) GetAttachment(ctx context.Context, tenant, id uuid.UUID) (domain
 			a, err = scanAttachment(row)
 			return err
 		})
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, domain.ErrNotFound
-	}
-	if err != nil {
-		return a, fmt.Errorf("get attachment: %w", err)
+	if err := s.read(ctx, b); err != nil {
+		return a, interpretError(err, "get attachment")
 	}
 	return a, nil
 }
@@ -68,12 +60,8 @@ func (s *Store) AttachmentContent(ctx context.Context, tenant, id uuid.UUID) (do
 		QueryRow(func(row pgx.Row) error {
 			return row.Scan(&c.ID, &c.SubscriptionID, &c.Filename, &c.ContentType, &c.Size, &c.SHA256, &c.CreatedAt, &c.Data)
 		})
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c, domain.ErrNotFound
-	}
-	if err != nil {
-		return c, fmt.Errorf("attachment content: %w", err)
+	if err := s.read(ctx, b); err != nil {
+		return c, interpretError(err, "attachment content")
 	}
 	return c, nil
 }

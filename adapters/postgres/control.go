@@ -12,132 +12,186 @@ import (
 	"github.com/mailgate/mailgate/domain"
 )
 
-// CancelMessage stops a queued or scheduled message before a worker picks it
-// up. The message row and its job row are locked together, so either the
-// cancel wins and the job is cancelled, or delivery has started and the
-// cancel is refused.
-func (s *Store) CancelMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
-	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		var (
-			state    string
-			jobID    *int64
-			jobState *string
-		)
-		err := tx.QueryRow(ctx, `
-			SELECT m.state, m.job_id, j.state::text
-			FROM messages m LEFT JOIN river_job j ON j.id = m.job_id
-			WHERE m.subscription_id = $1 AND m.id = $2
-			FOR UPDATE OF m`, tenant, id).Scan(&state, &jobID, &jobState)
-		if err == pgx.ErrNoRows {
-			return domain.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("cancel: %w", err)
-		}
-		if state != string(domain.StateQueued) {
-			return &domain.Error{Code: domain.CodeConflict, Message: "only a queued or scheduled message can be cancelled; this one is " + state}
-		}
-		if jobID != nil {
-			// A running job means a worker already has the message.
-			if jobState != nil && *jobState == "running" {
-				return &domain.Error{Code: domain.CodeConflict, Message: "delivery has started; the message can't be cancelled"}
-			}
-			if jobState != nil && s.enqueuer != nil {
-				if err := s.enqueuer.CancelJobTx(ctx, tx, *jobID); err != nil {
-					return fmt.Errorf("cancel delivery job: %w", err)
-				}
-			}
-		}
-		if _, err := tx.Exec(ctx, `UPDATE messages SET state = 'cancelled', version = version + 1, updated_at = now(), finished_at = now()
-			WHERE subscription_id = $1 AND id = $2`, tenant, id); err != nil {
-			return fmt.Errorf("cancel: %w", err)
-		}
-		return s.writeEvents(ctx, tx, tenant, id, event{kind: "cancelled"})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s.GetMessage(ctx, tenant, id)
+// lockedMessage is a message loaded for a lifecycle change under its row
+// lock, with what the domain's rules consult besides it.
+type lockedMessage struct {
+	msg *domain.Message
+	// jobID is the message's delivery job, nil when it never had one.
+	jobID *int64
+	job   domain.JobStatus
+	// suppressed holds the recipients' addresses (as the message spells
+	// them) on the suppression list now; read only when asked for.
+	suppressed map[string]bool
 }
 
-// RetryMessage requeues a failed or partially sent message: the recipients
-// the filter takes (failed ones, and bounced ones when f.Bounced) go back to
-// pending, or to suppressed when their address is suppressed now;
-// delivered and suppressed ones stay.
-func (s *Store) RetryMessage(ctx context.Context, tenant, id uuid.UUID, f domain.RetryFilter) (*domain.Message, error) {
-	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		return s.retryInTx(ctx, tx, tenant, id, f)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s.GetMessage(ctx, tenant, id)
-}
+// lifecycleRule is a domain decision on a locked message.
+type lifecycleRule func(*lockedMessage) (domain.LifecycleChange, error)
 
-func (s *Store) retryInTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, f domain.RetryFilter) error {
-	var state string
-	err := tx.QueryRow(ctx, `SELECT state FROM messages WHERE subscription_id = $1 AND id = $2 FOR UPDATE`, tenant, id).Scan(&state)
-	if err == pgx.ErrNoRows {
-		return domain.ErrNotFound
-	}
+// changeMessage is the store's one update shape for the message lifecycle
+// (wild-workouts' UpdateHour): inside the caller's transaction it loads the
+// message FOR UPDATE with its job's state, lets the domain rule decide, and
+// writes what the rule decided. A refusing rule writes nothing.
+func (s *Store) changeMessage(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, withSuppressions bool, rule lifecycleRule) error {
+	lm, err := lockMessage(ctx, tx, tenant, id, withSuppressions)
 	if err != nil {
-		return fmt.Errorf("retry: %w", err)
-	}
-	if state != string(domain.StateFailed) && state != string(domain.StatePartiallySent) {
-		return &domain.Error{Code: domain.CodeConflict, Message: "only failed or partially sent messages can be retried; this one is " + state}
-	}
-	// The suppression list is checked now, not only at delivery: an address
-	// still suppressed says so in the answer instead of going back to pending.
-	rows, err := tx.Query(ctx, `
-		UPDATE message_recipients r SET updated_at = now(),
-			status = CASE WHEN EXISTS (SELECT 1 FROM suppressions x WHERE x.subscription_id = r.subscription_id AND x.email = lower(r.email))
-			              THEN 'suppressed' ELSE 'pending' END,
-			last_reply = CASE WHEN EXISTS (SELECT 1 FROM suppressions x WHERE x.subscription_id = r.subscription_id AND x.email = lower(r.email))
-			              THEN 'not retried: the address is on the suppression list' ELSE r.last_reply END
-		WHERE r.subscription_id = $1 AND r.message_id = $2 AND r.status = ANY($3)
-		  AND ($4 = 0 OR r.last_code = $4)
-		  AND ($5::timestamptz IS NULL OR r.updated_at >= $5) AND ($6::timestamptz IS NULL OR r.updated_at < $6)
-		RETURNING r.status, r.email`, tenant, id, f.RecipientStatuses(), f.ReplyCode, nullTime(f.RepliedAfter), nullTime(f.RepliedBefore))
-	if err != nil {
-		return fmt.Errorf("retry recipients: %w", err)
-	}
-	var pending int
-	var events []event
-	for rows.Next() {
-		var status, email string
-		if err := rows.Scan(&status, &email); err != nil {
-			rows.Close()
-			return fmt.Errorf("retry recipients: %w", err)
-		}
-		if status == string(domain.RecipientSuppressed) {
-			events = append(events, event{kind: "suppressed", recipient: email, detail: "not retried: the address is on the suppression list"})
-			continue
-		}
-		pending++
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("retry recipients: %w", err)
-	}
-	if pending == 0 {
-		what := "failed"
-		if f.Bounced {
-			what = "failed or bounced"
-		}
-		return &domain.Error{Code: domain.CodeConflict, Message: "no recipient is left to retry: none is " + what + " (and matches the filter) and off the suppression list"}
-	}
-	if _, err := tx.Exec(ctx, `UPDATE messages SET state = 'queued', last_error = '', version = version + 1,
-			updated_at = now(), queued_at = now(), finished_at = NULL
-		WHERE subscription_id = $1 AND id = $2`, tenant, id); err != nil {
-		return fmt.Errorf("retry: %w", err)
-	}
-	if err := s.enqueue(ctx, tx, tenant, id, time.Time{}); err != nil {
 		return err
 	}
-	return s.writeEvents(ctx, tx, tenant, id, append(events, event{kind: "queued", detail: "retry requested"})...)
+	ch, err := rule(lm)
+	if err != nil {
+		return err
+	}
+	return s.writeChange(ctx, tx, tenant, lm, ch)
+}
+
+// lockMessage reads a message, its recipients and its job's state in one
+// round trip, the message row locked until ex's transaction ends; a
+// missing message is domain.ErrNotFound.
+func lockMessage(ctx context.Context, ex executor, tenant, id uuid.UUID, withSuppressions bool) (*lockedMessage, error) {
+	lm := &lockedMessage{}
+	b := newBatch(tenantScope(tenant))
+	queueMessage(b, tenant, id, &lm.msg, true)
+	b.Queue(`SELECT m.job_id, j.state::text FROM messages m LEFT JOIN river_job j ON j.id = m.job_id
+		WHERE m.subscription_id = $1 AND m.id = $2`, tenant, id).
+		QueryRow(func(row pgx.Row) error {
+			var jobState *string
+			if err := row.Scan(&lm.jobID, &jobState); err != nil {
+				return err
+			}
+			lm.job = domain.JobStatus{Exists: jobState != nil}
+			if jobState != nil {
+				lm.job.State = *jobState
+			}
+			return nil
+		})
+	if withSuppressions {
+		lm.suppressed = map[string]bool{}
+		b.Queue(`SELECT r.email FROM message_recipients r
+			WHERE r.subscription_id = $1 AND r.message_id = $2
+			  AND EXISTS (SELECT 1 FROM suppressions x WHERE x.subscription_id = r.subscription_id AND x.email = lower(r.email))`, tenant, id).
+			Query(func(rows pgx.Rows) error {
+				emails, err := pgx.CollectRows(rows, pgx.RowTo[string])
+				for _, e := range emails {
+					lm.suppressed[e] = true
+				}
+				return err
+			})
+	}
+	if err := ex.SendBatch(ctx, b).Close(); err != nil {
+		return nil, interpretError(err, "lock message")
+	}
+	return lm, nil
+}
+
+// writeChange writes a lifecycle change in tx: the message's new state and
+// times, the recipients it rewrote, its timeline (and the webhooks it
+// wakes), and its job's fate through River's client. A settling change is
+// written as a delivery outcome.
+func (s *Store) writeChange(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, lm *lockedMessage, ch domain.LifecycleChange) error {
+	if ch.Event == "" {
+		return nil
+	}
+	if ch.Attempt != nil {
+		return s.writeAttempt(ctx, tx, tenant, *ch.Attempt)
+	}
+	m := lm.msg
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE messages SET state = $3, last_error = $4, queued_at = $5, updated_at = $6,
+			finished_at = CASE WHEN $7 THEN $6::timestamptz END, version = version + 1
+		WHERE subscription_id = $1 AND id = $2`,
+		tenant, m.ID, string(m.State), m.LastError, nullTime(m.QueuedAt), m.UpdatedAt, m.State.Final())
+	queueRecipientChanges(b, tenant, m.ID, ch.Recipients)
+	timeline := make([]event, len(ch.Timeline))
+	for i, e := range ch.Timeline {
+		timeline[i] = event{kind: e.Type, recipient: e.Recipient, code: e.SMTPCode, detail: e.Detail}
+	}
+	var hooks []domain.WebhookJob
+	queueEvents(b, tenant, m.ID, timeline, &hooks)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return interpretError(err, "write "+string(ch.Event))
+	}
+	if err := s.flushWebhooks(ctx, tx, tenant, hooks); err != nil {
+		return err
+	}
+	switch ch.Job {
+	case domain.JobCancel:
+		if lm.jobID != nil && s.enqueuer != nil {
+			if err := s.enqueuer.CancelJobTx(ctx, tx, *lm.jobID); err != nil {
+				return fmt.Errorf("cancel delivery job: %w", err)
+			}
+		}
+	case domain.JobEnqueue:
+		return s.enqueue(ctx, tx, tenant, m.ID, time.Time{})
+	}
+	return nil
+}
+
+// queueRecipientChanges adds the rewrite of the changed recipients' status,
+// last reply and update time to a batch, as one statement.
+func queueRecipientChanges(b *pgx.Batch, tenant, messageID uuid.UUID, changed []domain.Recipient) {
+	if len(changed) == 0 {
+		return
+	}
+	positions := make([]int32, len(changed))
+	statuses := make([]string, len(changed))
+	replies := make([]string, len(changed))
+	updated := make([]time.Time, len(changed))
+	for i, r := range changed {
+		positions[i], statuses[i], replies[i], updated[i] = int32(r.Position), string(r.Status), r.LastReply, r.UpdatedAt
+	}
+	b.Queue(`
+		UPDATE message_recipients r SET status = c.status, last_reply = c.reply, updated_at = c.updated
+		FROM unnest($3::int[], $4::text[], $5::text[], $6::timestamptz[]) AS c(position, status, reply, updated)
+		WHERE r.subscription_id = $1 AND r.message_id = $2 AND r.position = c.position`,
+		tenant, messageID, positions, statuses, replies, updated)
+}
+
+// CancelMessage stops a queued or scheduled message before a worker picks it
+// up (domain.Message.Cancel). The message row is locked and its job's state
+// read under that lock, so either the cancel wins and the job is cancelled
+// through River, or delivery has started and the cancel is refused.
+func (s *Store) CancelMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.Message, error) {
+	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error { return s.CancelMessageTx(ctx, tx, tenant, id) })
+	if err != nil {
+		return nil, err
+	}
+	return s.GetMessage(ctx, tenant, id)
+}
+
+// CancelMessageTx is CancelMessage inside the caller's transaction, which
+// commits or rolls back the cancel and its job's with everything else it
+// does; the transaction is scoped to tenant from then on.
+func (s *Store) CancelMessageTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) error {
+	return s.changeMessage(ctx, tx, tenant, id, false, func(lm *lockedMessage) (domain.LifecycleChange, error) {
+		return lm.msg.Cancel(lm.job, time.Now().UTC())
+	})
+}
+
+// RetryMessage requeues a failed or partially sent message
+// (domain.Message.Retry): the recipients the filter takes go back to
+// pending, or to suppressed when their address is suppressed now; the
+// suppression list is read under the message's lock.
+func (s *Store) RetryMessage(ctx context.Context, tenant, id uuid.UUID, f domain.RetryFilter) (*domain.Message, error) {
+	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error { return s.RetryMessageTx(ctx, tx, tenant, id, f) })
+	if err != nil {
+		return nil, err
+	}
+	return s.GetMessage(ctx, tenant, id)
+}
+
+// RetryMessageTx is RetryMessage inside the caller's transaction (see
+// CancelMessageTx).
+func (s *Store) RetryMessageTx(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, f domain.RetryFilter) error {
+	return s.changeMessage(ctx, tx, tenant, id, true, func(lm *lockedMessage) (domain.LifecycleChange, error) {
+		return lm.msg.Retry(f, lm.suppressed, time.Now().UTC())
+	})
 }
 
 // retryCandidates selects up to f.Limit messages of the filter, with a
-// recipient it would requeue; tenant uuid.Nil selects across tenants.
+// recipient it would requeue; tenant uuid.Nil selects across tenants. The
+// set-based selection only narrows the search: which message states and
+// recipient statuses qualify come from the domain (RetryFilter's
+// MessageStates and RecipientStatuses, passed as parameters), and each
+// candidate is then retried by domain.Message.Retry under its row lock.
 const retryCandidates = `
 	SELECT m.subscription_id, m.id FROM messages m
 	WHERE ($1::uuid IS NULL OR m.subscription_id = $1) AND m.state = ANY($2)
@@ -149,11 +203,7 @@ const retryCandidates = `
 	ORDER BY m.created_date, m.id LIMIT $9`
 
 func retryArgs(tenant uuid.UUID, f domain.RetryFilter) []any {
-	states := []string{string(domain.StateFailed), string(domain.StatePartiallySent)}
-	if f.State != "" {
-		states = []string{string(f.State)}
-	}
-	return []any{nullUUID(tenant), states, nullTime(f.CreatedAfter), nullTime(f.CreatedBefore), f.RecipientStatuses(),
+	return []any{nullUUID(tenant), stateStrings(f.MessageStates()), nullTime(f.CreatedAfter), nullTime(f.CreatedBefore), f.RecipientStatuses(),
 		f.ReplyCode, nullTime(f.RepliedAfter), nullTime(f.RepliedBefore), f.Limit}
 }
 
@@ -187,7 +237,7 @@ func (s *Store) retryEach(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, f do
 	for _, c := range candidates {
 		// A savepoint per message, so one left alone (every recipient still
 		// suppressed) doesn't undo the others.
-		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.retryInTx(ctx, sp, c.tenant, c.id, f) })
+		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.RetryMessageTx(ctx, sp, c.tenant, c.id, f) })
 		if domain.ErrorCodeOf(err) == domain.CodeConflict {
 			continue
 		}
@@ -238,17 +288,21 @@ func (s *Store) RetryAcrossTenants(ctx context.Context, f domain.RetryFilter) (m
 // delivery that the reconciler must act on (domain.DecideStall): a sending
 // message whose job is not running, or a queued or sending one whose job is
 // gone or finished. A message is only considered once it has been unsettled
-// for grace, so a write in progress is never mistaken for a stall.
+// for grace, so a write in progress is never mistaken for a stall. The
+// selection is set-based, but its terms are the domain's (the states whose
+// delivery is queued or in flight, River's live job states, passed as parameters);
+// Reconcile decides each message again under its lock.
 func (s *Store) FindStalled(ctx context.Context, grace time.Duration, limit int) ([]domain.StalledMessage, error) {
 	var out []domain.StalledMessage
 	b := newBatch(operatorScope)
 	b.Queue(`
 		SELECT m.subscription_id, m.id, coalesce(m.queued_at, m.created_date)
 		FROM messages m LEFT JOIN river_job j ON j.id = m.job_id
-		WHERE m.state IN ('queued', 'sending') AND m.updated_at < now() - $1::interval
-		  AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded')
-		       OR (m.state = 'sending' AND j.state <> 'running'))
-		ORDER BY m.updated_at LIMIT $2`, fmt.Sprintf("%d milliseconds", grace.Milliseconds()), limit).
+		WHERE m.state = ANY($3) AND m.updated_at < now() - $1::interval
+		  AND (j.id IS NULL OR NOT (j.state::text = ANY($4::text[]))
+		       OR (m.state = $5 AND j.state::text <> $6))
+		ORDER BY m.updated_at LIMIT $2`, fmt.Sprintf("%d milliseconds", grace.Milliseconds()), limit,
+		stateStrings(domain.DeliveryStates()), domain.LiveJobStates(), string(domain.StateSending), domain.JobRunning).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var m domain.StalledMessage
@@ -260,57 +314,33 @@ func (s *Store) FindStalled(ctx context.Context, grace time.Duration, limit int)
 			return rows.Err()
 		})
 	if err := s.read(ctx, b); err != nil {
-		return nil, fmt.Errorf("find stalled: %w", err)
+		return nil, interpretError(err, "find stalled")
 	}
 	return out, nil
 }
 
-// Reconcile applies domain.DecideStall to one message under its row lock,
-// re-reading its job there so a worker that picked it up meanwhile wins:
-// an interrupted attempt goes back to queued, a message whose job is gone is
-// requeued with a new job (never beside a live one), or failed when it is
-// past the delivery age. It reports what it did.
+// Reconcile applies the reconciler's rule (domain.Message.Reconcile) to one
+// message under its row lock, reading its job there so a worker that
+// picked it up meanwhile wins: an interrupted attempt goes back to queued,
+// a message whose job is gone is requeued with a new job (never beside a
+// live one), or failed when it is past the delivery age. A message deleted
+// meanwhile needs nothing. It reports what it did.
 func (s *Store) Reconcile(ctx context.Context, m domain.StalledMessage, maxAge time.Duration) (domain.StallAction, error) {
 	action := domain.StallNone
 	err := s.inTx(ctx, tenantScope(m.SubscriptionID), func(tx pgx.Tx) error {
-		msg, err := getMessage(ctx, tx, m.SubscriptionID, m.ID, true)
+		err := s.changeMessage(ctx, tx, m.SubscriptionID, m.ID, false, func(lm *lockedMessage) (domain.LifecycleChange, error) {
+			var (
+				ch  domain.LifecycleChange
+				err error
+			)
+			action, ch, err = lm.msg.Reconcile(lm.job, time.Now().UTC(), maxAge)
+			return ch, err
+		})
 		if errors.Is(err, domain.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("reconcile: %w", err)
-		}
-		var (
-			jobID    *int64
-			jobState *string
-		)
-		if err := tx.QueryRow(ctx, `SELECT m.job_id, j.state::text FROM messages m LEFT JOIN river_job j ON j.id = m.job_id
-			WHERE m.subscription_id = $1 AND m.id = $2`, m.SubscriptionID, m.ID).Scan(&jobID, &jobState); err != nil {
-			return fmt.Errorf("reconcile: read job: %w", err)
-		}
-		job := domain.JobStatus{Exists: jobState != nil}
-		if jobState != nil {
-			job.State = *jobState
-		}
-		action = domain.DecideStall(msg.State, job, msg.QueuedAt, time.Now(), maxAge)
-		switch action {
-		case domain.StallReset:
-			if _, err := tx.Exec(ctx, `UPDATE messages SET state = 'queued', version = version + 1, updated_at = now()
-				WHERE subscription_id = $1 AND id = $2`, m.SubscriptionID, m.ID); err != nil {
-				return err
-			}
-			return s.writeEvents(ctx, tx, m.SubscriptionID, m.ID, event{kind: "queued", detail: "reconciler: the attempt was interrupted; waiting for its retry"})
-		case domain.StallGiveUp:
-			rec := msg.RefuseAll("delivery gave up: the delivery job was lost and the message is past its delivery age")
-			return s.writeAttempt(ctx, tx, m.SubscriptionID, rec)
-		case domain.StallRequeue:
-			if _, err := tx.Exec(ctx, `UPDATE messages SET state = 'queued', version = version + 1, updated_at = now() WHERE subscription_id = $1 AND id = $2`, m.SubscriptionID, m.ID); err != nil {
-				return err
-			}
-			if err := s.enqueue(ctx, tx, m.SubscriptionID, m.ID, time.Time{}); err != nil {
-				return err
-			}
-			return s.writeEvents(ctx, tx, m.SubscriptionID, m.ID, event{kind: "queued", detail: "reconciler: the delivery job was lost; requeued"})
 		}
 		return nil
 	})
@@ -324,10 +354,11 @@ func (s *Store) ReleaseHeld(ctx context.Context, tenant uuid.UUID) (int, error) 
 	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT j.id FROM messages m JOIN river_job j ON j.id = m.job_id
-			WHERE m.subscription_id = $1 AND m.state = 'queued' AND j.state = 'scheduled'
-			  AND (m.send_at IS NULL OR m.send_at <= now()) AND m.send_slot IS NULL`, tenant)
+			WHERE m.subscription_id = $1 AND m.state = $2 AND j.state::text = $3
+			  AND (m.send_at IS NULL OR m.send_at <= now()) AND m.send_slot IS NULL`,
+			tenant, string(domain.StateQueued), domain.JobScheduled)
 		if err != nil {
-			return err
+			return interpretError(err, "find held jobs")
 		}
 		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
@@ -345,4 +376,13 @@ func (s *Store) ReleaseHeld(ctx context.Context, tenant uuid.UUID) (int, error) 
 		return 0, fmt.Errorf("release held deliveries: %w", err)
 	}
 	return released, nil
+}
+
+// stateStrings spells states for a text[] parameter.
+func stateStrings(states []domain.MessageState) []string {
+	out := make([]string, len(states))
+	for i, st := range states {
+		out[i] = string(st)
+	}
+	return out
 }

@@ -44,11 +44,8 @@ func (s *Store) LoadInbound(ctx context.Context, id uuid.UUID) (domain.InboundMa
 		return tx.QueryRow(ctx, `SELECT id, received_at, remote_addr, helo, mail_from, rcpt_to, raw, status FROM inbound_messages WHERE id = $1`, id).
 			Scan(&m.ID, &m.ReceivedAt, &m.RemoteAddr, &m.Helo, &m.MailFrom, &m.RcptTo, &m.Raw, &status)
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return m, "", domain.ErrNotFound
-	}
 	if err != nil {
-		return m, "", fmt.Errorf("load inbound message: %w", err)
+		return m, "", interpretError(err, "load inbound message")
 	}
 	return m, status, nil
 }
@@ -60,11 +57,8 @@ func (s *Store) MessageTenant(ctx context.Context, id uuid.UUID) (uuid.UUID, err
 	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SELECT subscription_id FROM messages WHERE id = $1`, id).Scan(&tenant)
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, domain.ErrNotFound
-	}
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("find message: %w", err)
+		return uuid.Nil, interpretError(err, "find message")
 	}
 	return tenant, nil
 }

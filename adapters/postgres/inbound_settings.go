@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -35,15 +34,8 @@ func (s *Store) SetInboundSettings(ctx context.Context, tenant uuid.UUID, return
 				reply_routing = coalesce($4, reply_routing)
 			WHERE id = $1 RETURNING coalesce(return_path_domain, ''), reply_routing`,
 			tenant, returnPathDomain != nil, rpd, replyRouting).Scan(&out.ReturnPathDomain, &out.ReplyRouting)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return domain.ErrNotFound
-		case pgCode(err) == "23505":
-			return &domain.Error{Code: domain.CodeConflict, Field: "return_path_domain", Message: "another tenant uses this return-path domain"}
-		case err != nil:
-			return fmt.Errorf("set inbound settings: %w", err)
-		}
-		return nil
+		return interpretError(err, "set inbound settings",
+			onUnique(&domain.Error{Code: domain.CodeConflict, Field: "return_path_domain", Message: "another tenant uses this return-path domain"}))
 	})
 	return out, err
 }

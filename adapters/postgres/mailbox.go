@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -119,10 +118,7 @@ func (s *Store) GetMailboxEntry(ctx context.Context, tenant, id uuid.UUID) (doma
 			return err
 		})
 	if err := s.read(ctx, b); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return e, domain.ErrNotFound
-		}
-		return e, fmt.Errorf("get mailbox entry: %w", err)
+		return e, interpretError(err, "get mailbox entry")
 	}
 	return e, nil
 }
@@ -138,10 +134,7 @@ func (s *Store) UpdateMailboxEntry(ctx context.Context, tenant, id uuid.UUID, ch
 				folder = coalesce($4, folder)
 			WHERE subscription_id = $1 AND id = $2
 			RETURNING `+mailboxColumns, tenant, id, ch.Read, ch.Folder))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return domain.ErrNotFound
-		}
-		return err
+		return interpretError(err, "update mailbox entry")
 	})
 	return e, err
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -220,20 +222,22 @@ func (s *Store) UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *domain.M
 			UPDATE messages SET sender_account_id = $4, sender_email = $5, sender_display_name = $6,
 				subject = $7, body = $8, importance = $9, message_id = $10, in_reply_to = $11,
 				references_header = $12, parent_id = $13, state = $14, updated_at = $15,
-				queued_at = CASE WHEN $14 = 'queued' THEN $15::timestamptz END,
-				send_at = $16, client_message_id = $17, client_references = $18, version = version + 1
-			WHERE subscription_id = $1 AND id = $2 AND version = $3 AND state = 'draft'
+				queued_at = $19, send_at = $16, client_message_id = $17, client_references = $18, version = version + 1
+			WHERE subscription_id = $1 AND id = $2 AND version = $3 AND state = ANY($20)
 			RETURNING version`,
 			tenant, msg.ID, int64(expected), nullUUID(msg.SenderAccountID), msg.SenderEmail,
 			msg.SenderDisplayName, msg.Subject, msg.Body, int16(msg.Importance), msg.MessageID,
 			msg.InReplyTo, msg.References, nullUUID(msg.ParentID), string(msg.State), msg.UpdatedAt, nullTime(msg.SendAt),
-			msg.ClientMessageID, msg.ClientReferences).
+			msg.ClientMessageID, msg.ClientReferences, nullTime(msg.QueuedAt), stateStrings(domain.LifecycleEdit.Sources())).
 			Scan(&msg.Version)
-		if err == pgx.ErrNoRows {
+		err = interpretError(err, "update draft")
+		if errors.Is(err, domain.ErrNotFound) {
+			// The guard (the states a draft may be changed in, and the
+			// version) matched no row: say which part missed.
 			return s.explainMissedUpdate(ctx, tx, tenant, msg.ID)
 		}
 		if err != nil {
-			return fmt.Errorf("update draft: %w", err)
+			return err
 		}
 		b := &pgx.Batch{}
 		b.Queue(`DELETE FROM message_recipients WHERE subscription_id = $1 AND message_id = $2`, tenant, msg.ID)
@@ -255,8 +259,8 @@ func (s *Store) UpdateDraft(ctx context.Context, tenant uuid.UUID, msg *domain.M
 // explainMissedUpdate tells why a compare-and-set on a draft matched no row.
 func (s *Store) explainMissedUpdate(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) error {
 	return explainMiss(ctx, tx, tenant, id, func(state domain.MessageState) string {
-		if state != domain.StateDraft {
-			return "only drafts can be changed; this message is " + string(state)
+		if !domain.LifecycleEdit.Permits(state) {
+			return domain.LifecycleEdit.Refusal(state)
 		}
 		return ""
 	})
@@ -270,11 +274,8 @@ func explainMiss(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, blocked f
 		version int64
 	)
 	err := tx.QueryRow(ctx, `SELECT state, version FROM messages WHERE subscription_id = $1 AND id = $2`, tenant, id).Scan(&state, &version)
-	if err == pgx.ErrNoRows {
-		return domain.ErrNotFound
-	}
 	if err != nil {
-		return fmt.Errorf("read current version: %w", err)
+		return interpretError(err, "read current version")
 	}
 	if reason := blocked(domain.MessageState(state)); reason != "" {
 		return &domain.Error{Code: domain.CodeConflict, Message: reason, CurrentVersion: domain.Version(version)}
@@ -287,29 +288,36 @@ func (s *Store) GetMessage(ctx context.Context, tenant, id uuid.UUID) (*domain.M
 	return getMessage(ctx, s.pool, tenant, id, false)
 }
 
-// querier is what both a pool and a transaction offer.
-type querier interface {
+// executor is what a pool, a connection and a transaction all offer, so a
+// read written against it runs on any of them (as River's drivers take an
+// executor): on its own, or inside a caller's transaction.
+type executor interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
+var (
+	_ executor = (*pgxpool.Pool)(nil)
+	_ executor = (pgx.Tx)(nil)
+)
+
 // getMessage loads a message in one batch, scoped to its tenant (harmless
 // inside a transaction already scoped the same way).
-func getMessage(ctx context.Context, q querier, tenant, id uuid.UUID, forUpdate bool) (*domain.Message, error) {
+func getMessage(ctx context.Context, q executor, tenant, id uuid.UUID, forUpdate bool) (*domain.Message, error) {
 	var msg *domain.Message
 	b := newBatch(tenantScope(tenant))
 	queueMessage(b, tenant, id, &msg, forUpdate)
 	if err := q.SendBatch(ctx, b).Close(); err != nil {
-		if errors.Is(err, domain.ErrNotFound) {
-			return nil, domain.ErrNotFound
-		}
-		return nil, fmt.Errorf("get message: %w", err)
+		return nil, interpretError(err, "get message")
 	}
 	return msg, nil
 }
 
 // queueMessage queues the reads of a message, its recipients and its
 // attachment ids on b; *dst is set when the batch runs, and a missing
-// message fails the batch with domain.ErrNotFound.
+// message fails the batch with pgx.ErrNoRows (not found, to interpretError).
 func queueMessage(b *pgx.Batch, tenant, id uuid.UUID, dst **domain.Message, forUpdate ...bool) {
 	lock := ""
 	if len(forUpdate) > 0 && forUpdate[0] {
@@ -318,9 +326,6 @@ func queueMessage(b *pgx.Batch, tenant, id uuid.UUID, dst **domain.Message, forU
 	b.Queue(`SELECT `+messageColumns+` FROM messages WHERE subscription_id = $1 AND id = $2`+lock, tenant, id).
 		QueryRow(func(row pgx.Row) error {
 			m, err := scanMessage(row)
-			if err == pgx.ErrNoRows {
-				return domain.ErrNotFound
-			}
 			*dst = m
 			return err
 		})
@@ -355,7 +360,9 @@ func queueMessage(b *pgx.Batch, tenant, id uuid.UUID, dst **domain.Message, forU
 }
 
 // DeleteMessage implements domain.MessageStore. The checks and the delete are
-// one statement, so a delivery that starts meanwhile can't be deleted under it.
+// one statement, so a delivery that starts meanwhile can't be deleted under it;
+// the states that block it are the domain's (domain.DeliveryStates, the
+// ones MessageState.CanDelete refuses), passed as a parameter.
 func (s *Store) DeleteMessage(ctx context.Context, tenant, id uuid.UUID, expected *domain.Version) error {
 	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		var want *int64
@@ -365,10 +372,10 @@ func (s *Store) DeleteMessage(ctx context.Context, tenant, id uuid.UUID, expecte
 		}
 		tag, err := tx.Exec(ctx, `
 			DELETE FROM messages WHERE subscription_id = $1 AND id = $2
-			AND state NOT IN ('queued', 'sending') AND ($3::bigint IS NULL OR version = $3)`,
-			tenant, id, want)
+			AND NOT (state = ANY($4)) AND ($3::bigint IS NULL OR version = $3)`,
+			tenant, id, want, stateStrings(domain.DeliveryStates()))
 		if err != nil {
-			return fmt.Errorf("delete message: %w", err)
+			return interpretError(err, "delete message")
 		}
 		if tag.RowsAffected() == 0 {
 			return s.explainMissedDelete(ctx, tx, tenant, id)

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -63,12 +62,8 @@ func (s *Store) FindTenantByName(ctx context.Context, name string) (Tenant, erro
 		QueryRow(func(row pgx.Row) error {
 			return row.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.SenderDomains)
 		})
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, domain.ErrNotFound
-	}
-	if err != nil {
-		return t, fmt.Errorf("find tenant: %w", err)
+	if err := s.read(ctx, b); err != nil {
+		return t, interpretError(err, "find tenant")
 	}
 	return t, nil
 }
@@ -100,16 +95,9 @@ func (s *Store) CreateAccount(ctx context.Context, tenant uuid.UUID, email, disp
 		err = tx.QueryRow(ctx, `
 			INSERT INTO accounts (subscription_id, id, email, display_name) VALUES ($1, $2, $3, $4)
 			RETURNING created_at`, tenant, a.ID, a.Email, displayName).Scan(&a.CreatedAt)
-		switch pgCode(err) {
-		case "":
-			return nil
-		case "23505":
-			return &domain.Error{Code: domain.CodeConflict, Field: "email", Message: "an account with this address exists"}
-		case "23503":
-			return domain.ErrNotFound
-		default:
-			return fmt.Errorf("insert account: %w", err)
-		}
+		return interpretError(err, "insert account",
+			onUnique(&domain.Error{Code: domain.CodeConflict, Field: "email", Message: "an account with this address exists"}),
+			onForeignKey(domain.ErrNotFound))
 	})
 	return a, err
 }
@@ -122,12 +110,8 @@ func (s *Store) FindAccountByEmail(ctx context.Context, tenant uuid.UUID, email 
 		SELECT id, email, display_name, created_at FROM accounts
 		WHERE subscription_id = $1 AND lower(email) = lower($2)`, tenant, email).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&a.ID, &a.Email, &a.DisplayName, &a.CreatedAt) })
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, domain.ErrNotFound
-	}
-	if err != nil {
-		return a, fmt.Errorf("find account: %w", err)
+	if err := s.read(ctx, b); err != nil {
+		return a, interpretError(err, "find account")
 	}
 	return a, nil
 }
@@ -288,12 +272,8 @@ func (s *Store) GetTenant(ctx context.Context, id uuid.UUID) (Tenant, error) {
 		t, err = scanTenant(row)
 		return err
 	})
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, domain.ErrNotFound
-	}
-	if err != nil {
-		return t, fmt.Errorf("get tenant: %w", err)
+	if err := s.read(ctx, b); err != nil {
+		return t, interpretError(err, "get tenant")
 	}
 	return t, nil
 }
@@ -403,12 +383,8 @@ func (s *Store) TenantStatus(ctx context.Context, tenant uuid.UUID) (string, err
 	b := newBatch(tenantScope(tenant))
 	b.Queue(`SELECT status FROM subscriptions WHERE id = $1`, tenant).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&status) })
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", domain.ErrNotFound
-	}
-	if err != nil {
-		return "", fmt.Errorf("tenant status: %w", err)
+	if err := s.read(ctx, b); err != nil {
+		return "", interpretError(err, "tenant status")
 	}
 	return status, nil
 }
@@ -423,10 +399,7 @@ func (s *Store) AddSenderDomain(ctx context.Context, tenant uuid.UUID, name stri
 		_, err := tx.Exec(ctx, `
 			INSERT INTO sender_domains (subscription_id, domain, verified_at) VALUES ($1, $2, now())
 			ON CONFLICT (subscription_id, domain) DO UPDATE SET verified_at = coalesce(sender_domains.verified_at, now())`, tenant, d)
-		if pgCode(err) == "23503" {
-			return domain.ErrNotFound
-		}
-		return err
+		return interpretError(err, "add sender domain", onForeignKey(domain.ErrNotFound))
 	})
 	if err != nil {
 		return Tenant{}, err

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -95,12 +94,8 @@ func (s *Store) GetWebhook(ctx context.Context, tenant, id uuid.UUID) (domain.We
 			w, err = scanWebhook(row)
 			return err
 		})
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return w, domain.ErrNotFound
-	}
-	if err != nil {
-		return w, fmt.Errorf("get webhook: %w", err)
+	if err := s.read(ctx, b); err != nil {
+		return w, interpretError(err, "get webhook")
 	}
 	return w, nil
 }
