@@ -64,12 +64,6 @@ func (s *fakeStore) addSender(tenant uuid.UUID, sender domain.Sender) {
 	s.senders[tenant] = append(s.senders[tenant], sender)
 }
 
-func (s *fakeStore) addAttachment(tenant uuid.UUID, a domain.Attachment) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attachments[[2]uuid.UUID{tenant, a.ID}] = a
-}
-
 func (s *fakeStore) LookupAttachments(_ context.Context, tenant uuid.UUID, ids []uuid.UUID) ([]domain.Attachment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

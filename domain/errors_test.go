@@ -36,7 +36,7 @@ func TestAsError(t *testing.T) {
 		if got.Code != domain.CodeInternal {
 			t.Fatalf("code = %q, want %q", got.Code, domain.CodeInternal)
 		}
-		if got.Cause != cause {
+		if got.Cause != cause { //nolint:errorlint // identity: the cause is kept as it is, not wrapped
 			t.Fatalf("cause = %v, want %v", got.Cause, cause)
 		}
 		if !errors.Is(got, cause) {

@@ -15,7 +15,7 @@ const (
 	ImportanceHigh   Importance = 2
 )
 
-var importanceNames = [...]string{"Low", "Normal", "High"}
+var importanceNames = [...]string{"Low", "Normal", "High"} //nolint:gochecknoglobals // read-only: the .NET enum names
 
 // Valid reports whether i is one of the defined levels.
 func (i Importance) Valid() bool { return i >= ImportanceLow && i <= ImportanceHigh }

@@ -23,7 +23,7 @@ const (
 )
 
 // allowedTransitions is the message state machine.
-var allowedTransitions = map[MessageState][]MessageState{
+var allowedTransitions = map[MessageState][]MessageState{ //nolint:gochecknoglobals // read-only: the state machine, never written after init
 	StateDraft:         {StateDraft, StateQueued},
 	StateQueued:        {StateSending, StateCancelled, StateSent, StatePartiallySent, StateFailed},
 	StateSending:       {StateQueued, StateSent, StatePartiallySent, StateFailed},

@@ -30,7 +30,7 @@ const tokenMACBytes = 10
 
 // tokenEncoding is lower-case base32 without padding: address local parts
 // are case-preserving in theory, but some relays lower-case them.
-var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding) //nolint:gochecknoglobals // read-only: an encoding, safe for concurrent use
 
 // AddressTokens mints and checks the authenticated tokens in return-path and
 // reply addresses. The first key signs; every key verifies, so a key is
