@@ -159,3 +159,59 @@ func (s *Store) DeleteMailboxEntry(ctx context.Context, tenant, id uuid.UUID) er
 		return nil
 	})
 }
+
+// MailboxEntryAttachments returns the attachments a mailbox entry carries,
+// in order: the entry's own hold on them, which stays when the sender
+// deletes the message. An entry that is not the tenant's is not found.
+func (s *Store) MailboxEntryAttachments(ctx context.Context, tenant, entryID uuid.UUID) ([]domain.Attachment, error) {
+	var (
+		found bool
+		out   []domain.Attachment
+	)
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM mailbox_entries WHERE subscription_id = $1 AND id = $2)`, tenant, entryID).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&found) })
+	b.Queue(`
+		SELECT a.id, a.subscription_id, a.filename, a.content_type, a.size_bytes, a.sha256, a.created_at
+		FROM mailbox_entry_attachments ea
+		JOIN attachments a ON a.subscription_id = ea.subscription_id AND a.id = ea.attachment_id
+		WHERE ea.subscription_id = $1 AND ea.entry_id = $2
+		ORDER BY ea.position`, tenant, entryID).Query(func(rows pgx.Rows) error {
+		var err error
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Attachment, error) { return scanAttachment(row) })
+		return err
+	})
+	if err := s.read(ctx, b); err != nil {
+		return nil, fmt.Errorf("mailbox entry attachments: %w", err)
+	}
+	if !found {
+		return nil, domain.ErrNotFound
+	}
+	return out, nil
+}
+
+// MailboxAttachmentContent returns one attachment of a mailbox entry with
+// its bytes; an attachment the entry does not carry is not found, so an
+// entry opens its own files only.
+func (s *Store) MailboxAttachmentContent(ctx context.Context, tenant, entryID, attachmentID uuid.UUID) (domain.AttachmentContent, error) {
+	var c domain.AttachmentContent
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`
+		SELECT a.id, a.subscription_id, a.filename, a.content_type, a.size_bytes, a.sha256, a.created_at, a.content
+		FROM mailbox_entry_attachments ea
+		JOIN attachments a ON a.subscription_id = ea.subscription_id AND a.id = ea.attachment_id
+		WHERE ea.subscription_id = $1 AND ea.entry_id = $2 AND ea.attachment_id = $3
+		LIMIT 1`, tenant, entryID, attachmentID).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&c.ID, &c.SubscriptionID, &c.Filename, &c.ContentType, &c.Size, &c.SHA256, &c.CreatedAt, &c.Data)
+		c.CreatedAt = c.CreatedAt.UTC()
+		return err
+	})
+	err := s.read(ctx, b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, domain.ErrNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("mailbox attachment content: %w", err)
+	}
+	return c, nil
+}
