@@ -51,6 +51,8 @@ type Store struct {
 	loads *deliveryLoader
 	// completer completes delivery jobs with their final state.
 	completer JobCompleter
+	// returnPaths caches the inbound listener's return-path domain lookups.
+	returnPaths *returnPathCache
 }
 
 // JobCompleter completes River jobs inside the caller's transaction,
@@ -68,7 +70,7 @@ var _ domain.MessageStore = (*Store)(nil)
 // New returns a Store. enqueuer may be nil for processes that never queue
 // deliveries (the CLI); queuing then fails loudly.
 func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
-	s := &Store{pool: pool, enqueuer: enqueuer}
+	s := &Store{pool: pool, enqueuer: enqueuer, returnPaths: newReturnPathCache(returnPathHitTTL, returnPathMissTTL, returnPathCacheSize, time.Now)}
 	s.journals = newGroupCommitter(s, 2, 128)
 	s.outcomes = newGroupCommitter(s, 2, 128)
 	s.accepts = newAcceptCommitter(s, acceptCommitters, acceptGroupMessages)
