@@ -147,6 +147,8 @@ func New(d Deps) *Server {
 	s.registerWebhooks(api)
 	s.registerControl(api)
 	s.registerMailbox(api)
+	s.registerMailboxAttachments(api)
+	s.registerInboundAdmin(api)
 	s.engine = e
 	s.handler = newRouteWords(e).handler(e)
 	return s
