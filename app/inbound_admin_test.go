@@ -125,7 +125,7 @@ func TestOperatorViewOfInboundMail(t *testing.T) {
 	// The worker takes it again and, the token still naming nothing, keeps it unmatched.
 	waitFor(t, 20*time.Second, "the reprocessed message to settle", func() bool {
 		var p inboundItem
-		get("/api/admin/inbound/" + unmatched.ID).decode(t, &p)
+		get("/api/admin/inbound/"+unmatched.ID).decode(t, &p)
 		return p.Status == "unmatched" && p.ProcessedAt != nil
 	})
 

@@ -101,16 +101,13 @@ func summarizeInbound(raw []byte) inboundHeadersView {
 		MessageID: field("Message-ID"), InReplyTo: field("In-Reply-To"), ContentType: field("Content-Type")}
 }
 
-// registerInboundAdmin adds the operator's view of inbound mail when the
-// admin store keeps it (it is optional so the admin port stays as small as
-// the deployments that have no inbound side need).
+// registerInboundAdmin adds the operator's view of inbound mail. The admin
+// store keeps it optionally, so the admin port stays as small as
+// deployments without an inbound side need; without it the routes answer 404.
 func (s *Server) registerInboundAdmin(api *gin.RouterGroup) {
-	store, ok := s.admin.(InboundAdminStore)
-	if !ok {
-		return
-	}
-	h := inboundAdmin{s: s, store: store}
-	g := api.Group("/admin/inbound", s.requireAdmin)
+	h := inboundAdmin{s: s}
+	h.store, _ = s.admin.(InboundAdminStore)
+	g := api.Group("/admin/inbound", s.requireAdmin, h.requireStore)
 	g.GET("", h.list)
 	g.GET("/:id", h.get)
 	g.GET("/:id/raw", h.raw)
@@ -121,6 +118,14 @@ func (s *Server) registerInboundAdmin(api *gin.RouterGroup) {
 type inboundAdmin struct {
 	s     *Server
 	store InboundAdminStore
+}
+
+func (h inboundAdmin) requireStore(c *gin.Context) {
+	if h.store == nil {
+		h.s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint"))
+		return
+	}
+	c.Next()
 }
 
 // list pages through stored inbound mail, newest first, optionally of one

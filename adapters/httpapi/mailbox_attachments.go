@@ -27,21 +27,27 @@ type mailboxAttachmentView struct {
 	ContentURL string `json:"content_url"`
 }
 
-// registerMailboxAttachments adds the entry's attachments when the mailbox
-// store keeps them (optional, so the mailbox port stays as it was).
+// registerMailboxAttachments adds the entry's attachments. The mailbox
+// store keeps them optionally, so the mailbox port stays as it was; without
+// them the routes answer 404.
 func (s *Server) registerMailboxAttachments(api *gin.RouterGroup) {
-	store, ok := s.mailbox.(MailboxAttachmentStore)
-	if !ok {
-		return
-	}
-	h := mailboxAttachments{s: s, store: store}
-	api.GET("/mailbox/:id/attachments", h.list)
-	api.GET("/mailbox/:id/attachments/:attachment_id/content", h.content)
+	h := mailboxAttachments{s: s}
+	h.store, _ = s.mailbox.(MailboxAttachmentStore)
+	api.GET("/mailbox/:id/attachments", h.requireStore, h.list)
+	api.GET("/mailbox/:id/attachments/:attachment_id/content", h.requireStore, h.content)
 }
 
 type mailboxAttachments struct {
 	s     *Server
 	store MailboxAttachmentStore
+}
+
+func (h mailboxAttachments) requireStore(c *gin.Context) {
+	if h.store == nil {
+		h.s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint"))
+		return
+	}
+	c.Next()
 }
 
 func (h mailboxAttachments) list(c *gin.Context) {

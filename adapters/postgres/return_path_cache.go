@@ -14,8 +14,8 @@ import (
 // is safe for that long:
 //   - a stale "yes" (the domain was just released) accepts a little more
 //     mail for it; nothing trusts the domain, since the worker matches
-//     bounces by their HMAC-signed token and that token names the message
-//     and so the tenant, so such mail ends unmatched at worst;
+//     bounces by their HMAC-signed token (which names the message, and so
+//     the tenant), so such mail is matched like any other or ends unmatched;
 //   - a stale "no" (the domain was just configured) could refuse a bounce,
 //     but only where this process already saw mail for that domain before it
 //     was anybody's return path, within the last returnPathMissTTL, while
