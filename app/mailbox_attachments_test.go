@@ -5,11 +5,23 @@ import (
 	"context"
 	"crypto/rand"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/adapters/postgres"
 	"github.com/mailgate/mailgate/adapters/smtprelay/smtptest"
 )
+
+// account creates an account of the gateway's tenant, local@ its domain.
+func (g *gateway) account(t *testing.T, local string) postgres.Account {
+	t.Helper()
+	a, err := g.app.Store().CreateAccount(t.Context(), g.tenant.ID, local+"@"+g.domain, strings.ToUpper(local[:1])+local[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
 
 type mailboxAttachmentsPage struct {
 	Items []struct {
@@ -29,14 +41,7 @@ func TestMailboxEntryCarriesAttachments(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, smtptest.Options{})
 	ctx := t.Context()
-	ann, err := g.app.Store().CreateAccount(ctx, g.tenant.ID, "ann@"+g.domain, "Ann")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ben, err := g.app.Store().CreateAccount(ctx, g.tenant.ID, "ben@"+g.domain, "Ben")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann, ben := g.account(t, "ann"), g.account(t, "ben")
 	data := make([]byte, 70_000)
 	_, _ = rand.Read(data)
 	attID := g.upload(t, "report.bin", "application/octet-stream", data)

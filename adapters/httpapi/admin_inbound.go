@@ -107,7 +107,7 @@ func summarizeInbound(raw []byte) inboundHeadersView {
 func (s *Server) registerInboundAdmin(api *gin.RouterGroup) {
 	h := inboundAdmin{s: s}
 	h.store, _ = s.admin.(InboundAdminStore)
-	g := api.Group("/admin/inbound", s.requireAdmin, h.requireStore)
+	g := api.Group("/admin/inbound", s.requireAdmin, s.requirePort(h.store != nil))
 	g.GET("", h.list)
 	g.GET("/:id", h.get)
 	g.GET("/:id/raw", h.raw)
@@ -115,17 +115,22 @@ func (s *Server) registerInboundAdmin(api *gin.RouterGroup) {
 	g.POST("/:id/reprocess", h.reprocess)
 }
 
+// requirePort answers 404 on routes whose optional port this server lacks,
+// as if they did not exist; registering them anyway keeps the route table
+// (and the OpenAPI document that must match it) the same for every setup.
+func (s *Server) requirePort(present bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !present {
+			s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint"))
+			return
+		}
+		c.Next()
+	}
+}
+
 type inboundAdmin struct {
 	s     *Server
 	store InboundAdminStore
-}
-
-func (h inboundAdmin) requireStore(c *gin.Context) {
-	if h.store == nil {
-		h.s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint"))
-		return
-	}
-	c.Next()
 }
 
 // list pages through stored inbound mail, newest first, optionally of one
@@ -151,28 +156,30 @@ func (h inboundAdmin) list(c *gin.Context) {
 	c.PureJSON(http.StatusOK, gin.H{"items": mapViews(records, newInboundView), "next_cursor": next})
 }
 
-func (h inboundAdmin) get(c *gin.Context) {
+// load reads the stored message the path names, or answers the error.
+func (h inboundAdmin) load(c *gin.Context) (domain.InboundRecord, bool) {
 	id, ok := h.s.pathID(c)
 	if !ok {
-		return
+		return domain.InboundRecord{}, false
 	}
 	r, err := h.store.GetInbound(c.Request.Context(), id)
 	if err != nil {
 		h.s.writeError(c, err)
-		return
+		return r, false
 	}
-	c.PureJSON(http.StatusOK, inboundDetailView{inboundView: newInboundView(r), Headers: summarizeInbound(r.Raw)})
+	return r, true
+}
+
+func (h inboundAdmin) get(c *gin.Context) {
+	if r, ok := h.load(c); ok {
+		c.PureJSON(http.StatusOK, inboundDetailView{inboundView: newInboundView(r), Headers: summarizeInbound(r.Raw)})
+	}
 }
 
 // raw downloads the message exactly as it arrived, as message/rfc822.
 func (h inboundAdmin) raw(c *gin.Context) {
-	id, ok := h.s.pathID(c)
+	r, ok := h.load(c)
 	if !ok {
-		return
-	}
-	r, err := h.store.GetInbound(c.Request.Context(), id)
-	if err != nil {
-		h.s.writeError(c, err)
 		return
 	}
 	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": r.ID.String() + ".eml"}))

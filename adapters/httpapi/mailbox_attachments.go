@@ -33,21 +33,14 @@ type mailboxAttachmentView struct {
 func (s *Server) registerMailboxAttachments(api *gin.RouterGroup) {
 	h := mailboxAttachments{s: s}
 	h.store, _ = s.mailbox.(MailboxAttachmentStore)
-	api.GET("/mailbox/:id/attachments", h.requireStore, h.list)
-	api.GET("/mailbox/:id/attachments/:attachment_id/content", h.requireStore, h.content)
+	present := s.requirePort(h.store != nil)
+	api.GET("/mailbox/:id/attachments", present, h.list)
+	api.GET("/mailbox/:id/attachments/:attachment_id/content", present, h.content)
 }
 
 type mailboxAttachments struct {
 	s     *Server
 	store MailboxAttachmentStore
-}
-
-func (h mailboxAttachments) requireStore(c *gin.Context) {
-	if h.store == nil {
-		h.s.writeError(c, domain.Errorf(domain.CodeNotFound, "no such endpoint"))
-		return
-	}
-	c.Next()
 }
 
 func (h mailboxAttachments) list(c *gin.Context) {

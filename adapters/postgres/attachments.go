@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -50,14 +49,8 @@ func (s *Store) GetAttachment(ctx context.Context, tenant, id uuid.UUID) (domain
 			a, err = scanAttachment(row)
 			return err
 		})
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, domain.ErrNotFound
-	}
-	if err != nil {
-		return a, fmt.Errorf("get attachment: %w", err)
-	}
-	return a, nil
+	err := s.readOne(ctx, b, "get attachment")
+	return a, err
 }
 
 // AttachmentContent returns an attachment with its bytes.
@@ -68,14 +61,8 @@ func (s *Store) AttachmentContent(ctx context.Context, tenant, id uuid.UUID) (do
 		QueryRow(func(row pgx.Row) error {
 			return row.Scan(&c.ID, &c.SubscriptionID, &c.Filename, &c.ContentType, &c.Size, &c.SHA256, &c.CreatedAt, &c.Data)
 		})
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c, domain.ErrNotFound
-	}
-	if err != nil {
-		return c, fmt.Errorf("attachment content: %w", err)
-	}
-	return c, nil
+	err := s.readOne(ctx, b, "attachment content")
+	return c, err
 }
 
 // LookupAttachments implements domain.MessageStore.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,33 +42,18 @@ func scanInboundRecord(row pgx.Row, withRaw bool) (domain.InboundRecord, error) 
 // ListInbound returns a page of stored inbound messages across tenants
 // (operator), newest first, without their raw bytes.
 func (s *Store) ListInbound(ctx context.Context, f domain.InboundFilter) ([]domain.InboundRecord, string, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = domain.DefaultListLimit
-	}
-	limit = min(limit, domain.MaxListLimit)
-	var (
-		args  []any
-		where = []string{"true"}
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+	limit := pageLimit(f.Limit)
+	var q keysetList
 	if f.Status != "" {
-		where = append(where, "status = "+arg(f.Status))
+		q.and("status = " + q.arg(f.Status))
 	}
-	if f.Cursor != "" {
-		at, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, "(received_at, id) < ("+arg(at)+", "+arg(id)+")")
+	if err := q.after(f.Cursor, "received_at", "id"); err != nil {
+		return nil, "", err
 	}
 	var records []domain.InboundRecord
 	b := newBatch(operatorScope)
-	b.Queue(`SELECT `+inboundSummaryColumns+` FROM inbound_messages WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY received_at DESC, id DESC LIMIT `+arg(limit+1), args...).Query(func(rows pgx.Rows) error {
+	b.Queue(`SELECT `+inboundSummaryColumns+` FROM inbound_messages WHERE `+q.clause()+
+		` ORDER BY received_at DESC, id DESC LIMIT `+q.arg(limit+1), q.args...).Query(func(rows pgx.Rows) error {
 		var err error
 		records, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.InboundRecord, error) { return scanInboundRecord(row, false) })
 		return err
@@ -78,12 +61,7 @@ func (s *Store) ListInbound(ctx context.Context, f domain.InboundFilter) ([]doma
 	if err := s.read(ctx, b); err != nil {
 		return nil, "", fmt.Errorf("list inbound messages: %w", err)
 	}
-	var next string
-	if len(records) > limit {
-		records = records[:limit]
-		last := records[len(records)-1]
-		next = encodeCursor(last.ReceivedAt, last.ID)
-	}
+	records, next := trimPage(records, limit, func(r domain.InboundRecord) (time.Time, uuid.UUID) { return r.ReceivedAt, r.ID })
 	return records, next, nil
 }
 
@@ -96,14 +74,8 @@ func (s *Store) GetInbound(ctx context.Context, id uuid.UUID) (domain.InboundRec
 		r, err = scanInboundRecord(row, true)
 		return err
 	})
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return r, domain.ErrNotFound
-	}
-	if err != nil {
-		return r, fmt.Errorf("get inbound message: %w", err)
-	}
-	return r, nil
+	err := s.readOne(ctx, b, "get inbound message")
+	return r, err
 }
 
 // DeleteInbound removes a stored inbound message (operator). One still

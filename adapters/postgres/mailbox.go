@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,29 +54,16 @@ func scanMailboxEntry(row pgx.Row) (domain.MailboxEntry, error) {
 // ListMailbox returns a page of one account's mailbox, newest first; an
 // account that is not the tenant's is not found.
 func (s *Store) ListMailbox(ctx context.Context, tenant uuid.UUID, f domain.MailboxFilter) ([]domain.MailboxEntry, string, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = domain.DefaultListLimit
-	}
-	limit = min(limit, domain.MaxListLimit)
-	args := []any{tenant, f.AccountID}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	where := []string{"subscription_id = $1", "account_id = $2"}
+	limit := pageLimit(f.Limit)
+	q := keysetList{args: []any{tenant, f.AccountID}, where: []string{"subscription_id = $1", "account_id = $2"}}
 	if f.Folder != "" {
-		where = append(where, "folder = "+arg(f.Folder))
+		q.and("folder = " + q.arg(f.Folder))
 	}
 	if f.Unread != nil {
-		where = append(where, map[bool]string{true: "read_at IS NULL", false: "read_at IS NOT NULL"}[*f.Unread])
+		q.and(map[bool]string{true: "read_at IS NULL", false: "read_at IS NOT NULL"}[*f.Unread])
 	}
-	if f.Cursor != "" {
-		at, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, "(received_at, id) < ("+arg(at)+", "+arg(id)+")")
+	if err := q.after(f.Cursor, "received_at", "id"); err != nil {
+		return nil, "", err
 	}
 	var (
 		found   bool
@@ -87,8 +72,8 @@ func (s *Store) ListMailbox(ctx context.Context, tenant uuid.UUID, f domain.Mail
 	b := newBatch(tenantScope(tenant))
 	b.Queue(`SELECT EXISTS (SELECT 1 FROM accounts WHERE subscription_id = $1 AND id = $2)`, tenant, f.AccountID).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&found) })
-	b.Queue(`SELECT `+mailboxColumns+` FROM mailbox_entries WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY received_at DESC, id DESC LIMIT `+arg(limit+1), args...).Query(func(rows pgx.Rows) error {
+	b.Queue(`SELECT `+mailboxColumns+` FROM mailbox_entries WHERE `+q.clause()+
+		` ORDER BY received_at DESC, id DESC LIMIT `+q.arg(limit+1), q.args...).Query(func(rows pgx.Rows) error {
 		var err error
 		entries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.MailboxEntry, error) { return scanMailboxEntry(row) })
 		return err
@@ -99,12 +84,7 @@ func (s *Store) ListMailbox(ctx context.Context, tenant uuid.UUID, f domain.Mail
 	if !found {
 		return nil, "", &domain.Error{Code: domain.CodeNotFound, Field: "account_id", Message: "no such account"}
 	}
-	var next string
-	if len(entries) > limit {
-		entries = entries[:limit]
-		last := entries[len(entries)-1]
-		next = encodeCursor(last.ReceivedAt, last.ID)
-	}
+	entries, next := trimPage(entries, limit, func(e domain.MailboxEntry) (time.Time, uuid.UUID) { return e.ReceivedAt, e.ID })
 	return entries, next, nil
 }
 
@@ -118,13 +98,8 @@ func (s *Store) GetMailboxEntry(ctx context.Context, tenant, id uuid.UUID) (doma
 			e, err = scanMailboxEntry(row)
 			return err
 		})
-	if err := s.read(ctx, b); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return e, domain.ErrNotFound
-		}
-		return e, fmt.Errorf("get mailbox entry: %w", err)
-	}
-	return e, nil
+	err := s.readOne(ctx, b, "get mailbox entry")
+	return e, err
 }
 
 // UpdateMailboxEntry marks an entry read or unread and moves it between folders.
@@ -206,12 +181,6 @@ func (s *Store) MailboxAttachmentContent(ctx context.Context, tenant, entryID, a
 		c.CreatedAt = c.CreatedAt.UTC()
 		return err
 	})
-	err := s.read(ctx, b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c, domain.ErrNotFound
-	}
-	if err != nil {
-		return c, fmt.Errorf("mailbox attachment content: %w", err)
-	}
-	return c, nil
+	err := s.readOne(ctx, b, "mailbox attachment content")
+	return c, err
 }

@@ -142,6 +142,19 @@ func (s *Store) read(ctx context.Context, b *pgx.Batch) error {
 	return s.pool.SendBatch(ctx, b).Close()
 }
 
+// readOne sends a scoped batch whose query reads one row: no row is
+// domain.ErrNotFound, any other failure is wrapped as reading what.
+func (s *Store) readOne(ctx context.Context, b *pgx.Batch, what string) error {
+	err := s.read(ctx, b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 // pgCode returns the SQLSTATE of err, or "".
 func pgCode(err error) string {
 	var pgErr *pgconn.PgError
