@@ -7,14 +7,23 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/mailgate/mailgate/adapters/httpapi"
 	"github.com/mailgate/mailgate/adapters/inbound"
 	"github.com/mailgate/mailgate/adapters/metrics"
+	"github.com/mailgate/mailgate/adapters/postgres"
 	"github.com/mailgate/mailgate/domain"
 	"github.com/mailgate/mailgate/jobs"
 )
 
 // inboundMemory bounds the message data the listener holds at once.
 const inboundMemory = 256 << 20
+
+// The API finds these optional ports on the store it is given as Admin and
+// Mailbox; without them their routes answer 404, so the build checks them.
+var (
+	_ httpapi.InboundAdminStore      = (*postgres.Store)(nil)
+	_ httpapi.MailboxAttachmentStore = (*postgres.Store)(nil)
+)
 
 // inboundListener is the inbound SMTP listener of a process and its socket.
 type inboundListener struct {
