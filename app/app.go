@@ -207,6 +207,9 @@ func (a *App) wire(ctx context.Context) error {
 			Reconcile: jobs.NewReconcileWorker(a.store, 30*time.Second, a.cfg.MaxDeliveryAge, a.logger),
 			Release:   jobs.NewReleaseHeldWorker(a.store),
 			Inbound:   a.newInboundWorker(addresses),
+			// Settled inbound mail is deleted after its retention whether
+			// or not this process receives any: another one may.
+			InboundRetention: jobs.NewPurgeInboundWorker(a.store, a.cfg.Inbound.Retention, a.logger),
 		}
 		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, workers); err != nil {
 			return err
@@ -232,6 +235,8 @@ func (a *App) wire(ctx context.Context) error {
 			Suppressions:        a.store,
 			Webhooks:            a.store,
 			Mailbox:             a.store,
+			MailboxAttachments:  a.store,
+			InboundAdmin:        a.store,
 			ValidateWebhookURL:  func(raw string) error { return webhook.ValidateURL(raw, a.cfg.WebhookAllowPrivate) },
 			WebhookMaxEndpoints: a.cfg.WebhookMaxEndpoints,
 			RateLimiter:         httpapi.NewClusterLimiter(a.store, a.cfg.RateLimit, a.cfg.RateBurst, nil),

@@ -36,6 +36,9 @@ type InboundConfig struct {
 	// RatePerIP is how many messages one sending IP may hand over a minute.
 	RatePerIP int
 	Timeout   time.Duration
+	// Retention is how long processed and unmatched inbound messages, raw
+	// bytes and all, are kept (MAILGATE_INBOUND_RETENTION).
+	Retention time.Duration
 	// lookupTXT resolves DKIM key records for reply verification (tests
 	// set it; the system resolver when nil).
 	lookupTXT func(ctx context.Context, name string) ([]string, error)
@@ -81,6 +84,7 @@ func loadInboundConfig(getenv func(string) string) (InboundConfig, error) {
 		MaxConnections:  defaultInboundConns,
 		RatePerIP:       defaultInboundRate,
 		Timeout:         defaultInboundTimeout,
+		Retention:       domain.DefaultInboundRetention,
 	}
 	if c.BounceDomain != "" && c.BounceDomain == c.ReplyDomain {
 		return c, fmt.Errorf("MAILGATE_BOUNCE_DOMAIN and MAILGATE_REPLY_DOMAIN must differ, both are %q", c.BounceDomain)
@@ -144,7 +148,27 @@ func loadInboundConfig(getenv func(string) string) (InboundConfig, error) {
 		}
 		c.Timeout = d
 	}
+	if v := getenv("MAILGATE_INBOUND_RETENTION"); v != "" {
+		d, err := parseRetention(v)
+		if err != nil || d < time.Hour {
+			return c, fmt.Errorf("MAILGATE_INBOUND_RETENTION must be a duration of at least an hour, in days (30d) or as 720h, got %q", v)
+		}
+		c.Retention = d
+	}
 	return c, nil
+}
+
+// parseRetention reads a retention given in whole days ("30d"), the unit
+// operators think in, or as a Go duration ("720h").
+func parseRetention(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("bad number of days %q", days)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
 }
 
 func validPrefix(p string) bool {

@@ -841,6 +841,14 @@ func TestInboundConfig(t *testing.T) {
 	if err != nil || cfg.Inbound.BounceDomain != "bounces.gw.example" || len(cfg.Inbound.TokenKeys) != 2 || cfg.Inbound.RatePerIP != 7 || cfg.Inbound.Hostname != "bounces.gw.example" {
 		t.Fatalf("config %+v %v", cfg.Inbound, err)
 	}
+	if cfg.Inbound.Retention != domain.DefaultInboundRetention {
+		t.Fatalf("default retention %s, want %s", cfg.Inbound.Retention, domain.DefaultInboundRetention)
+	}
+	for v, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "36h": 36 * time.Hour} {
+		if cfg, err := LoadConfig(env("MAILGATE_INBOUND_RETENTION", v)); err != nil || cfg.Inbound.Retention != want {
+			t.Errorf("MAILGATE_INBOUND_RETENTION=%s: %s %v, want %s", v, cfg.Inbound.Retention, err, want)
+		}
+	}
 	for name, bad := range map[string][]string{
 		"no keys":          {"MAILGATE_BOUNCE_DOMAIN", "bounces.gw.example"},
 		"short key":        {"MAILGATE_BOUNCE_DOMAIN", "bounces.gw.example", "MAILGATE_VERP_KEYS", "short"},
@@ -850,6 +858,9 @@ func TestInboundConfig(t *testing.T) {
 		"cert without key": {"MAILGATE_INBOUND_TLS_CERT", "/x.pem"},
 		"bad size":         {"MAILGATE_INBOUND_MAX_BYTES", "10"},
 		"bad timeout":      {"MAILGATE_INBOUND_TIMEOUT", "-1s"},
+		"retention words":  {"MAILGATE_INBOUND_RETENTION", "a month"},
+		"retention short":  {"MAILGATE_INBOUND_RETENTION", "10m"},
+		"retention days":   {"MAILGATE_INBOUND_RETENTION", "-3d"},
 	} {
 		if _, err := LoadConfig(env(bad...)); err == nil {
 			t.Errorf("%s: accepted", name)

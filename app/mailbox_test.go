@@ -39,15 +39,7 @@ func (g *gateway) mailbox(t *testing.T, account, query string) mailboxPage {
 func TestInternalInboxIsAMailboxPerRecipient(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, smtptest.Options{})
-	ctx := t.Context()
-	ann, err := g.app.Store().CreateAccount(ctx, g.tenant.ID, "ann@"+g.domain, "Ann")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ben, err := g.app.Store().CreateAccount(ctx, g.tenant.ID, "ben@"+g.domain, "Ben")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann, ben := g.account(t, "ann"), g.account(t, "ben")
 	v := g.send(t, map[string]any{"send": true, "subject": "team news",
 		"to":  []map[string]string{{"account_id": ann.ID.String()}},
 		"cc":  rcpts("outside@example.net"),

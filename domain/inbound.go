@@ -166,3 +166,38 @@ type ParsedInbound struct {
 	// arrived at a reply address.
 	Reply *Reply
 }
+
+// InboundRecord is a stored inbound message as the operator sees it: what
+// arrived and what processing made of it.
+type InboundRecord struct {
+	InboundMail
+	Size   int
+	Status string
+	Kind   InboundKind
+	// Tenant and MessageID name the message it matched (uuid.Nil: none).
+	Tenant      uuid.UUID
+	MessageID   uuid.UUID
+	Detail      string
+	ProcessedAt time.Time
+}
+
+// InboundFilter selects stored inbound messages, newest first.
+type InboundFilter struct {
+	// Status is "" for every status.
+	Status string
+	Limit  int
+	Cursor string
+}
+
+// CheckInboundStatus accepts the statuses an inbound message can have.
+func CheckInboundStatus(field, status string) error {
+	switch status {
+	case InboundReceived, InboundProcessed, InboundUnmatched:
+		return nil
+	}
+	return FieldError(field, "must be received, processed or unmatched")
+}
+
+// DefaultInboundRetention is how long settled inbound messages (processed
+// or unmatched) are kept before the retention job deletes them.
+const DefaultInboundRetention = 30 * 24 * time.Hour

@@ -96,6 +96,8 @@ type Workers struct {
 	Release *ReleaseHeldWorker
 	// Inbound is optional: nil leaves received bounces and replies to another process.
 	Inbound *InboundWorker
+	// InboundRetention is optional: nil keeps settled inbound messages.
+	InboundRetention *PurgeInboundWorker
 }
 
 // NewWorkerClient returns a client that works the delivery, webhook and maintenance queues.
@@ -130,6 +132,22 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 		}
 		queues[QueueInbound] = river.QueueConfig{MaxWorkers: 4}
 	}
+	periodic := []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return PurgeAttachmentsArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+	}
+	if w.InboundRetention != nil {
+		if err := river.AddWorkerSafely(workers, w.InboundRetention); err != nil {
+			return nil, fmt.Errorf("register inbound retention worker: %w", err)
+		}
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return PurgeInboundArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}))
+	}
 	// A job whose worker died stays running until the rescuer sees it: just
 	// past the longest job timeout, not River's default hour.
 	rescueAfter := cfg.RescueAfter
@@ -141,17 +159,10 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 		Workers:              workers,
 		RescueStuckJobsAfter: rescueAfter,
 		Queues:               queues,
-		PeriodicJobs: []*river.PeriodicJob{
-			river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
-				func() (river.JobArgs, *river.InsertOpts) { return PurgeAttachmentsArgs{}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileEvery),
-				func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-		},
-		FetchCooldown:     cfg.FetchCooldown,
-		FetchPollInterval: cfg.FetchPollInterval,
-		RetryPolicy:       &BackoffPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax},
+		PeriodicJobs:         periodic,
+		FetchCooldown:        cfg.FetchCooldown,
+		FetchPollInterval:    cfg.FetchPollInterval,
+		RetryPolicy:          &BackoffPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("river worker client: %w", err)

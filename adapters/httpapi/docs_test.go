@@ -225,6 +225,8 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		{"Webhook", webhookView{}},
 		{"EventPayload", domain.EventPayload{}},
 		{"BatchItemResult", batchItem{}},
+		{"InboundMessage", inboundView{}},
+		{"InboundHeaders", inboundHeadersView{}},
 	} {
 		schema := spec.Components.Schemas[tc.schema]
 		if schema == nil {

@@ -64,6 +64,12 @@ type Deps struct {
 	Batch        BatchComposer
 	// Mailbox serves the internal recipients' mailboxes.
 	Mailbox MailboxStore
+	// MailboxAttachments serves the attachments mailbox entries carry; nil
+	// answers their routes 404.
+	MailboxAttachments MailboxAttachmentStore
+	// InboundAdmin is the operator's view of stored inbound mail; nil (no
+	// inbound side) answers its routes 404.
+	InboundAdmin InboundAdminStore
 	// ValidateWebhookURL refuses endpoints the gateway must not call (SSRF).
 	ValidateWebhookURL func(raw string) error
 	// WebhookMaxEndpoints caps each tenant's registered endpoints; 0 takes
@@ -98,6 +104,8 @@ type Server struct {
 	idem               IdempotencyStore
 	batch              BatchComposer
 	mailbox            MailboxStore
+	mailboxFiles       MailboxAttachmentStore
+	inboundAdmin       InboundAdminStore
 	validateWebhookURL func(string) error
 	maxWebhooks        int
 	limiter            RateLimiter
@@ -114,7 +122,7 @@ type Server struct {
 // New builds the API's router.
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, suppressions: d.Suppressions, webhooks: d.Webhooks, control: d.Control, idem: d.Idempotency, batch: d.Batch, mailbox: d.Mailbox, validateWebhookURL: d.ValidateWebhookURL, maxWebhooks: cmp.Or(d.WebhookMaxEndpoints, domain.DefaultWebhookMaxEndpoints), limiter: d.RateLimiter, policy: d.AttachmentPolicy, ready: d.Ready, bounds: d.Bounds, unavailable: d.Unavailable, observer: d.Observer, logger: d.Logger}
+	s := &Server{verifier: d.Verifier, composer: d.Composer, messages: d.Messages, files: d.Attachments, admin: d.Admin, suppressions: d.Suppressions, webhooks: d.Webhooks, control: d.Control, idem: d.Idempotency, batch: d.Batch, mailbox: d.Mailbox, mailboxFiles: d.MailboxAttachments, inboundAdmin: d.InboundAdmin, validateWebhookURL: d.ValidateWebhookURL, maxWebhooks: cmp.Or(d.WebhookMaxEndpoints, domain.DefaultWebhookMaxEndpoints), limiter: d.RateLimiter, policy: d.AttachmentPolicy, ready: d.Ready, bounds: d.Bounds, unavailable: d.Unavailable, observer: d.Observer, logger: d.Logger}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -146,6 +154,8 @@ func New(d Deps) *Server {
 	s.registerWebhooks(api)
 	s.registerControl(api)
 	s.registerMailbox(api)
+	s.registerMailboxAttachments(api)
+	s.registerInboundAdmin(api)
 	s.engine = e
 	s.handler = newRouteWords(e).handler(e)
 	return s

@@ -108,7 +108,8 @@ func (s *Store) MessageAttachments(ctx context.Context, tenant, messageID uuid.U
 }
 
 // PurgeUnreferencedAttachments deletes attachments older than the cutoff
-// that no message refers to, and returns how many went.
+// that neither a message nor a mailbox entry refers to (an entry keeps its
+// files after the sender deletes the message), and returns how many went.
 func (s *Store) PurgeUnreferencedAttachments(ctx context.Context, createdBefore time.Time) (int64, error) {
 	var purged int64
 	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
@@ -116,7 +117,9 @@ func (s *Store) PurgeUnreferencedAttachments(ctx context.Context, createdBefore 
 			DELETE FROM attachments a
 			WHERE a.created_at < $1
 			AND NOT EXISTS (SELECT 1 FROM message_attachments ma
-			                WHERE ma.subscription_id = a.subscription_id AND ma.attachment_id = a.id)`, createdBefore)
+			                WHERE ma.subscription_id = a.subscription_id AND ma.attachment_id = a.id)
+			AND NOT EXISTS (SELECT 1 FROM mailbox_entry_attachments ea
+			                WHERE ea.subscription_id = a.subscription_id AND ea.attachment_id = a.id)`, createdBefore)
 		purged = tag.RowsAffected()
 		return err
 	})

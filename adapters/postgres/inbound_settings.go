@@ -37,18 +37,33 @@ func (s *Store) SetInboundSettings(ctx context.Context, tenant uuid.UUID, return
 		return interpretError(err, "set inbound settings",
 			onUnique(&domain.Error{Code: domain.CodeConflict, Field: "return_path_domain", Message: "another tenant uses this return-path domain"}))
 	})
+	if err == nil {
+		s.returnPaths.invalidate()
+	}
 	return out, err
 }
 
+// maxDomainLength is the longest domain name DNS allows (RFC 1035).
+const maxDomainLength = 253
+
 // IsReturnPathDomain reports whether some tenant uses d as its return-path
-// domain, so the inbound listener accepts mail for it.
+// domain, so the inbound listener accepts mail for it. Answers are cached
+// (see returnPathCache for how long, and why that is safe across replicas).
 func (s *Store) IsReturnPathDomain(ctx context.Context, d string) (bool, error) {
-	var found bool
+	if len(d) > maxDomainLength {
+		// No tenant can have it, and a cache key this long would only waste the cache's memory.
+		return false, nil
+	}
+	found, ok, generation := s.returnPaths.get(d)
+	if ok {
+		return found, nil
+	}
 	err := s.inTx(ctx, operatorScope, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscriptions WHERE return_path_domain = $1)`, d).Scan(&found)
 	})
 	if err != nil {
 		return false, fmt.Errorf("look up return-path domain: %w", err)
 	}
+	s.returnPaths.put(d, found, generation)
 	return found, nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,29 +53,16 @@ func scanMailboxEntry(row pgx.Row) (domain.MailboxEntry, error) {
 // ListMailbox returns a page of one account's mailbox, newest first; an
 // account that is not the tenant's is not found.
 func (s *Store) ListMailbox(ctx context.Context, tenant uuid.UUID, f domain.MailboxFilter) ([]domain.MailboxEntry, string, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = domain.DefaultListLimit
-	}
-	limit = min(limit, domain.MaxListLimit)
-	args := []any{tenant, f.AccountID}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	where := []string{"subscription_id = $1", "account_id = $2"}
+	limit := pageLimit(f.Limit)
+	q := keysetList{args: []any{tenant, f.AccountID}, where: []string{"subscription_id = $1", "account_id = $2"}}
 	if f.Folder != "" {
-		where = append(where, "folder = "+arg(f.Folder))
+		q.and("folder = " + q.arg(f.Folder))
 	}
 	if f.Unread != nil {
-		where = append(where, map[bool]string{true: "read_at IS NULL", false: "read_at IS NOT NULL"}[*f.Unread])
+		q.and(map[bool]string{true: "read_at IS NULL", false: "read_at IS NOT NULL"}[*f.Unread])
 	}
-	if f.Cursor != "" {
-		at, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, "(received_at, id) < ("+arg(at)+", "+arg(id)+")")
+	if err := q.after(f.Cursor, "received_at", "id"); err != nil {
+		return nil, "", err
 	}
 	var (
 		found   bool
@@ -86,8 +71,8 @@ func (s *Store) ListMailbox(ctx context.Context, tenant uuid.UUID, f domain.Mail
 	b := newBatch(tenantScope(tenant))
 	b.Queue(`SELECT EXISTS (SELECT 1 FROM accounts WHERE subscription_id = $1 AND id = $2)`, tenant, f.AccountID).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&found) })
-	b.Queue(`SELECT `+mailboxColumns+` FROM mailbox_entries WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY received_at DESC, id DESC LIMIT `+arg(limit+1), args...).Query(func(rows pgx.Rows) error {
+	b.Queue(`SELECT `+mailboxColumns+` FROM mailbox_entries WHERE `+q.clause()+
+		` ORDER BY received_at DESC, id DESC LIMIT `+q.arg(limit+1), q.args...).Query(func(rows pgx.Rows) error {
 		var err error
 		entries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.MailboxEntry, error) { return scanMailboxEntry(row) })
 		return err
@@ -98,12 +83,7 @@ func (s *Store) ListMailbox(ctx context.Context, tenant uuid.UUID, f domain.Mail
 	if !found {
 		return nil, "", &domain.Error{Code: domain.CodeNotFound, Field: "account_id", Message: "no such account"}
 	}
-	var next string
-	if len(entries) > limit {
-		entries = entries[:limit]
-		last := entries[len(entries)-1]
-		next = encodeCursor(last.ReceivedAt, last.ID)
-	}
+	entries, next := trimPage(entries, limit, func(e domain.MailboxEntry) (time.Time, uuid.UUID) { return e.ReceivedAt, e.ID })
 	return entries, next, nil
 }
 
@@ -151,4 +131,54 @@ func (s *Store) DeleteMailboxEntry(ctx context.Context, tenant, id uuid.UUID) er
 		}
 		return nil
 	})
+}
+
+// MailboxEntryAttachments returns the attachments a mailbox entry carries,
+// in order: the entry's own hold on them, which stays when the sender
+// deletes the message. An entry that is not the tenant's is not found.
+func (s *Store) MailboxEntryAttachments(ctx context.Context, tenant, entryID uuid.UUID) ([]domain.Attachment, error) {
+	var (
+		found bool
+		out   []domain.Attachment
+	)
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM mailbox_entries WHERE subscription_id = $1 AND id = $2)`, tenant, entryID).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&found) })
+	b.Queue(`
+		SELECT a.id, a.subscription_id, a.filename, a.content_type, a.size_bytes, a.sha256, a.created_at
+		FROM mailbox_entry_attachments ea
+		JOIN attachments a ON a.subscription_id = ea.subscription_id AND a.id = ea.attachment_id
+		WHERE ea.subscription_id = $1 AND ea.entry_id = $2
+		ORDER BY ea.position`, tenant, entryID).Query(func(rows pgx.Rows) error {
+		var err error
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Attachment, error) { return scanAttachment(row) })
+		return err
+	})
+	if err := s.read(ctx, b); err != nil {
+		return nil, fmt.Errorf("mailbox entry attachments: %w", err)
+	}
+	if !found {
+		return nil, domain.ErrNotFound
+	}
+	return out, nil
+}
+
+// MailboxAttachmentContent returns one attachment of a mailbox entry with
+// its bytes; an attachment the entry does not carry is not found, so an
+// entry opens its own files only.
+func (s *Store) MailboxAttachmentContent(ctx context.Context, tenant, entryID, attachmentID uuid.UUID) (domain.AttachmentContent, error) {
+	var c domain.AttachmentContent
+	b := newBatch(tenantScope(tenant))
+	b.Queue(`
+		SELECT a.id, a.subscription_id, a.filename, a.content_type, a.size_bytes, a.sha256, a.created_at, a.content
+		FROM mailbox_entry_attachments ea
+		JOIN attachments a ON a.subscription_id = ea.subscription_id AND a.id = ea.attachment_id
+		WHERE ea.subscription_id = $1 AND ea.entry_id = $2 AND ea.attachment_id = $3
+		LIMIT 1`, tenant, entryID, attachmentID).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&c.ID, &c.SubscriptionID, &c.Filename, &c.ContentType, &c.Size, &c.SHA256, &c.CreatedAt, &c.Data)
+		c.CreatedAt = c.CreatedAt.UTC()
+		return err
+	})
+	err := s.readOne(ctx, b, "mailbox attachment content")
+	return c, err
 }

@@ -49,6 +49,8 @@ type Store struct {
 	loads *deliveryLoader
 	// completer completes delivery jobs with their final state.
 	completer JobCompleter
+	// returnPaths caches the inbound listener's return-path domain lookups.
+	returnPaths *returnPathCache
 }
 
 // JobCompleter completes River jobs inside the caller's transaction,
@@ -66,7 +68,7 @@ var _ domain.MessageStore = (*Store)(nil)
 // New returns a Store. enqueuer may be nil for processes that never queue
 // deliveries (the CLI); queuing then fails loudly.
 func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
-	s := &Store{pool: pool, enqueuer: enqueuer}
+	s := &Store{pool: pool, enqueuer: enqueuer, returnPaths: newReturnPathCache(returnPathHitTTL, returnPathMissTTL, returnPathCacheSize, time.Now)}
 	s.journals = newGroupCommitter(s, 2, 128)
 	s.outcomes = newGroupCommitter(s, 2, 128)
 	s.accepts = newAcceptCommitter(s, acceptCommitters, acceptGroupMessages)
@@ -136,6 +138,15 @@ func newBatch(sc scope) *pgx.Batch {
 // read sends a scoped batch on the pool.
 func (s *Store) read(ctx context.Context, b *pgx.Batch) error {
 	return s.pool.SendBatch(ctx, b).Close()
+}
+
+// readOne sends a scoped batch whose query reads one row, its error
+// interpreted once (no row is domain.ErrNotFound).
+func (s *Store) readOne(ctx context.Context, b *pgx.Batch, what string) error {
+	if err := s.read(ctx, b); err != nil {
+		return interpretError(err, what)
+	}
+	return nil
 }
 
 // nullUUID maps the domain's "absent" nil UUID to SQL NULL.

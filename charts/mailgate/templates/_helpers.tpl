@@ -237,6 +237,10 @@ The environment of the api and worker containers. Call with
 {{- end }}
 {{- if eq .component "worker" }}
 {{- include "mailgate.secretEnv" (dict "root" $root "name" "MAILGATE_SMTP_URL" "item" "smtpUrl" "secret" $secret "optional" true) }}
+{{- with $root.Values.config.inboundRetention }}
+- name: MAILGATE_INBOUND_RETENTION
+  value: {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- /* Workers mint and check address tokens; the listener accepts for the domains. */}}
 {{- if or (eq .component "worker") (eq .component "inbound") }}
