@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
@@ -44,7 +43,7 @@ func (p *fakeInboundPurger) PurgeSettledInbound(_ context.Context, receivedBefor
 func workInboundPurge(t *testing.T, w *PurgeInboundWorker) (*rivertest.WorkResult, error) {
 	t.Helper()
 	tw := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, river.Worker[PurgeInboundArgs](w))
-	var tx pgx.Tx = dbtest.Tx(t)
+	tx := dbtest.Tx(t)
 	res, err := tw.Work(t.Context(), t, tx, PurgeInboundArgs{}, nil)
 	if res == nil {
 		t.Fatalf("work: %v", err)

@@ -74,7 +74,7 @@ func Parse(raw []byte) (Parsed, error) {
 func readEntity(r io.Reader) (*message.Entity, error) {
 	e, err := message.Read(r)
 	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return e, nil
 }
@@ -100,7 +100,7 @@ func walk(e *message.Entity, fn func(*message.Entity) error) error {
 				return nil
 			}
 			if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
-				return fmt.Errorf("%w: %v", ErrMalformed, err)
+				return fmt.Errorf("%w: %w", ErrMalformed, err)
 			}
 			if err := visit(p, depth+1); err != nil {
 				return err
@@ -224,7 +224,7 @@ func fieldBlocks(r io.Reader) ([]textproto.MIMEHeader, error) {
 			return blocks, nil
 		}
 		if err != nil {
-			return blocks, fmt.Errorf("%w: report fields: %v", ErrMalformed, err)
+			return blocks, fmt.Errorf("%w: report fields: %w", ErrMalformed, err)
 		}
 	}
 	return blocks, nil
@@ -285,7 +285,7 @@ var (
 	statusPattern  = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
 	// originalMarkers start the returned copy of the message in plain-text
 	// bounces; its headers name every recipient, so reading stops there.
-	originalMarkers = []string{"original message", "copy of the message", "message header follows", "returned message", "below this line", "undelivered message", "headers of the original", "------ this is a copy"}
+	originalMarkers = []string{"original message", "copy of the message", "message header follows", "returned message", "below this line", "undelivered message", "headers of the original", "------ this is a copy"} //nolint:gochecknoglobals // read-only: a fixed list
 )
 
 // parsePlainBounce reads a plain-text bounce (qmail, old Exim and
@@ -394,7 +394,7 @@ func parseReply(e *message.Entity) (*domain.Reply, error) {
 		}
 		content, err := io.ReadAll(p.Body)
 		if err != nil {
-			return fmt.Errorf("%w: attachment: %v", ErrMalformed, err)
+			return fmt.Errorf("%w: attachment: %w", ErrMalformed, err)
 		}
 		if filename == "" {
 			filename = "attachment"
@@ -411,7 +411,7 @@ func parseReply(e *message.Entity) (*domain.Reply, error) {
 func readBounded(r io.Reader, n int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, n))
 	if err != nil && !message.IsUnknownCharset(err) {
-		return b, fmt.Errorf("%w: body: %v", ErrMalformed, err)
+		return b, fmt.Errorf("%w: body: %w", ErrMalformed, err)
 	}
 	return b, nil
 }
