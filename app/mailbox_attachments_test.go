@@ -63,6 +63,23 @@ func TestMailboxEntryCarriesAttachments(t *testing.T) {
 		page.Items[0].ContentURL != "/api/mailbox/"+annEntry+"/attachments/"+attID+"/content" {
 		t.Fatalf("entry attachments: %s", list.body)
 	}
+	// The entry read alone lists the same file; a mailbox listing leaves files out.
+	var entry struct {
+		Attachments []struct {
+			ID         string `json:"id"`
+			ContentURL string `json:"content_url"`
+		} `json:"attachments"`
+	}
+	g.request(t, http.MethodGet, "/api/mailbox/"+annEntry, "", "", nil, nil).decode(t, &entry)
+	if len(entry.Attachments) != 1 || entry.Attachments[0].ID != attID || entry.Attachments[0].ContentURL != page.Items[0].ContentURL {
+		t.Fatalf("the entry lists %+v, want the one file", entry.Attachments)
+	}
+	if res := g.request(t, http.MethodGet, "/api/mailbox/"+benEntry, "", "", nil, nil); !bytes.Contains(res.body, []byte(`"attachments":[]`)) {
+		t.Fatalf("an entry without files: %s", res.body)
+	}
+	if res := g.request(t, http.MethodGet, "/api/accounts/"+ann.ID.String()+"/mailbox", "", "", nil, nil); bytes.Contains(res.body, []byte(`"attachments"`)) {
+		t.Fatalf("the listing carries attachments: %s", res.body)
+	}
 	download := func(token, entry string) response {
 		return g.do(t, http.MethodGet, "/api/mailbox/"+entry+"/attachments/"+attID+"/content", "", token, nil)
 	}

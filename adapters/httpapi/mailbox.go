@@ -41,6 +41,9 @@ type mailboxEntryView struct {
 	ConversationID    *uuid.UUID           `json:"conversation_id"`
 	To                []mailboxPersonView  `json:"to"`
 	Cc                []mailboxPersonView  `json:"cc"`
+	// Attachments are the files the entry carries; one entry read alone
+	// lists them, a mailbox listing leaves them out.
+	Attachments *[]mailboxAttachmentView `json:"attachments,omitempty"`
 }
 
 type mailboxPersonView struct {
@@ -107,11 +110,21 @@ func (s *Server) getMailboxEntry(c *gin.Context) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := s.mailbox.GetMailboxEntry(c.Request.Context(), principalOf(c).SubscriptionID, id)
+	tenant := principalOf(c).SubscriptionID
+	e, err := s.mailbox.GetMailboxEntry(c.Request.Context(), tenant, id)
 	if err != nil {
 		return nil, err
 	}
-	return jsonAnswer(http.StatusOK, newMailboxEntryView(e)), nil
+	view := newMailboxEntryView(e)
+	if s.mailboxFiles != nil {
+		atts, err := s.mailboxFiles.MailboxEntryAttachments(c.Request.Context(), tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		items := mailboxAttachmentViews(id, atts)
+		view.Attachments = &items
+	}
+	return jsonAnswer(http.StatusOK, view), nil
 }
 
 // updateMailboxEntry takes {"read": bool, "folder": name}, either or both.

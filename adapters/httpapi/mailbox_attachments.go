@@ -44,11 +44,15 @@ func (s *Server) listMailboxAttachments(c *gin.Context) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	items := mapViews(atts, func(a domain.Attachment) mailboxAttachmentView {
+	return jsonAnswer(http.StatusOK, gin.H{"items": mailboxAttachmentViews(entry, atts)}), nil
+}
+
+// mailboxAttachmentViews are entry's attachments with their download addresses.
+func mailboxAttachmentViews(entry uuid.UUID, atts []domain.Attachment) []mailboxAttachmentView {
+	return mapViews(atts, func(a domain.Attachment) mailboxAttachmentView {
 		return mailboxAttachmentView{attachmentView: newAttachmentView(a),
 			ContentURL: "/api/mailbox/" + entry.String() + "/attachments/" + a.ID.String() + "/content"}
 	})
-	return jsonAnswer(http.StatusOK, gin.H{"items": items}), nil
 }
 
 func (s *Server) mailboxAttachmentContent(c *gin.Context) (*answer, error) {
