@@ -53,6 +53,8 @@ type App struct {
 	store   *postgres.Store
 	metrics *metrics.Metrics
 	river   *river.Client[pgx.Tx]
+	// stranded gives back the jobs this worker fetched but never started.
+	stranded *jobs.StrandedRescuer
 
 	httpServer, adminServer *http.Server
 	httpListener            net.Listener
@@ -211,7 +213,7 @@ func (a *App) wire(ctx context.Context) error {
 			// or not this process receives any: another one may.
 			InboundRetention: jobs.NewPurgeInboundWorker(a.store, a.cfg.Inbound.Retention, a.logger),
 		}
-		if a.river, err = jobs.NewWorkerClient(a.pool, jobsCfg, workers); err != nil {
+		if a.river, a.stranded, err = jobs.NewWorkerClient(a.pool, jobsCfg, workers); err != nil {
 			return err
 		}
 		a.store.SetJobCompleter(jobs.NewJobCompleter(a.river))
@@ -455,6 +457,7 @@ func (a *App) Start(ctx context.Context) error {
 		if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("start workers: %w", err)
 		}
+		go a.stranded.Run(background)
 	}
 	// Every role tags delivery jobs (the API on accept, workers when the
 	// reconciler requeues), so every role shares its clocks.

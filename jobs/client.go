@@ -100,25 +100,27 @@ type Workers struct {
 	InboundRetention *PurgeInboundWorker
 }
 
-// NewWorkerClient returns a client that works the delivery, webhook and maintenance queues.
-func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[pgx.Tx], error) {
+// NewWorkerClient returns a client that works the delivery, webhook and
+// maintenance queues, and the rescuer of the jobs it fetches but never
+// starts (run it while the client runs).
+func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[pgx.Tx], *StrandedRescuer, error) {
 	cfg = cfg.withDefaults()
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, w.Delivery); err != nil {
-		return nil, fmt.Errorf("register delivery worker: %w", err)
+		return nil, nil, fmt.Errorf("register delivery worker: %w", err)
 	}
 	if err := river.AddWorkerSafely(workers, w.Purge); err != nil {
-		return nil, fmt.Errorf("register purge worker: %w", err)
+		return nil, nil, fmt.Errorf("register purge worker: %w", err)
 	}
 	if err := river.AddWorkerSafely(workers, w.Webhooks); err != nil {
-		return nil, fmt.Errorf("register webhook worker: %w", err)
+		return nil, nil, fmt.Errorf("register webhook worker: %w", err)
 	}
 	if err := river.AddWorkerSafely(workers, w.Reconcile); err != nil {
-		return nil, fmt.Errorf("register reconcile worker: %w", err)
+		return nil, nil, fmt.Errorf("register reconcile worker: %w", err)
 	}
 	if w.Release != nil {
 		if err := river.AddWorkerSafely(workers, w.Release); err != nil {
-			return nil, fmt.Errorf("register release worker: %w", err)
+			return nil, nil, fmt.Errorf("register release worker: %w", err)
 		}
 	}
 	queues := map[string]river.QueueConfig{
@@ -128,7 +130,7 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 	}
 	if w.Inbound != nil {
 		if err := river.AddWorkerSafely(workers, w.Inbound); err != nil {
-			return nil, fmt.Errorf("register inbound worker: %w", err)
+			return nil, nil, fmt.Errorf("register inbound worker: %w", err)
 		}
 		queues[QueueInbound] = river.QueueConfig{MaxWorkers: 4}
 	}
@@ -142,7 +144,7 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 	}
 	if w.InboundRetention != nil {
 		if err := river.AddWorkerSafely(workers, w.InboundRetention); err != nil {
-			return nil, fmt.Errorf("register inbound retention worker: %w", err)
+			return nil, nil, fmt.Errorf("register inbound retention worker: %w", err)
 		}
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 			func() (river.JobArgs, *river.InsertOpts) { return PurgeInboundArgs{}, nil },
@@ -154,9 +156,12 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 	if floor := w.Delivery.JobTimeout() + 30*time.Second; rescueAfter < floor {
 		rescueAfter = floor
 	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+	tracker := newWorkTracker()
+	driver := riverpgxv5.New(pool)
+	client, err := river.NewClient(driver, &river.Config{
 		Logger:               cfg.Logger,
 		Workers:              workers,
+		Middleware:           []rivertype.Middleware{tracker},
 		RescueStuckJobsAfter: rescueAfter,
 		Queues:               queues,
 		PeriodicJobs:         periodic,
@@ -165,9 +170,9 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 		RetryPolicy:          &BackoffPolicy{Base: cfg.RetryBase, Max: cfg.RetryMax},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("river worker client: %w", err)
+		return nil, nil, fmt.Errorf("river worker client: %w", err)
 	}
-	return client, nil
+	return client, &StrandedRescuer{client: client, exec: driver.GetExecutor(), tracker: tracker, logger: cfg.Logger}, nil
 }
 
 // BackoffPolicy retries after Base·2^(attempt-1), capped at Max, with ±25 %
