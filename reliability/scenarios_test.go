@@ -3,9 +3,11 @@
 package reliability
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,6 +124,11 @@ func (s *suite) postgresFaults(t *testing.T) {
 		r.Notes = append(r.Notes, fmt.Sprintf("only %d of %d sends were accepted, even with retries", res.Status2xx, n))
 	}
 	r.Notes = append(r.Notes, loadNote(res), fmt.Sprintf("proxy dropped %d database connections at the heal", st.pg.dropped.Load()))
+	// Jobs the worker's own fetch marked running while its reply was lost
+	// come back through jobs/stranded.go, not River's rescue after the job timeout.
+	if log, err := os.ReadFile(st.worker.logPath); err == nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("the worker gave back stranded jobs %d time(s)", bytes.Count(log, []byte("fetched but never started"))))
+	}
 	r.Failures = append(r.Failures, st.checkFlagsViaAPI(ctx, tl, 50)...)
 	s.record(t, r)
 }
