@@ -268,38 +268,29 @@ func (g *gateway) registerWebhook(t *testing.T, types ...string) *webhookSink {
 
 func (s *webhookSink) waitFor(t *testing.T, typ, recipient string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var found map[string]any
+	waitFor(t, 20*time.Second, fmt.Sprintf("a %s webhook for %q", typ, recipient), func() bool {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		for _, e := range s.events {
 			if e["type"] == typ && (recipient == "" || e["recipient"] == recipient) {
-				s.mu.Unlock()
-				return e
+				found = e
+				return true
 			}
 		}
-		s.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s webhook for %q; got %v", typ, recipient, s.events)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
+	return found
 }
 
 // inboundStatus waits until the inbound message RCPT to rcpt is settled and returns its status and detail.
 func (g *gateway) inboundStatus(t *testing.T, rcpt string) (status, detail string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := g.owner.QueryRow(context.Background(), `SELECT status, detail FROM inbound_messages WHERE $1 = ANY (rcpt_to) AND status <> 'received'
-			ORDER BY received_at DESC LIMIT 1`, rcpt).Scan(&status, &detail)
-		if err == nil {
-			return status, detail
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("inbound message to %s not processed: %v", rcpt, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, 20*time.Second, "the inbound message to "+rcpt+" to be processed", func() bool {
+		return g.owner.QueryRow(context.Background(), `SELECT status, detail FROM inbound_messages WHERE $1 = ANY (rcpt_to) AND status <> 'received'
+			ORDER BY received_at DESC LIMIT 1`, rcpt).Scan(&status, &detail) == nil
+	})
+	return status, detail
 }
 
 func (g *gateway) recipientStatus(t *testing.T, id, email string) string {
@@ -337,22 +328,18 @@ func TestBounceAfterTheFact(t *testing.T) {
 	}
 	// The feed serves an event once every older transaction on the server
 	// has ended, so under load it can trail the webhook a moment.
-	deadline := time.Now().Add(20 * time.Second)
-	for found := false; !found; {
+	waitFor(t, 20*time.Second, "a bounced event with the DSN's status in the feed", func() bool {
 		var feed struct {
 			Items []map[string]any `json:"items"`
 		}
 		g.do(t, "GET", "/api/events?limit=100", "", g.token, nil).decode(t, &feed)
 		for _, e := range feed.Items {
 			if e["type"] == "bounced" && e["recipient"] == "gone@dest.example" && strings.HasPrefix(fmt.Sprint(e["detail"]), "5.1.1") {
-				found = true
+				return true
 			}
 		}
-		if !found && time.Now().After(deadline) {
-			t.Fatalf("no bounced event with the DSN's status in the feed: %v", feed.Items)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 	// The suppression holds for the next message.
 	next := g.sendSimple(t, "again", "gone@dest.example")
 	if v := g.waitForState(t, next, "failed"); v.To[0].Status != "suppressed" {
@@ -736,17 +723,13 @@ func TestHostileInboundIsKept(t *testing.T) {
 		}
 	}
 	var stored, unmatched int
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, 20*time.Second, "both hostile messages kept as unreadable", func() bool {
 		if err := g.owner.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE status = 'unmatched' AND detail LIKE 'unreadable:%')
 			FROM inbound_messages WHERE $1 = ANY (rcpt_to)`, rp).Scan(&stored, &unmatched); err != nil {
 			t.Fatal(err)
 		}
-		if unmatched == 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return unmatched == 2
+	})
 	if stored != 2 || unmatched != 2 {
 		t.Fatalf("%d stored, %d kept as unreadable; want 2 and 2", stored, unmatched)
 	}
