@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/mailgate/mailgate/adapters/httpapi/wire"
 	"github.com/mailgate/mailgate/domain"
 )
 
@@ -100,7 +101,7 @@ func decodeStrict(c *gin.Context, v any) error {
 	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonErrorFor(err, requestModels[c.Request.Method+" "+c.FullPath()])
+		return wire.JSONError(err, requestModels[c.Request.Method+" "+c.FullPath()])
 	}
 	return nil
 }
@@ -136,7 +137,7 @@ func (s *Server) createTenant(c *gin.Context) (*answer, error) {
 		return nil, err
 	}
 	for i, d := range body.SenderDomains {
-		body.SenderDomains[i] = asciiDomain(d)
+		body.SenderDomains[i] = wire.ASCIIDomain(d)
 	}
 	t, err := s.admin.CreateTenant(c.Request.Context(), body.Name, body.SenderDomains)
 	if err != nil {
@@ -191,7 +192,7 @@ func (s *Server) addSenderDomain(c *gin.Context) (*answer, error) {
 	if err := decodeStrict(c, &body); err != nil {
 		return nil, err
 	}
-	t, err := s.admin.AddSenderDomain(c.Request.Context(), id, asciiDomain(body.Domain))
+	t, err := s.admin.AddSenderDomain(c.Request.Context(), id, wire.ASCIIDomain(body.Domain))
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +204,7 @@ func (s *Server) removeSenderDomain(c *gin.Context) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.admin.RemoveSenderDomain(c.Request.Context(), id, asciiDomain(c.Param("domain")))
+	t, err := s.admin.RemoveSenderDomain(c.Request.Context(), id, wire.ASCIIDomain(c.Param("domain")))
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func (s *Server) createAccount(c *gin.Context) (*answer, error) {
 	if _, err := s.admin.GetTenant(c.Request.Context(), id); err != nil {
 		return nil, err
 	}
-	a, err := s.admin.CreateAccount(c.Request.Context(), id, asciiAddress(body.Email), body.DisplayName)
+	a, err := s.admin.CreateAccount(c.Request.Context(), id, wire.ASCIIAddress(body.Email), body.DisplayName)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +328,7 @@ func (s *Server) retryAcrossTenants(c *gin.Context) (*answer, error) {
 	}
 	var results map[uuid.UUID][]uuid.UUID
 	if body.SubscriptionID != "" {
-		tenant, err := parseGUID("subscription_id", body.SubscriptionID)
+		tenant, err := wire.ParseGUID("subscription_id", body.SubscriptionID)
 		if err != nil || tenant == uuid.Nil {
 			return nil, domain.FieldError("subscription_id", "is not a valid GUID")
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/mailgate/mailgate/adapters/httpapi/wire"
 	"github.com/mailgate/mailgate/domain"
 )
 
@@ -101,7 +102,7 @@ func (r retryRequest) filter() (domain.RetryFilter, error) {
 func decodeRetryRequest(c *gin.Context) (retryRequest, error) {
 	var body retryRequest
 	if c.Request.ContentLength != 0 {
-		if err := decodeStrict(c, &body); err != nil && !errors.Is(err, errEmptyBody) {
+		if err := decodeStrict(c, &body); err != nil && !errors.Is(err, wire.ErrEmptyBody) {
 			return body, err
 		}
 	}
@@ -134,7 +135,7 @@ func (s *Server) retryMessages(c *gin.Context) (*answer, error) {
 type batchItem struct {
 	Index   int          `json:"index"`
 	Status  int          `json:"status"`
-	Message *messageView `json:"message,omitempty"`
+	Message *wire.MessageView `json:"message,omitempty"`
 	Problem *Problem     `json:"problem,omitempty"`
 }
 
@@ -145,7 +146,7 @@ func (s *Server) batchSend(c *gin.Context) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
+	if err := wire.CheckJSONDepth(data, wire.MaxJSONDepth); err != nil {
 		return nil, err
 	}
 	var body struct {
@@ -154,7 +155,7 @@ func (s *Server) batchSend(c *gin.Context) (*answer, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		return nil, jsonErrorFor(err, "BatchRequest")
+		return nil, wire.JSONError(err, "BatchRequest")
 	}
 	if len(body.Messages) == 0 || len(body.Messages) > domain.MaxBatch {
 		return nil, domain.FieldError("messages", "a batch holds 1 to %d messages", domain.MaxBatch)
@@ -164,10 +165,10 @@ func (s *Server) batchSend(c *gin.Context) (*answer, error) {
 	index := make([]int, 0, len(body.Messages))
 	for i, raw := range body.Messages {
 		results[i].Index = i
-		model, err := decodeJSON(bytes.NewReader(raw), requestDecodeOptions(c))
+		model, err := wire.DecodeJSON(bytes.NewReader(raw), requestDecodeOptions(c))
 		var req domain.ComposeRequest
 		if err == nil {
-			req, err = model.toRequest()
+			req, err = model.Request()
 		}
 		if err != nil {
 			results[i].Problem = s.itemProblem(c, i, err)
@@ -194,7 +195,7 @@ func (s *Server) batchSend(c *gin.Context) (*answer, error) {
 				results[i].Status = results[i].Problem.Status
 				continue
 			}
-			view := newMessageView(msgs[k])
+			view := wire.NewMessageView(msgs[k])
 			results[i].Status, results[i].Message = http.StatusCreated, &view
 			created++
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/google/uuid"
 
+	"github.com/mailgate/mailgate/adapters/httpapi/wire"
 	"github.com/mailgate/mailgate/adapters/webhook"
 	"github.com/mailgate/mailgate/domain"
 )
@@ -212,10 +213,10 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		schema string
 		wire   any
 	}{
-		{"MessageComposeModel", composeModel{}},
-		{"MessageRecipientModel", recipientModel{}},
-		{"Message", messageView{}},
-		{"Recipient", recipientView{}},
+		{"MessageComposeModel", wire.ComposeModel{}},
+		{"MessageRecipientModel", wire.RecipientModel{}},
+		{"Message", wire.MessageView{}},
+		{"Recipient", wire.RecipientView{}},
 		{"Attachment", attachmentView{}},
 		{"Event", eventView{}},
 		{"Problem", Problem{}},
@@ -362,49 +363,56 @@ func TestOpenAPIPostsAreIdempotentAndLimited(t *testing.T) {
 	}
 }
 
-// TestOpenAPIXMLNamesMatchCodec checks the document's xml names and
-// namespaces against the members the XML codec reads and writes.
-func TestOpenAPIXMLNamesMatchCodec(t *testing.T) {
+// TestOpenAPISchemasFollowDeclaration holds the document's wire schemas to
+// the one declaration of the wire model: exactly the declared members (the
+// writable ones in an input schema), each with its XML element, namespace
+// and wrapping, under the record's own element and namespace.
+func TestOpenAPISchemasFollowDeclaration(t *testing.T) {
 	t.Parallel()
 	spec := ownSpec(t)
+	compose := wire.ComposeDeclaration()
+	recipient := *compose.Members[slices.IndexFunc(compose.Members, func(m wire.Member) bool { return m.Item != nil })].Item
 	for _, tc := range []struct {
-		schema  string
-		members map[string]xmlMember
-		all     bool // the schema lists every member, read-only ones included
+		schema string
+		record wire.Record
+		answer bool // the schema is an answer and lists the read-only members too
 	}{
-		{"MessageComposeModel", composeMembers, false},
-		{"Message", composeMembers, true},
-		{"MessageRecipientModel", recipientMembers, false},
-		{"Recipient", recipientMembers, true},
+		{"MessageComposeModel", compose, false},
+		{"Message", compose, true},
+		{"MessageRecipientModel", recipient, false},
+		{"Recipient", recipient, true},
 	} {
 		schema := spec.Components.Schemas[tc.schema]
-		seen := map[string]bool{}
-		for _, prop := range schema.Properties.Keys {
-			x := schema.Properties.Values[prop].XML
-			if x == nil || x.Name == "" {
-				t.Errorf("%s.%s has no xml name", tc.schema, prop)
+		if schema.XML == nil || schema.XML.Name != tc.record.Name || schema.XML.Namespace != tc.record.Space {
+			t.Errorf("%s: documented as XML %+v; declared %s in %s", tc.schema, schema.XML, tc.record.Name, tc.record.Space)
+			continue
+		}
+		var declared []string
+		for _, p := range tc.record.SchemaProperties(tc.answer) {
+			declared = append(declared, p.Name)
+			prop := schema.Properties.Values[p.Name]
+			if prop == nil {
+				continue // reported with the lists below
+			}
+			x := prop.XML
+			if x == nil {
+				t.Errorf("%s.%s has no xml object", tc.schema, p.Name)
 				continue
 			}
-			space := x.Namespace
-			if space == "" {
-				space = schema.XML.Namespace
+			space, want := cmp.Or(x.Namespace, schema.XML.Namespace), cmp.Or(p.XMLNamespace, tc.record.Space)
+			if x.Name != p.XMLName || space != want || x.Wrapped != p.Wrapped {
+				t.Errorf("%s.%s: documented as %s in %s (wrapped %v); declared %s in %s (wrapped %v)",
+					tc.schema, p.Name, x.Name, space, x.Wrapped, p.XMLName, want, p.Wrapped)
 			}
-			member, ok := tc.members[x.Name]
-			switch {
-			case !ok && pendingFields[tc.schema+"."+prop]:
-			case !ok:
-				t.Errorf("%s.%s: the codec has no member %s", tc.schema, prop, x.Name)
-			case member.field != prop || member.space != space:
-				t.Errorf("%s.%s: documented as %s in %s; the codec reads %s in %s", tc.schema, prop, x.Name, space, member.field, member.space)
-			case member.readOnly && !tc.all:
-				t.Errorf("%s.%s: an input model documents the read-only member %s", tc.schema, prop, x.Name)
+			if p.Wrapped && p.Item == nil {
+				if items := prop.Items; items == nil || items.XML == nil || items.XML.Name != "guid" || items.XML.Namespace != wire.NamespaceArrays {
+					t.Errorf("%s.%s: items are not documented as guid elements in %s", tc.schema, p.Name, wire.NamespaceArrays)
+				}
 			}
-			seen[x.Name] = true
 		}
-		for name, member := range tc.members {
-			if !seen[name] && (tc.all || !member.readOnly) {
-				t.Errorf("%s does not document the codec's member %s", tc.schema, name)
-			}
+		documented := slices.Sorted(slices.Values(schema.Properties.Keys))
+		if slices.Sort(declared); !slices.Equal(documented, declared) {
+			t.Errorf("schema %s has properties %v; the declaration has %v", tc.schema, documented, declared)
 		}
 	}
 }
@@ -421,34 +429,31 @@ func TestOpenAPIFormSchemaMatchesCodec(t *testing.T) {
 		}
 		return false
 	}
-	for _, f := range composeFormFields {
-		switch f.kind {
-		case formRecipients:
-			for _, member := range recipientFormFields {
-				for _, key := range []string{f.wire + "[0]." + member.wire, f.wire + "[12][" + member.wire + "]"} {
+	scalars := 0
+	for _, p := range wire.ComposeDeclaration().SchemaProperties(false) {
+		switch {
+		case p.Item != nil:
+			for _, member := range p.Item.SchemaProperties(false) {
+				for _, key := range []string{p.Name + "[0]." + member.Name, p.Name + "[12][" + member.Name + "]"} {
 					if !matchesPattern(key) {
 						t.Errorf("form key %s matches no documented pattern", key)
 					}
 				}
 			}
-		case formGUIDs:
-			if form.Properties[f.wire] == nil || !matchesPattern(f.wire+"[0]") || !matchesPattern(f.wire+"[]") {
-				t.Errorf("form field %s is not documented with and without an index", f.wire)
+			continue
+		case p.Wrapped:
+			if form.Properties[p.Name] == nil || !matchesPattern(p.Name+"[0]") || !matchesPattern(p.Name+"[]") {
+				t.Errorf("form field %s is not documented with and without an index", p.Name)
 			}
 		default:
-			if form.Properties[f.wire] == nil {
-				t.Errorf("form field %s is not documented", f.wire)
+			if form.Properties[p.Name] == nil {
+				t.Errorf("form field %s is not documented", p.Name)
 			}
 		}
+		scalars++
 	}
-	documented := 0
-	for name := range form.Properties {
-		if !pendingFields["MessageComposeForm."+name] || slices.ContainsFunc(composeFormFields, func(f formField) bool { return f.wire == name }) {
-			documented++
-		}
-	}
-	if documented != len(composeFormFields)-3 {
-		t.Errorf("the form schema has %d properties; the codec has %d non-recipient fields", documented, len(composeFormFields)-3)
+	if len(form.Properties) != scalars {
+		t.Errorf("the form schema has %d properties; the declaration has %d members outside recipient lists", len(form.Properties), scalars)
 	}
 }
 
@@ -531,19 +536,19 @@ func TestHelpPage(t *testing.T) {
 
 	t.Run("Samples", func(t *testing.T) {
 		t.Parallel()
-		fromJSON, err := decodeJSON(strings.NewReader(samplePre(t, page, "sample-json")), strictDecode)
+		fromJSON, err := wire.DecodeJSON(strings.NewReader(samplePre(t, page, "sample-json")), strictDecode)
 		if err != nil {
 			t.Fatalf("decodeJSON(sample-json): %v", err)
 		}
-		jsonReq, err := fromJSON.toRequest()
+		jsonReq, err := fromJSON.Request()
 		if err != nil {
 			t.Fatalf("toRequest(sample-json): %v", err)
 		}
-		fromXML, err := decodeXML(strings.NewReader(samplePre(t, page, "sample-xml")), strictDecode)
+		fromXML, err := wire.DecodeXML(strings.NewReader(samplePre(t, page, "sample-xml")), strictDecode)
 		if err != nil {
 			t.Fatalf("decodeXML(sample-xml): %v", err)
 		}
-		xmlReq, err := fromXML.toRequest()
+		xmlReq, err := fromXML.Request()
 		if err != nil {
 			t.Fatalf("toRequest(sample-xml): %v", err)
 		}
@@ -559,11 +564,11 @@ func TestHelpPage(t *testing.T) {
 		t.Parallel()
 		sample := samplePre(t, page, "sample-xml")
 		for _, want := range []string{
-			`<MessageComposeModel xmlns:i="` + nsXSI + `" xmlns="` + nsModels + `">`,
-			`<Id xmlns="` + nsBase + `">`,
-			`<SubscriptionId xmlns="` + nsBase + `">`,
-			`<Ts xmlns="` + nsBase + `"`,
-			`<Attachments xmlns:d2p1="` + nsArrays + `"`,
+			`<MessageComposeModel xmlns:i="` + wire.NamespaceXSI + `" xmlns="` + wire.NamespaceModels + `">`,
+			`<Id xmlns="` + wire.NamespaceBase + `">`,
+			`<SubscriptionId xmlns="` + wire.NamespaceBase + `">`,
+			`<Ts xmlns="` + wire.NamespaceBase + `"`,
+			`<Attachments xmlns:d2p1="` + wire.NamespaceArrays + `"`,
 		} {
 			if !strings.Contains(sample, want) {
 				t.Errorf("the XML sample lacks %s", want)

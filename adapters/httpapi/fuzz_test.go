@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailgate/mailgate/adapters/httpapi/wire"
 	"github.com/mailgate/mailgate/domain"
 )
 
@@ -16,7 +17,7 @@ import (
 
 func FuzzDecodeJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
-		m, err := decodeJSON(bytes.NewReader(body), strictDecode)
+		m, err := wire.DecodeJSON(bytes.NewReader(body), strictDecode)
 		requireDecodedModelSafe(t, "decodeJSON", m, err)
 	})
 }
@@ -24,7 +25,7 @@ func FuzzDecodeJSON(f *testing.F) {
 func FuzzDecodeXML(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// A bytes.Reader never fails, so every error is about the document.
-		m, err := decodeXML(bytes.NewReader(body), strictDecode)
+		m, err := wire.DecodeXML(bytes.NewReader(body), strictDecode)
 		requireDecodedModelSafe(t, "decodeXML", m, err)
 	})
 }
@@ -35,7 +36,7 @@ func FuzzDecodeForm(f *testing.F) {
 		if err != nil {
 			return // the HTTP layer refuses such a body before decodeForm sees it
 		}
-		m, err := decodeForm(values, strictDecode)
+		m, err := wire.DecodeForm(values, strictDecode)
 		requireDecodedModelSafe(t, "decodeForm", m, err)
 	})
 }
@@ -43,15 +44,15 @@ func FuzzDecodeForm(f *testing.F) {
 // requireDecodedModelSafe checks what a decoder returned: a refusal must be
 // a *domain.Error, and an accepted model must convert, and then validate or
 // be refused, without panicking and again only with domain errors.
-func requireDecodedModelSafe(t *testing.T, decoder string, m composeModel, err error) {
+func requireDecodedModelSafe(t *testing.T, decoder string, m wire.ComposeModel, err error) {
 	t.Helper()
 	if err != nil {
 		requireFuzzDomainError(t, decoder, err)
 		return
 	}
-	req, err := m.toRequest()
+	req, err := m.Request()
 	if err != nil {
-		requireFuzzDomainError(t, "toRequest", err)
+		requireFuzzDomainError(t, "Request", err)
 		return
 	}
 	addresses := []string{req.SenderEmail}

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/mailgate/mailgate/adapters/httpapi/wire"
 	"github.com/mailgate/mailgate/domain"
 )
 
@@ -55,7 +56,7 @@ func newMailboxEntryView(e domain.MailboxEntry) mailboxEntryView {
 	v := mailboxEntryView{ID: e.ID, AccountID: e.AccountID, MessageID: e.MessageID, Kind: e.Kind, Folder: e.Folder,
 		Read: !e.ReadAt.IsZero(), ReceivedAt: e.ReceivedAt, SenderEmail: e.SenderEmail, SenderDisplayName: e.SenderDisplayName,
 		Subject: e.Subject, Body: e.Body, HeaderMessageID: e.HeaderMessageID, InReplyTo: e.InReplyTo, References: e.References,
-		ConversationID: optionalID(e.ConversationID), To: []mailboxPersonView{}, Cc: []mailboxPersonView{}}
+		ConversationID: wire.OptionalID(e.ConversationID), To: []mailboxPersonView{}, Cc: []mailboxPersonView{}}
 	if !e.ReadAt.IsZero() {
 		at := e.ReadAt
 		v.ReadAt = &at
@@ -168,8 +169,8 @@ func (s *Server) deleteMailboxEntry(c *gin.Context) (*answer, error) {
 
 // inboxView is a message as an inbox list shows it: another recipient's
 // Bcc is never in it.
-func inboxView(m *domain.Message) messageView {
-	v := newMessageView(m)
-	v.Bcc = []recipientView{}
+func inboxView(m *domain.Message) wire.MessageView {
+	v := wire.NewMessageView(m)
+	v.Bcc = []wire.RecipientView{}
 	return v
 }

@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
@@ -15,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/mailgate/mailgate/adapters/httpapi/wire"
 	"github.com/mailgate/mailgate/domain"
 )
 
@@ -29,8 +28,8 @@ func (s *Server) sendMessage(c *gin.Context) (*answer, error) {
 }
 
 // compose runs a decoded model through the composer and answers with the result.
-func (s *Server) compose(c *gin.Context, model composeModel) (*answer, error) {
-	req, err := model.toRequest()
+func (s *Server) compose(c *gin.Context, model wire.ComposeModel) (*answer, error) {
+	req, err := model.Request()
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +48,7 @@ func (s *Server) compose(c *gin.Context, model composeModel) (*answer, error) {
 }
 
 // decodeBody reads a compose model in whichever format the request declares.
-func decodeBody(c *gin.Context) (composeModel, error) {
+func decodeBody(c *gin.Context) (wire.ComposeModel, error) {
 	mediaType, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil {
 		mediaType = ""
@@ -57,33 +56,47 @@ func decodeBody(c *gin.Context) (composeModel, error) {
 	opts := requestDecodeOptions(c)
 	switch strings.ToLower(mediaType) {
 	case "application/json", "text/json":
-		return decodeJSON(c.Request.Body, opts)
+		return wire.DecodeJSON(c.Request.Body, opts)
 	case "application/xml", "text/xml":
-		body, transcoded, err := utf8XML(c.Request.Body, c.GetHeader("Content-Type"))
+		body, transcoded, err := wire.UTF8XML(c.Request.Body, c.GetHeader("Content-Type"))
 		if err != nil {
-			return composeModel{}, err
+			return wire.ComposeModel{}, err
 		}
-		opts.utf16 = transcoded
-		return decodeXML(body, opts)
+		opts.UTF16 = transcoded
+		return wire.DecodeXML(body, opts)
 	case "application/x-www-form-urlencoded":
 		body, err := io.ReadAll(c.Request.Body)
 		if err != nil {
-			return composeModel{}, err
+			return wire.ComposeModel{}, err
 		}
 		values, err := url.ParseQuery(string(body))
 		if err != nil {
-			return composeModel{}, domain.FieldError("", "the form body is not valid URL encoding")
+			return wire.ComposeModel{}, domain.FieldError("", "the form body is not valid URL encoding")
 		}
-		return decodeForm(values, opts)
+		return wire.DecodeForm(values, opts)
 	}
-	return composeModel{}, &domain.Error{Code: codeUnsupportedMediaType,
+	return wire.ComposeModel{}, &domain.Error{Code: codeUnsupportedMediaType,
 		Message: "send application/json, text/json, application/xml, text/xml or application/x-www-form-urlencoded"}
+}
+
+// requestDecodeOptions reads "Prefer: handling=strict" (RFC 7240 section
+// 4.4), the standard way for a client to ask for strict input checks.
+func requestDecodeOptions(c *gin.Context) wire.Options {
+	for _, h := range c.Request.Header.Values("Prefer") {
+		for _, pref := range strings.Split(h, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(pref), "=")
+			if strings.EqualFold(strings.TrimSpace(name), "handling") && strings.EqualFold(strings.Trim(strings.TrimSpace(value), `"`), "strict") {
+				return wire.Options{Strict: true}
+			}
+		}
+	}
+	return wire.Options{}
 }
 
 // pathID reads the :id path parameter; anything that is not a GUID is simply
 // not found, like an id of another tenant.
 func pathID(c *gin.Context) (uuid.UUID, error) {
-	id, err := parseGUID("id", c.Param("id"))
+	id, err := wire.ParseGUID("id", c.Param("id"))
 	if err != nil || id == uuid.Nil {
 		return uuid.Nil, domain.ErrNotFound
 	}
@@ -137,9 +150,9 @@ func (s *Server) putMessage(c *gin.Context) (*answer, error) {
 }
 
 // bindPathAndVersion makes the path's id the model's and takes ts from If-Match.
-func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *composeModel) error {
+func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *wire.ComposeModel) error {
 	if model.ID != "" {
-		if bodyID, err := parseGUID("id", model.ID); err != nil || (bodyID != uuid.Nil && bodyID != id) {
+		if bodyID, err := wire.ParseGUID("id", model.ID); err != nil || (bodyID != uuid.Nil && bodyID != id) {
 			return domain.FieldError("id", "must be empty or equal the id in the path")
 		}
 	}
@@ -162,7 +175,7 @@ func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *compose
 		if model.TS != nil && *model.TS != "" && string(*model.TS) != ts {
 			return domain.FieldError("ts", "differs from If-Match")
 		}
-		wts := wireTS(ts)
+		wts := wire.TS(ts)
 		model.TS = &wts
 	}
 	return nil
@@ -183,78 +196,18 @@ func (s *Server) patchMessage(c *gin.Context) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	model := modelFromMessage(current)
-	// The version must come from the client, never from the row being patched.
-	model.TS = nil
+	model := wire.PatchBase(current)
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkJSONDepth(body, maxJSONDepth); err != nil {
-		return nil, err
-	}
-	if err := checkServerOwnedJSON(body); err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if requestDecodeOptions(c).strict {
-		dec.DisallowUnknownFields()
-	}
-	if err := dec.Decode(&model); err != nil {
-		return nil, jsonErrorFor(err, "MessageComposeModel")
-	}
-	if err := removeNullMembers(&model, body); err != nil {
+	if err := wire.ApplyMergePatch(&model, body, requestDecodeOptions(c)); err != nil {
 		return nil, err
 	}
 	if err := s.bindPathAndVersion(c, id, &model); err != nil {
 		return nil, err
 	}
 	return s.compose(c, model)
-}
-
-// modelFromMessage turns a stored message back into the compose model, the base a patch applies to.
-func modelFromMessage(m *domain.Message) composeModel {
-	guid := func(id uuid.UUID) string {
-		if id == uuid.Nil {
-			return ""
-		}
-		return id.String()
-	}
-	model := composeModel{
-		SenderEmail:       m.SenderEmail,
-		SenderDisplayName: m.SenderDisplayName,
-		SenderAccountID:   guid(m.SenderAccountID),
-		Importance:        json.RawMessage(strconv.Itoa(int(m.Importance))),
-		MessageID:         clientOr(m.ClientMessageID, m.MessageID),
-		Body:              m.Body,
-		ParentID:          guid(m.ParentID),
-		Send:              m.State != domain.StateDraft,
-		Subject:           m.Subject,
-		SendAt:            formatOptionalTime(m.SendAt),
-		ID:                m.ID.String(),
-	}
-	switch {
-	case m.ClientReferences != "":
-		model.References = m.ClientReferences
-	case m.ParentID == uuid.Nil:
-		// Derived References are recomputed from the parent; only a client's own are carried.
-		model.References = m.References
-	}
-	for _, r := range m.Recipients {
-		rm := recipientModel{DisplayName: r.DisplayName, EmailAddress: r.Email, AccountID: guid(r.AccountID)}
-		switch r.Kind {
-		case domain.KindTo:
-			model.To = append(model.To, rm)
-		case domain.KindCc:
-			model.Cc = append(model.Cc, rm)
-		case domain.KindBcc:
-			model.Bcc = append(model.Bcc, rm)
-		}
-	}
-	for _, a := range m.Attachments {
-		model.Attachments = append(model.Attachments, a.String())
-	}
-	return model
 }
 
 func (s *Server) sendDraft(c *gin.Context) (*answer, error) {
@@ -303,7 +256,7 @@ func (s *Server) listMessages(c *gin.Context) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	view := newMessageView
+	view := wire.NewMessageView
 	if filter.Folder == domain.FolderInbox {
 		view = inboxView
 	}
@@ -340,7 +293,7 @@ func parseFilter(q url.Values) (domain.MessageFilter, error) {
 		dst  *uuid.UUID
 	}{{"account", &f.AccountID}, {"conversation", &f.ConversationID}} {
 		if v := q.Get(p.name); v != "" {
-			id, err := parseGUID(p.name, v)
+			id, err := wire.ParseGUID(p.name, v)
 			if err != nil {
 				return f, err
 			}
@@ -348,7 +301,7 @@ func parseFilter(q url.Values) (domain.MessageFilter, error) {
 		}
 	}
 	if v := q.Get("sender"); v != "" {
-		addr, err := domain.NormalizeAddress("sender", asciiAddress(v))
+		addr, err := domain.NormalizeAddress("sender", wire.ASCIIAddress(v))
 		if err != nil {
 			return f, err
 		}
@@ -413,15 +366,8 @@ func (s *Server) messageEvents(c *gin.Context) (*answer, error) {
 // messageAnswer answers with a message, and its version as the ETag, in
 // the format the client accepts.
 func messageAnswer(status int, msg *domain.Message) *answer {
-	view := newMessageView(msg)
-	return negotiatedAnswer(status, view, func() ([]byte, error) { return encodeXML(view) }).with("ETag", etag(msg.Version))
-}
-
-func formatOptionalTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.Format(time.RFC3339Nano)
+	view := wire.NewMessageView(msg)
+	return negotiatedAnswer(status, view, func() ([]byte, error) { return wire.EncodeXML(view) }).with("ETag", etag(msg.Version))
 }
 
 // parseLimit reads the limit query parameter and refuses any parameter not in allowed.

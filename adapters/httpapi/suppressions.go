@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/mailgate/mailgate/adapters/httpapi/wire"
 	"github.com/mailgate/mailgate/domain"
 )
 
@@ -61,7 +62,7 @@ func (s *Server) addSuppression(c *gin.Context) (*answer, error) {
 	if err := decodeStrict(c, &body); err != nil {
 		return nil, err
 	}
-	addr, err := domain.NormalizeAddress("email", asciiAddress(body.Email))
+	addr, err := domain.NormalizeAddress("email", wire.ASCIIAddress(body.Email))
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func (s *Server) addSuppression(c *gin.Context) (*answer, error) {
 }
 
 func (s *Server) removeSuppression(c *gin.Context) (*answer, error) {
-	addr, err := domain.NormalizeAddress("email", asciiAddress(c.Param("email")))
+	addr, err := domain.NormalizeAddress("email", wire.ASCIIAddress(c.Param("email")))
 	if err != nil {
 		return nil, domain.ErrNotFound
 	}

@@ -1,4 +1,4 @@
-package httpapi
+package wire
 
 // strictDecode is "Prefer: handling=strict": unknown members are refused.
-var strictDecode = decodeOptions{strict: true}
+var strictDecode = Options{Strict: true}

@@ -1,4 +1,4 @@
-package httpapi
+package wire
 
 import (
 	"strings"
@@ -6,11 +6,11 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// asciiDomain converts an internationalized domain to its ASCII (punycode)
+// ASCIIDomain converts an internationalized domain to its ASCII (punycode)
 // form with UTS #46 mapping, so BÜCHER.example and xn--bcher-kva.example
 // compare equal. Input it can't convert is returned as is, for the domain
 // rules to refuse with a proper message.
-func asciiDomain(d string) string {
+func ASCIIDomain(d string) string {
 	if isASCII(d) {
 		return d
 	}
@@ -25,13 +25,13 @@ func asciiDomain(d string) string {
 	return ascii
 }
 
-// asciiAddress applies asciiDomain to the part after the last @.
-func asciiAddress(addr string) string {
+// ASCIIAddress applies ASCIIDomain to the part after the last @.
+func ASCIIAddress(addr string) string {
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 || isASCII(addr[at+1:]) {
 		return addr
 	}
-	return addr[:at+1] + asciiDomain(addr[at+1:])
+	return addr[:at+1] + ASCIIDomain(addr[at+1:])
 }
 
 func isASCII(s string) bool {

@@ -1,4 +1,4 @@
-package httpapi
+package wire
 
 import (
 	"encoding/json"
@@ -27,80 +27,80 @@ func TestDecodeFormAccepts(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
-		want composeModel
+		want ComposeModel
 	}{
-		{"empty form", "", composeModel{}},
-		{"sender_email", "sender_email=a%40example.com", composeModel{SenderEmail: "a@example.com"}},
-		{"SenderEmail", "SenderEmail=a%40example.com", composeModel{SenderEmail: "a@example.com"}},
-		{"sender_display_name", "sender_display_name=Ann+Smith", composeModel{SenderDisplayName: "Ann Smith"}},
-		{"SenderDisplayName", "SenderDisplayName=Ann", composeModel{SenderDisplayName: "Ann"}},
-		{"sender_account_id", "sender_account_id=" + guid1, composeModel{SenderAccountID: guid1}},
-		{"SenderAccountId", "SenderAccountId=" + guid1, composeModel{SenderAccountID: guid1}},
-		{"importance by name", "importance=High", composeModel{Importance: json.RawMessage(`"High"`)}},
-		{"importance by number", "Importance=2", composeModel{Importance: json.RawMessage(`"2"`)}},
-		{"importance in lower case", "importance=low", composeModel{Importance: json.RawMessage(`"low"`)}},
-		{"message_id", "message_id=%3Cabc%40example.com%3E", composeModel{MessageID: "<abc@example.com>"}},
-		{"MessageId", "MessageId=x", composeModel{MessageID: "x"}},
-		{"references", "references=%3Ca%3E+%3Cb%3E", composeModel{References: "<a> <b>"}},
-		{"References", "References=r", composeModel{References: "r"}},
-		{"body", "body=line+one%0D%0Aline+two", composeModel{Body: "line one\r\nline two"}},
-		{"Body", "Body=b", composeModel{Body: "b"}},
-		{"parent_id", "parent_id=" + guid1, composeModel{ParentID: guid1}},
-		{"ParentId", "ParentId=" + guid1, composeModel{ParentID: guid1}},
-		{"created_date", "created_date=2026-06-09T14%3A59%3A25.9028316%2B08%3A00", composeModel{CreatedDate: "2026-06-09T14:59:25.9028316+08:00"}},
-		{"CreatedDate", "CreatedDate=2026-06-09", composeModel{CreatedDate: "2026-06-09"}},
-		{"send=true", "send=true", composeModel{Send: true}},
-		{"send=on", "send=on", composeModel{Send: true}},
-		{"send=1", "Send=1", composeModel{Send: true}},
-		{"send=TRUE", "send=TRUE", composeModel{Send: true}},
-		{"send=false", "send=false", composeModel{}},
-		{"send=0", "send=0", composeModel{}},
-		{"subject", "subject=Hello+world", composeModel{Subject: "Hello world"}},
-		{"Subject", "Subject=Hi", composeModel{Subject: "Hi"}},
-		{"subject kept exactly", "subject=++padded++", composeModel{Subject: "  padded  "}},
-		{"can_delete=true", "can_delete=true", composeModel{CanDelete: codecPtr(true)}},
-		{"CanDelete=0", "CanDelete=0", composeModel{CanDelete: codecPtr(false)}},
-		{"can_delete empty is absent", "can_delete=", composeModel{}},
-		{"id", "id=" + guid1, composeModel{ID: guid1}},
-		{"Id", "Id=" + guid1, composeModel{ID: guid1}},
-		{"subscription_id", "subscription_id=" + guid2, composeModel{SubscriptionID: guid2}},
-		{"SubscriptionId", "SubscriptionId=" + guid2, composeModel{SubscriptionID: guid2}},
-		{"ts percent-encoded", "ts=QE%2B%2F", composeModel{TS: codecPtr[wireTS]("QE+/")}},
-		{"ts with '+' sent raw", "ts=QE+%2F", composeModel{TS: codecPtr[wireTS]("QE+/")}},
-		{"Ts", "Ts=QEA%3D", composeModel{TS: codecPtr[wireTS]("QEA=")}},
-		{"empty ts is absent", "ts=", composeModel{}},
-		{"names in any case", "SUBJECT=s&sender_EMAIL=e", composeModel{Subject: "s", SenderEmail: "e"}},
-		{"repeated scalar with the same value", "subject=s&Subject=s&subject=s", composeModel{Subject: "s"}},
+		{"empty form", "", ComposeModel{}},
+		{"sender_email", "sender_email=a%40example.com", ComposeModel{SenderEmail: "a@example.com"}},
+		{"SenderEmail", "SenderEmail=a%40example.com", ComposeModel{SenderEmail: "a@example.com"}},
+		{"sender_display_name", "sender_display_name=Ann+Smith", ComposeModel{SenderDisplayName: "Ann Smith"}},
+		{"SenderDisplayName", "SenderDisplayName=Ann", ComposeModel{SenderDisplayName: "Ann"}},
+		{"sender_account_id", "sender_account_id=" + guid1, ComposeModel{SenderAccountID: guid1}},
+		{"SenderAccountId", "SenderAccountId=" + guid1, ComposeModel{SenderAccountID: guid1}},
+		{"importance by name", "importance=High", ComposeModel{Importance: json.RawMessage(`"High"`)}},
+		{"importance by number", "Importance=2", ComposeModel{Importance: json.RawMessage(`"2"`)}},
+		{"importance in lower case", "importance=low", ComposeModel{Importance: json.RawMessage(`"low"`)}},
+		{"message_id", "message_id=%3Cabc%40example.com%3E", ComposeModel{MessageID: "<abc@example.com>"}},
+		{"MessageId", "MessageId=x", ComposeModel{MessageID: "x"}},
+		{"references", "references=%3Ca%3E+%3Cb%3E", ComposeModel{References: "<a> <b>"}},
+		{"References", "References=r", ComposeModel{References: "r"}},
+		{"body", "body=line+one%0D%0Aline+two", ComposeModel{Body: "line one\r\nline two"}},
+		{"Body", "Body=b", ComposeModel{Body: "b"}},
+		{"parent_id", "parent_id=" + guid1, ComposeModel{ParentID: guid1}},
+		{"ParentId", "ParentId=" + guid1, ComposeModel{ParentID: guid1}},
+		{"created_date", "created_date=2026-06-09T14%3A59%3A25.9028316%2B08%3A00", ComposeModel{CreatedDate: "2026-06-09T14:59:25.9028316+08:00"}},
+		{"CreatedDate", "CreatedDate=2026-06-09", ComposeModel{CreatedDate: "2026-06-09"}},
+		{"send=true", "send=true", ComposeModel{Send: true}},
+		{"send=on", "send=on", ComposeModel{Send: true}},
+		{"send=1", "Send=1", ComposeModel{Send: true}},
+		{"send=TRUE", "send=TRUE", ComposeModel{Send: true}},
+		{"send=false", "send=false", ComposeModel{}},
+		{"send=0", "send=0", ComposeModel{}},
+		{"subject", "subject=Hello+world", ComposeModel{Subject: "Hello world"}},
+		{"Subject", "Subject=Hi", ComposeModel{Subject: "Hi"}},
+		{"subject kept exactly", "subject=++padded++", ComposeModel{Subject: "  padded  "}},
+		{"can_delete=true", "can_delete=true", ComposeModel{CanDelete: codecPtr(true)}},
+		{"CanDelete=0", "CanDelete=0", ComposeModel{CanDelete: codecPtr(false)}},
+		{"can_delete empty is absent", "can_delete=", ComposeModel{}},
+		{"id", "id=" + guid1, ComposeModel{ID: guid1}},
+		{"Id", "Id=" + guid1, ComposeModel{ID: guid1}},
+		{"subscription_id", "subscription_id=" + guid2, ComposeModel{SubscriptionID: guid2}},
+		{"SubscriptionId", "SubscriptionId=" + guid2, ComposeModel{SubscriptionID: guid2}},
+		{"ts percent-encoded", "ts=QE%2B%2F", ComposeModel{TS: codecPtr[TS]("QE+/")}},
+		{"ts with '+' sent raw", "ts=QE+%2F", ComposeModel{TS: codecPtr[TS]("QE+/")}},
+		{"Ts", "Ts=QEA%3D", ComposeModel{TS: codecPtr[TS]("QEA=")}},
+		{"empty ts is absent", "ts=", ComposeModel{}},
+		{"names in any case", "SUBJECT=s&sender_EMAIL=e", ComposeModel{Subject: "s", SenderEmail: "e"}},
+		{"repeated scalar with the same value", "subject=s&Subject=s&subject=s", ComposeModel{Subject: "s"}},
 		{
 			"to, ASP.NET style",
 			"to[0].email_address=a%40example.com&to[0].display_name=A&to[0].account_id=" + guid1 + "&to[1].email_address=b%40example.com",
-			composeModel{To: []recipientModel{{EmailAddress: "a@example.com", DisplayName: "A", AccountID: guid1}, {EmailAddress: "b@example.com"}}},
+			ComposeModel{To: []RecipientModel{{EmailAddress: "a@example.com", DisplayName: "A", AccountID: guid1}, {EmailAddress: "b@example.com"}}},
 		},
 		{
 			"To, .NET names",
 			"To[0].EmailAddress=a&To[0].DisplayName=A&To[0].AccountId=" + guid1,
-			composeModel{To: []recipientModel{{EmailAddress: "a", DisplayName: "A", AccountID: guid1}}},
+			ComposeModel{To: []RecipientModel{{EmailAddress: "a", DisplayName: "A", AccountID: guid1}}},
 		},
 		{
 			"cc, jQuery style",
 			"cc%5B0%5D%5Bemail_address%5D=a&cc%5B1%5D%5BEmailAddress%5D=b&cc%5B1%5D%5Bdisplay_name%5D=B",
-			composeModel{Cc: []recipientModel{{EmailAddress: "a"}, {EmailAddress: "b", DisplayName: "B"}}},
+			ComposeModel{Cc: []RecipientModel{{EmailAddress: "a"}, {EmailAddress: "b", DisplayName: "B"}}},
 		},
 		{
 			"bcc, mixed spellings of one item",
 			"bcc[0].email_address=a&Bcc[0][DisplayName]=A&BCC[0].ACCOUNT_ID=" + guid1,
-			composeModel{Bcc: []recipientModel{{EmailAddress: "a", DisplayName: "A", AccountID: guid1}}},
+			ComposeModel{Bcc: []RecipientModel{{EmailAddress: "a", DisplayName: "A", AccountID: guid1}}},
 		},
-		{"attachments indexed", "attachments[1]=" + guid2 + "&attachments[0]=" + guid1, composeModel{Attachments: []string{guid1, guid2}}},
-		{"Attachments indexed", "Attachments[0]=" + guid1, composeModel{Attachments: []string{guid1}}},
-		{"attachments[]", "attachments%5B%5D=" + guid1 + "&attachments%5B%5D=" + guid2, composeModel{Attachments: []string{guid1, guid2}}},
-		{"attachments repeated", "attachments=" + guid1 + "&attachments=" + guid2, composeModel{Attachments: []string{guid1, guid2}}},
-		{"last index allowed", "to[0].email_address=a" + indexedRecipients(1, 100), composeModel{To: recipientsUpTo(100)}},
+		{"attachments indexed", "attachments[1]=" + guid2 + "&attachments[0]=" + guid1, ComposeModel{Attachments: []string{guid1, guid2}}},
+		{"Attachments indexed", "Attachments[0]=" + guid1, ComposeModel{Attachments: []string{guid1}}},
+		{"attachments[]", "attachments%5B%5D=" + guid1 + "&attachments%5B%5D=" + guid2, ComposeModel{Attachments: []string{guid1, guid2}}},
+		{"attachments repeated", "attachments=" + guid1 + "&attachments=" + guid2, ComposeModel{Attachments: []string{guid1, guid2}}},
+		{"last index allowed", "to[0].email_address=a" + indexedRecipients(1, 100), ComposeModel{To: recipientsUpTo(100)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := decodeForm(parseFormBody(t, tt.body), strictDecode)
+			got, err := DecodeForm(parseFormBody(t, tt.body), strictDecode)
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -118,8 +118,8 @@ func indexedRecipients(from, to int) string {
 	return b.String()
 }
 
-func recipientsUpTo(n int) []recipientModel {
-	list := make([]recipientModel, n)
+func recipientsUpTo(n int) []RecipientModel {
+	list := make([]RecipientModel, n)
 	for i := range list {
 		list[i].EmailAddress = "a"
 	}
@@ -137,11 +137,11 @@ func TestDecodeFormSeedFields(t *testing.T) {
 		"CreatedDate=2026-06-09T14:59:25.9028316%2B08:00", "Send=true", "Subject=sample+string+9", "CanDelete=true",
 		"Id=67160834-f076-41da-862e-3a1c72281b0d", "SubscriptionId=a5913244-a8f5-459d-9406-72ddf3711f67", "Ts=QEA=",
 	}, "&")
-	m, err := decodeForm(parseFormBody(t, body), strictDecode)
+	m, err := DecodeForm(parseFormBody(t, body), strictDecode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := m.toRequest()
+	req, err := m.Request()
 	if err != nil {
 		t.Fatalf("toRequest: %v", err)
 	}
@@ -199,7 +199,7 @@ func TestDecodeFormRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := decodeForm(parseFormBody(t, tt.body), strictDecode)
+			_, err := DecodeForm(parseFormBody(t, tt.body), strictDecode)
 			requireCodecFieldError(t, err, tt.field)
 		})
 	}
@@ -207,7 +207,7 @@ func TestDecodeFormRejects(t *testing.T) {
 
 func TestDecodeFormLongUnknownKeyIsTruncated(t *testing.T) {
 	t.Parallel()
-	_, err := decodeForm(url.Values{strings.Repeat("x", 5000): {"1"}}, strictDecode)
+	_, err := DecodeForm(url.Values{strings.Repeat("x", 5000): {"1"}}, strictDecode)
 	if err == nil || len(err.Error()) > 400 {
 		t.Fatalf("got %v", err)
 	}

@@ -1,9 +1,8 @@
-package httpapi
+package wire
 
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"os"
 	"reflect"
@@ -39,7 +38,7 @@ func requireCodecFieldError(t *testing.T, err error, field string) {
 }
 
 // requireSameModel compares two compose models, showing both as JSON on a mismatch.
-func requireSameModel(t *testing.T, got, want composeModel) {
+func requireSameModel(t *testing.T, got, want ComposeModel) {
 	t.Helper()
 	if reflect.DeepEqual(got, want) {
 		return
@@ -54,7 +53,7 @@ func codecPtr[T any](v T) *T { return &v }
 // composeXML wraps members in a MessageComposeModel root that declares the
 // seed's prefixes.
 func composeXML(members string) string {
-	return `<MessageComposeModel xmlns:i="` + nsXSI + `" xmlns="` + nsModels + `">` + members + `</MessageComposeModel>`
+	return `<MessageComposeModel xmlns:i="` + NamespaceXSI + `" xmlns="` + NamespaceModels + `">` + members + `</MessageComposeModel>`
 }
 
 func TestDecodeXMLSeedSample(t *testing.T) {
@@ -63,11 +62,11 @@ func TestDecodeXMLSeedSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := decodeXML(bytes.NewReader(sample), strictDecode)
+	m, err := DecodeXML(bytes.NewReader(sample), strictDecode)
 	if err != nil {
 		t.Fatalf("decode seed sample: %v", err)
 	}
-	seedRecipient := recipientModel{
+	seedRecipient := RecipientModel{
 		AccountID:    "c188454f-3ac6-495c-869a-e3d255f3326a",
 		DisplayName:  "sample string 1",
 		EmailAddress: "sample string 2",
@@ -78,13 +77,13 @@ func TestDecodeXMLSeedSample(t *testing.T) {
 	}{
 		{"id", m.ID, "67160834-f076-41da-862e-3a1c72281b0d"},
 		{"subscription_id", m.SubscriptionID, "a5913244-a8f5-459d-9406-72ddf3711f67"},
-		{"ts", m.TS, codecPtr[wireTS]("QEA=")},
+		{"ts", m.TS, codecPtr[TS]("QEA=")},
 		{"can_delete", m.CanDelete, codecPtr(true)},
 		{"subject", m.Subject, "sample string 9"},
 		{"attachments", m.Attachments, []string{"4d81cd73-e621-4f67-9a2b-dd1c79c17175", "2c8ca046-7360-4646-b7a2-0db2116a8ddb"}},
-		{"bcc", m.Bcc, []recipientModel{seedRecipient, seedRecipient}},
+		{"bcc", m.Bcc, []RecipientModel{seedRecipient, seedRecipient}},
 		{"body", m.Body, "sample string 6"},
-		{"cc", m.Cc, []recipientModel{seedRecipient, seedRecipient}},
+		{"cc", m.Cc, []RecipientModel{seedRecipient, seedRecipient}},
 		{"created_date", m.CreatedDate, "2026-06-09T14:59:25.9028316+08:00"},
 		{"importance", string(m.Importance), `"Low"`},
 		{"message_id", m.MessageID, "sample string 4"},
@@ -94,7 +93,7 @@ func TestDecodeXMLSeedSample(t *testing.T) {
 		{"sender_account_id", m.SenderAccountID, "73067954-43ed-4f1e-b2ba-c18e22e9e1fc"},
 		{"sender_display_name", m.SenderDisplayName, "sample string 2"},
 		{"sender_email", m.SenderEmail, "sample string 1"},
-		{"to", m.To, []recipientModel{seedRecipient, seedRecipient}},
+		{"to", m.To, []RecipientModel{seedRecipient, seedRecipient}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -106,7 +105,7 @@ func TestDecodeXMLSeedSample(t *testing.T) {
 	}
 	t.Run("toRequest", func(t *testing.T) {
 		t.Parallel()
-		req, err := m.toRequest()
+		req, err := m.Request()
 		if err != nil {
 			t.Fatalf("toRequest: %v", err)
 		}
@@ -127,66 +126,66 @@ func TestDecodeXMLAccepts(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
-		want composeModel
+		want ComposeModel
 	}{
 		{
 			name: "any member order, declaration, BOM and comments",
 			body: "\uFEFF" + `<?xml version="1.0" encoding="utf-8"?><!-- hi -->` + composeXML(
-				`<Subject>s</Subject><!-- note --><Id xmlns="`+nsBase+`">`+"\n 67160834-f076-41da-862e-3a1c72281b0d \n"+`</Id><Send>1</Send>`),
-			want: composeModel{Subject: "s", ID: "67160834-f076-41da-862e-3a1c72281b0d", Send: true},
+				`<Subject>s</Subject><!-- note --><Id xmlns="`+NamespaceBase+`">`+"\n 67160834-f076-41da-862e-3a1c72281b0d \n"+`</Id><Send>1</Send>`),
+			want: ComposeModel{Subject: "s", ID: "67160834-f076-41da-862e-3a1c72281b0d", Send: true},
 		},
 		{
 			name: "prefixed namespaces instead of defaults",
-			body: `<m:MessageComposeModel xmlns:m="` + nsModels + `" xmlns:b="` + nsBase + `" xmlns:a="` + nsArrays + `">` +
+			body: `<m:MessageComposeModel xmlns:m="` + NamespaceModels + `" xmlns:b="` + NamespaceBase + `" xmlns:a="` + NamespaceArrays + `">` +
 				`<b:SubscriptionId>a5913244-a8f5-459d-9406-72ddf3711f67</b:SubscriptionId>` +
 				`<m:Attachments><a:guid>4d81cd73-e621-4f67-9a2b-dd1c79c17175</a:guid></m:Attachments>` +
 				`<m:To><m:MessageRecipientModel><m:EmailAddress>a@example.com</m:EmailAddress></m:MessageRecipientModel></m:To>` +
 				`</m:MessageComposeModel>`,
-			want: composeModel{
+			want: ComposeModel{
 				SubscriptionID: "a5913244-a8f5-459d-9406-72ddf3711f67",
 				Attachments:    []string{"4d81cd73-e621-4f67-9a2b-dd1c79c17175"},
-				To:             []recipientModel{{EmailAddress: "a@example.com"}},
+				To:             []RecipientModel{{EmailAddress: "a@example.com"}},
 			},
 		},
 		{
 			name: "text kept exactly, CDATA and escapes",
 			body: composeXML(`<Body><![CDATA[<p>hi</p>]]> &amp; bye&#xD;&#xA;</Body><Subject>  padded  </Subject>`),
-			want: composeModel{Body: "<p>hi</p> & bye\r\n", Subject: "  padded  "},
+			want: ComposeModel{Body: "<p>hi</p> & bye\r\n", Subject: "  padded  "},
 		},
 		{
 			name: "importance by number, booleans as words, ts with line breaks",
-			body: composeXML(`<Importance> 2 </Importance><CanDelete>false</CanDelete><Send>false</Send><Ts xmlns="` + nsBase + `">AAAA` + "\n" + `AAAAAAE=</Ts>`),
-			want: composeModel{Importance: json.RawMessage(`"2"`), CanDelete: codecPtr(false), TS: codecPtr[wireTS]("AAAAAAAAAAE=")},
+			body: composeXML(`<Importance> 2 </Importance><CanDelete>false</CanDelete><Send>false</Send><Ts xmlns="` + NamespaceBase + `">AAAA` + "\n" + `AAAAAAE=</Ts>`),
+			want: ComposeModel{Importance: json.RawMessage(`"2"`), CanDelete: codecPtr(false), TS: codecPtr[TS]("AAAAAAAAAAE=")},
 		},
 		{
 			name: "nil members are absent",
-			body: composeXML(`<Id xmlns="` + nsBase + `" i:nil="true"/><Ts xmlns="` + nsBase + `" i:nil="true"/>` +
+			body: composeXML(`<Id xmlns="` + NamespaceBase + `" i:nil="true"/><Ts xmlns="` + NamespaceBase + `" i:nil="true"/>` +
 				`<CanDelete i:nil="true"/><Importance i:nil="true"/><Send i:nil="1"/><Subject i:nil="true"></Subject>` +
 				`<To i:nil="true"/><Attachments i:nil="true"/><ParentId i:nil="true"/><Body i:nil="false">b</Body>`),
-			want: composeModel{Body: "b"},
+			want: ComposeModel{Body: "b"},
 		},
 		{
 			name: "nil list items stay in place as empty values",
 			body: composeXML(`<Cc><MessageRecipientModel i:nil="true"/><MessageRecipientModel><DisplayName>D</DisplayName><AccountId i:nil="true"/></MessageRecipientModel></Cc>` +
-				`<Attachments xmlns:d2p1="` + nsArrays + `"><d2p1:guid i:nil="true"/><d2p1:guid>x</d2p1:guid></Attachments>`),
-			want: composeModel{Cc: []recipientModel{{}, {DisplayName: "D"}}, Attachments: []string{"", "x"}},
+				`<Attachments xmlns:d2p1="` + NamespaceArrays + `"><d2p1:guid i:nil="true"/><d2p1:guid>x</d2p1:guid></Attachments>`),
+			want: ComposeModel{Cc: []RecipientModel{{}, {DisplayName: "D"}}, Attachments: []string{"", "x"}},
 		},
 		{
 			name: "empty lists are present but empty",
-			body: composeXML(`<Bcc/><Attachments xmlns:d2p1="` + nsArrays + `"></Attachments>`),
-			want: composeModel{Bcc: []recipientModel{}, Attachments: []string{}},
+			body: composeXML(`<Bcc/><Attachments xmlns:d2p1="` + NamespaceArrays + `"></Attachments>`),
+			want: ComposeModel{Bcc: []RecipientModel{}, Attachments: []string{}},
 		},
 		{
 			name: "read-only response members are ignored",
 			body: composeXML(`<ConversationId>c</ConversationId><InReplyTo/><LastError>e</LastError><State>sent</State><UpdatedAt i:nil="true"/>` +
 				`<To><MessageRecipientModel><Attempts>2</Attempts><EmailAddress>a@example.com</EmailAddress><LastCode>250</LastCode><LastReply>ok</LastReply><Status>delivered</Status></MessageRecipientModel></To>`),
-			want: composeModel{To: []recipientModel{{EmailAddress: "a@example.com"}}},
+			want: ComposeModel{To: []RecipientModel{{EmailAddress: "a@example.com"}}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := decodeXML(strings.NewReader(tt.body), strictDecode)
+			got, err := DecodeXML(strings.NewReader(tt.body), strictDecode)
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -197,7 +196,7 @@ func TestDecodeXMLAccepts(t *testing.T) {
 
 func TestDecodeXMLRejectsDocument(t *testing.T) {
 	t.Parallel()
-	base := `xmlns="` + nsBase + `"`
+	base := `xmlns="` + NamespaceBase + `"`
 	tests := []struct {
 		name     string
 		body     string
@@ -206,16 +205,16 @@ func TestDecodeXMLRejectsDocument(t *testing.T) {
 		{"empty body", "", "empty"},
 		{"only whitespace", " \n ", "empty"},
 		{"malformed", composeXML(`<Subject>s</Body>`), "not well-formed"},
-		{"truncated", `<MessageComposeModel xmlns="` + nsModels + `"><Subject>s`, "not well-formed"},
+		{"truncated", `<MessageComposeModel xmlns="` + NamespaceModels + `"><Subject>s`, "not well-formed"},
 		{"undefined entity", composeXML(`<Subject>&nbsp;</Subject>`), "not well-formed"},
 		{"doctype", `<!DOCTYPE MessageComposeModel>` + composeXML(``), "DOCTYPE"},
 		{"entity declaration", `<!DOCTYPE m [<!ENTITY x "xxxxxxxx">]>` + composeXML(`<Subject>&x;</Subject>`), "DOCTYPE"},
 		{"processing instruction", composeXML(`<?php echo 1 ?>`), "processing instruction"},
 		{"non-UTF-8 encoding", `<?xml version="1.0" encoding="ISO-8859-1"?>` + composeXML(``), "UTF-8"},
-		{"wrong root name", `<MessageModel xmlns="` + nsModels + `"/>`, "root element"},
+		{"wrong root name", `<MessageModel xmlns="` + NamespaceModels + `"/>`, "root element"},
 		{"root without namespace", `<MessageComposeModel/>`, "root element"},
 		{"root in the base namespace", `<MessageComposeModel ` + base + `/>`, "root element"},
-		{"nil root", `<MessageComposeModel xmlns:i="` + nsXSI + `" xmlns="` + nsModels + `" i:nil="true"/>`, "nil"},
+		{"nil root", `<MessageComposeModel xmlns:i="` + NamespaceXSI + `" xmlns="` + NamespaceModels + `" i:nil="true"/>`, "nil"},
 		{"two roots", composeXML(``) + composeXML(``), "more than one root"},
 		{"text outside the root", composeXML(``) + `junk`, "outside the root"},
 		{"text in the root", composeXML(`junk<Subject>s</Subject>`), "not text"},
@@ -225,7 +224,7 @@ func TestDecodeXMLRejectsDocument(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := decodeXML(strings.NewReader(tt.body), strictDecode)
+			_, err := DecodeXML(strings.NewReader(tt.body), strictDecode)
 			requireCodecFieldError(t, err, "")
 			if !strings.Contains(err.Error(), tt.contains) {
 				t.Fatalf("got %v, want a message containing %q", err, tt.contains)
@@ -236,7 +235,7 @@ func TestDecodeXMLRejectsDocument(t *testing.T) {
 
 func TestDecodeXMLRejects(t *testing.T) {
 	t.Parallel()
-	base := `xmlns="` + nsBase + `"`
+	base := `xmlns="` + NamespaceBase + `"`
 	recipient := func(inner string) string { return `<MessageRecipientModel>` + inner + `</MessageRecipientModel>` }
 	tests := []struct {
 		name  string
@@ -273,13 +272,13 @@ func TestDecodeXMLRejects(t *testing.T) {
 		{"recipient member holding elements", composeXML(`<To>` + recipient(`<AccountId><x/></AccountId>`) + `</To>`), "to[0].account_id"},
 		{"recipient with text", composeXML(`<To>` + recipient(`a@example.com`) + `</To>`), "to[0]"},
 		{"attachment in the models namespace", composeXML(`<Attachments><guid>x</guid></Attachments>`), "attachments[0]"},
-		{"attachment with the wrong name", composeXML(`<Attachments xmlns:d2p1="` + nsArrays + `"><d2p1:guid>x</d2p1:guid><d2p1:string>y</d2p1:string></Attachments>`), "attachments[1]"},
-		{"attachment holding elements", composeXML(`<Attachments xmlns:d2p1="` + nsArrays + `"><d2p1:guid><x/></d2p1:guid></Attachments>`), "attachments[0]"},
+		{"attachment with the wrong name", composeXML(`<Attachments xmlns:d2p1="` + NamespaceArrays + `"><d2p1:guid>x</d2p1:guid><d2p1:string>y</d2p1:string></Attachments>`), "attachments[1]"},
+		{"attachment holding elements", composeXML(`<Attachments xmlns:d2p1="` + NamespaceArrays + `"><d2p1:guid><x/></d2p1:guid></Attachments>`), "attachments[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := decodeXML(strings.NewReader(tt.body), strictDecode)
+			_, err := DecodeXML(strings.NewReader(tt.body), strictDecode)
 			requireCodecFieldError(t, err, tt.field)
 		})
 	}
@@ -288,7 +287,7 @@ func TestDecodeXMLRejects(t *testing.T) {
 func TestDecodeXMLReadFailure(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("connection reset")
-	_, err := decodeXML(iotest.ErrReader(boom), strictDecode)
+	_, err := DecodeXML(iotest.ErrReader(boom), strictDecode)
 	if !errors.Is(err, boom) {
 		t.Fatalf("got %v, want the reader's error", err)
 	}
@@ -300,18 +299,18 @@ func TestDecodeXMLReadFailure(t *testing.T) {
 
 // fullMessageView returns a view with every member set, two items in each
 // list as in the seed sample.
-func fullMessageView() messageView {
+func fullMessageView() MessageView {
 	id := func(s string) uuid.UUID { return uuid.MustParse(s) }
 	account := id("c188454f-3ac6-495c-869a-e3d255f3326a")
-	recipients := func(prefix string) []recipientView {
-		return []recipientView{
+	recipients := func(prefix string) []RecipientView {
+		return []RecipientView{
 			{DisplayName: prefix + " One", EmailAddress: "one@example.com", AccountID: &account, Status: domain.RecipientDelivered, Attempts: 1, LastCode: 250, LastReply: "2.0.0 OK"},
 			{DisplayName: prefix + " <Two> & \"co\"", EmailAddress: "two@example.com", AccountID: &account, Status: domain.RecipientDeferred, Attempts: 3, LastCode: 451, LastReply: "4.7.1 try later"},
 		}
 	}
 	sender := id("73067954-43ed-4f1e-b2ba-c18e22e9e1fc")
 	parent := id("48e91789-1800-4af1-9d0f-a545216ab490")
-	return messageView{
+	return MessageView{
 		SenderEmail:       "sender@example.com",
 		SenderDisplayName: "Sender & Co",
 		SenderAccountID:   &sender,
@@ -339,8 +338,8 @@ func fullMessageView() messageView {
 	}
 }
 
-// expectedModel is what decodeXML should make of encodeXML(v).
-func expectedModel(t *testing.T, v messageView) composeModel {
+// expectedModel is what decodeXML should make of EncodeXML(v).
+func expectedModel(t *testing.T, v MessageView) ComposeModel {
 	t.Helper()
 	optional := func(id *uuid.UUID) string {
 		if id == nil {
@@ -348,13 +347,13 @@ func expectedModel(t *testing.T, v messageView) composeModel {
 		}
 		return id.String()
 	}
-	recipients := func(list []recipientView) []recipientModel {
+	recipients := func(list []RecipientView) []RecipientModel {
 		if list == nil {
 			return nil
 		}
-		out := make([]recipientModel, 0, len(list))
+		out := make([]RecipientModel, 0, len(list))
 		for _, r := range list {
-			out = append(out, recipientModel{DisplayName: r.DisplayName, EmailAddress: r.EmailAddress, AccountID: optional(r.AccountID)})
+			out = append(out, RecipientModel{DisplayName: r.DisplayName, EmailAddress: r.EmailAddress, AccountID: optional(r.AccountID)})
 		}
 		return out
 	}
@@ -365,7 +364,7 @@ func expectedModel(t *testing.T, v messageView) composeModel {
 			attachments = append(attachments, a.String())
 		}
 	}
-	m := composeModel{
+	m := ComposeModel{
 		SenderEmail:       v.SenderEmail,
 		SenderDisplayName: v.SenderDisplayName,
 		SenderAccountID:   optional(v.SenderAccountID),
@@ -386,16 +385,16 @@ func expectedModel(t *testing.T, v messageView) composeModel {
 		SubscriptionID:    v.SubscriptionID.String(),
 	}
 	if v.TS != "" {
-		m.TS = codecPtr(wireTS(v.TS))
+		m.TS = codecPtr(TS(v.TS))
 	}
 	return m
 }
 
 func TestEncodeXMLRoundTrip(t *testing.T) {
 	t.Parallel()
-	sparse := messageView{
+	sparse := MessageView{
 		SenderEmail: "a@example.com",
-		To:          []recipientView{{EmailAddress: "b@example.com", Status: domain.RecipientPending}},
+		To:          []RecipientView{{EmailAddress: "b@example.com", Status: domain.RecipientPending}},
 		Importance:  int(domain.ImportanceLow),
 		CreatedDate: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		ID:          uuid.MustParse("67160834-f076-41da-862e-3a1c72281b0d"),
@@ -403,24 +402,24 @@ func TestEncodeXMLRoundTrip(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		view messageView
+		view MessageView
 	}{
 		{"every member set", fullMessageView()},
 		{"absent optional members, nil lists, no ts", sparse},
-		{"empty lists", func() messageView {
+		{"empty lists", func() MessageView {
 			v := sparse
-			v.Cc, v.Bcc, v.Attachments = []recipientView{}, []recipientView{}, []uuid.UUID{}
+			v.Cc, v.Bcc, v.Attachments = []RecipientView{}, []RecipientView{}, []uuid.UUID{}
 			return v
 		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := encodeXML(tt.view)
+			out, err := EncodeXML(tt.view)
 			if err != nil {
 				t.Fatalf("encode: %v", err)
 			}
-			got, err := decodeXML(bytes.NewReader(out), strictDecode)
+			got, err := DecodeXML(bytes.NewReader(out), strictDecode)
 			if err != nil {
 				t.Fatalf("decode %s: %v", out, err)
 			}
@@ -430,7 +429,7 @@ func TestEncodeXMLRoundTrip(t *testing.T) {
 			if err != nil || !created.Equal(tt.view.CreatedDate) {
 				t.Fatalf("created_date %q (%v) does not parse back to %v", got.CreatedDate, err, tt.view.CreatedDate)
 			}
-			if _, err := got.toRequest(); err != nil {
+			if _, err := got.Request(); err != nil {
 				t.Fatalf("the decoded model does not convert: %v", err)
 			}
 		})
@@ -464,7 +463,7 @@ func TestEncodeXMLMatchesSeedShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := encodeXML(fullMessageView())
+	out, err := EncodeXML(fullMessageView())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,9 +483,9 @@ func TestEncodeXMLMatchesSeedShape(t *testing.T) {
 	}
 
 	for _, want := range []string{
-		`<MessageComposeModel xmlns:i="` + nsXSI + `" xmlns="` + nsModels + `">`,
-		`<Id xmlns="` + nsBase + `">67160834-f076-41da-862e-3a1c72281b0d</Id>`,
-		`<Attachments xmlns:d2p1="` + nsArrays + `"><d2p1:guid>4d81cd73-e621-4f67-9a2b-dd1c79c17175</d2p1:guid>`,
+		`<MessageComposeModel xmlns:i="` + NamespaceXSI + `" xmlns="` + NamespaceModels + `">`,
+		`<Id xmlns="` + NamespaceBase + `">67160834-f076-41da-862e-3a1c72281b0d</Id>`,
+		`<Attachments xmlns:d2p1="` + NamespaceArrays + `"><d2p1:guid>4d81cd73-e621-4f67-9a2b-dd1c79c17175</d2p1:guid>`,
 		`<CreatedDate>2026-06-09T14:59:25.9028316+08:00</CreatedDate>`,
 		`<Importance>High</Importance>`,
 		`<State>partially_sent</State>`,
@@ -499,7 +498,7 @@ func TestEncodeXMLMatchesSeedShape(t *testing.T) {
 
 func TestEncodeXMLMemberOrder(t *testing.T) {
 	t.Parallel()
-	out, err := encodeXML(fullMessageView())
+	out, err := EncodeXML(fullMessageView())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,11 +532,11 @@ func TestEncodeXMLMemberOrder(t *testing.T) {
 
 func TestEncodeXMLNilMembers(t *testing.T) {
 	t.Parallel()
-	v := messageView{
-		To:         []recipientView{{EmailAddress: "b@example.com"}},
+	v := MessageView{
+		To:         []RecipientView{{EmailAddress: "b@example.com"}},
 		Importance: int(domain.ImportanceNormal),
 	}
-	out, err := encodeXML(v)
+	out, err := EncodeXML(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +544,7 @@ func TestEncodeXMLNilMembers(t *testing.T) {
 		`<SenderAccountId i:nil="true"/>`,
 		`<ParentId i:nil="true"/>`,
 		`<MessageRecipientModel><AccountId i:nil="true"/><Attempts>0</Attempts>`,
-		`<Ts xmlns="` + nsBase + `" i:nil="true"/>`,
+		`<Ts xmlns="` + NamespaceBase + `" i:nil="true"/>`,
 		`<Cc i:nil="true"/>`,
 		`<Attachments i:nil="true"/>`,
 		`<Importance>Normal</Importance>`,
@@ -563,62 +562,8 @@ func TestEncodeXMLNilMembers(t *testing.T) {
 
 func TestEncodeXMLRejectsUnknownImportance(t *testing.T) {
 	t.Parallel()
-	if _, err := encodeXML(messageView{Importance: 7}); err == nil {
+	if _, err := EncodeXML(MessageView{Importance: 7}); err == nil {
 		t.Fatal("encoded an importance that has no name")
 	}
 }
 
-func TestEncodeProblemXML(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		problem Problem
-		want    string
-	}{
-		{
-			name: "every member",
-			problem: Problem{
-				Type: "https://mailgate.dev/problems/version_mismatch", Title: "Conflict", Status: 409,
-				Detail: "the message changed", Instance: "/api/messages/sendmessage",
-				Code: "version_mismatch", Field: "ts", TS: "AAAAAAAAAAc=", RequestID: "req-1",
-			},
-			want: xml.Header + `<problem xmlns="urn:ietf:rfc:7807">` +
-				`<type>https://mailgate.dev/problems/version_mismatch</type><title>Conflict</title><status>409</status>` +
-				`<detail>the message changed</detail><instance>/api/messages/sendmessage</instance>` +
-				`<code>version_mismatch</code><field>ts</field><ts>AAAAAAAAAAc=</ts><request_id>req-1</request_id></problem>`,
-		},
-		{
-			name:    "empty members left out, text escaped",
-			problem: Problem{Type: "about:blank", Title: "Bad Request", Status: 400, Detail: `to[0].email_address: "<x>" & more`, Code: "invalid"},
-			want: xml.Header + `<problem xmlns="urn:ietf:rfc:7807">` +
-				`<type>about:blank</type><title>Bad Request</title><status>400</status>` +
-				`<detail>to[0].email_address: &#34;&lt;x&gt;&#34; &amp; more</detail><code>invalid</code></problem>`,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			out, err := encodeProblemXML(tt.problem)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(out) != tt.want {
-				t.Fatalf("got  %s\nwant %s", out, tt.want)
-			}
-			var parsed struct {
-				XMLName xml.Name
-				Detail  string `xml:"detail"`
-				Status  int    `xml:"status"`
-			}
-			if err := xml.Unmarshal(out, &parsed); err != nil {
-				t.Fatalf("not well-formed: %v", err)
-			}
-			if parsed.XMLName.Space != nsProblem || parsed.XMLName.Local != "problem" {
-				t.Errorf("root is %v", parsed.XMLName)
-			}
-			if parsed.Detail != tt.problem.Detail || parsed.Status != tt.problem.Status {
-				t.Errorf("parsed back detail %q status %d", parsed.Detail, parsed.Status)
-			}
-		})
-	}
-}
