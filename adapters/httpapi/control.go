@@ -133,10 +133,10 @@ func (s *Server) retryMessages(c *gin.Context) (*answer, error) {
 
 // batchItem is one message's result in a batch answer.
 type batchItem struct {
-	Index   int          `json:"index"`
-	Status  int          `json:"status"`
+	Index   int               `json:"index"`
+	Status  int               `json:"status"`
 	Message *wire.MessageView `json:"message,omitempty"`
-	Problem *Problem     `json:"problem,omitempty"`
+	Problem *Problem          `json:"problem,omitempty"`
 }
 
 // batchSend creates up to 500 messages in one transaction and answers with a

@@ -155,7 +155,7 @@ type SchemaProperty struct {
 	// Wrapped says the member is a collection whose items are child elements.
 	Wrapped bool
 	// Item is the record of a collection's items, nil for other members.
-	Item *Record
+	Item     *Record
 	ReadOnly bool
 }
 

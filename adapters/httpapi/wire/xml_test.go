@@ -566,4 +566,3 @@ func TestEncodeXMLRejectsUnknownImportance(t *testing.T) {
 		t.Fatal("encoded an importance that has no name")
 	}
 }
-
