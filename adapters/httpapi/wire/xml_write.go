@@ -55,7 +55,7 @@ func (w *XMLWriter) Value(name, s string) { w.value(name, "", s) }
 
 // Message writes v as a MessageComposeModel element inside a list.
 func (w *XMLWriter) Message(v MessageView) error {
-	return compose.view.writeXML(w, reflect.ValueOf(v), "")
+	return compose.view.writeXML(w, reflect.ValueOf(&v).Elem(), "")
 }
 
 func (w *XMLWriter) text(s string) {
@@ -79,7 +79,8 @@ func (w *XMLWriter) nilValue(name, attrs string) {
 // read-only members in their alphabetical places.
 func EncodeXML(v MessageView) ([]byte, error) {
 	var w XMLWriter
-	if err := compose.view.writeXML(&w, reflect.ValueOf(v), rootNamespaces); err != nil {
+	// An addressable value lets the writer read typed fields without copying them.
+	if err := compose.view.writeXML(&w, reflect.ValueOf(&v).Elem(), rootNamespaces); err != nil {
 		return nil, err
 	}
 	return w.Bytes(), nil
@@ -134,7 +135,7 @@ func (b *binding) writeMember(w *XMLWriter, i int, f reflect.Value) error {
 		w.Close(m.DotNet)
 	case KindGUIDs:
 		w.buf.WriteString("<" + m.DotNet + attrs + ` xmlns:d2p1="` + NamespaceArrays + `">`)
-		for _, id := range f.Interface().([]uuid.UUID) {
+		for _, id := range typedField[[]uuid.UUID](f) {
 			w.value("d2p1:guid", "", id.String())
 		}
 		w.Close(m.DotNet)
@@ -154,9 +155,9 @@ func (b *binding) writeMember(w *XMLWriter, i int, f reflect.Value) error {
 func xmlText(f reflect.Value) string {
 	switch f.Type() {
 	case typeUUID:
-		return f.Interface().(uuid.UUID).String()
+		return typedField[uuid.UUID](f).String()
 	case typeTime:
-		return XMLDate(f.Interface().(time.Time))
+		return XMLDate(typedField[time.Time](f))
 	}
 	switch f.Kind() {
 	case reflect.Int:
@@ -165,4 +166,13 @@ func xmlText(f reflect.Value) string {
 		return strconv.FormatBool(f.Bool())
 	}
 	return f.String()
+}
+
+// typedField reads f as a T, through its address when it has one, which
+// saves boxing a copy of the value.
+func typedField[T any](f reflect.Value) T {
+	if f.CanAddr() {
+		return *f.Addr().Interface().(*T)
+	}
+	return f.Interface().(T)
 }
