@@ -328,7 +328,7 @@ func (s *Server) retryAcrossTenants(c *gin.Context) (*answer, error) {
 	}
 	var results map[uuid.UUID][]uuid.UUID
 	if body.SubscriptionID != "" {
-		tenant, err := wire.ParseGUID("subscription_id", body.SubscriptionID)
+		tenant, err := parseGUID("subscription_id", body.SubscriptionID)
 		if err != nil || tenant == uuid.Nil {
 			return nil, domain.FieldError("subscription_id", "is not a valid GUID")
 		}

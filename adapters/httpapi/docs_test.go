@@ -411,7 +411,8 @@ func TestOpenAPISchemasFollowDeclaration(t *testing.T) {
 			}
 		}
 		documented := slices.Sorted(slices.Values(schema.Properties.Keys))
-		if slices.Sort(declared); !slices.Equal(documented, declared) {
+		slices.Sort(declared)
+		if !slices.Equal(documented, declared) {
 			t.Errorf("schema %s has properties %v; the declaration has %v", tc.schema, documented, declared)
 		}
 	}

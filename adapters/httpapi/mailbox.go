@@ -56,7 +56,7 @@ func newMailboxEntryView(e domain.MailboxEntry) mailboxEntryView {
 	v := mailboxEntryView{ID: e.ID, AccountID: e.AccountID, MessageID: e.MessageID, Kind: e.Kind, Folder: e.Folder,
 		Read: !e.ReadAt.IsZero(), ReceivedAt: e.ReceivedAt, SenderEmail: e.SenderEmail, SenderDisplayName: e.SenderDisplayName,
 		Subject: e.Subject, Body: e.Body, HeaderMessageID: e.HeaderMessageID, InReplyTo: e.InReplyTo, References: e.References,
-		ConversationID: wire.OptionalID(e.ConversationID), To: []mailboxPersonView{}, Cc: []mailboxPersonView{}}
+		ConversationID: optionalID(e.ConversationID), To: []mailboxPersonView{}, Cc: []mailboxPersonView{}}
 	if !e.ReadAt.IsZero() {
 		at := e.ReadAt
 		v.ReadAt = &at

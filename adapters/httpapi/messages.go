@@ -96,7 +96,7 @@ func requestDecodeOptions(c *gin.Context) wire.Options {
 // pathID reads the :id path parameter; anything that is not a GUID is simply
 // not found, like an id of another tenant.
 func pathID(c *gin.Context) (uuid.UUID, error) {
-	id, err := wire.ParseGUID("id", c.Param("id"))
+	id, err := parseGUID("id", c.Param("id"))
 	if err != nil || id == uuid.Nil {
 		return uuid.Nil, domain.ErrNotFound
 	}
@@ -152,7 +152,7 @@ func (s *Server) putMessage(c *gin.Context) (*answer, error) {
 // bindPathAndVersion makes the path's id the model's and takes ts from If-Match.
 func (s *Server) bindPathAndVersion(c *gin.Context, id uuid.UUID, model *wire.ComposeModel) error {
 	if model.ID != "" {
-		if bodyID, err := wire.ParseGUID("id", model.ID); err != nil || (bodyID != uuid.Nil && bodyID != id) {
+		if bodyID, err := parseGUID("id", model.ID); err != nil || (bodyID != uuid.Nil && bodyID != id) {
 			return domain.FieldError("id", "must be empty or equal the id in the path")
 		}
 	}
@@ -293,7 +293,7 @@ func parseFilter(q url.Values) (domain.MessageFilter, error) {
 		dst  *uuid.UUID
 	}{{"account", &f.AccountID}, {"conversation", &f.ConversationID}} {
 		if v := q.Get(p.name); v != "" {
-			id, err := wire.ParseGUID(p.name, v)
+			id, err := parseGUID(p.name, v)
 			if err != nil {
 				return f, err
 			}

@@ -190,12 +190,13 @@ type binding struct {
 	byDotNet map[string]int
 }
 
+// The Go types the codecs recognise in bound structs, compared and never written.
 var (
-	typeString     = reflect.TypeFor[string]()
-	typeRawMessage = reflect.TypeFor[json.RawMessage]()
-	typeUUID       = reflect.TypeFor[uuid.UUID]()
-	typeTime       = reflect.TypeFor[time.Time]()
-	typeTS         = reflect.TypeFor[TS]()
+	typeString     = reflect.TypeFor[string]()          //nolint:gochecknoglobals // read-only: a reflect type
+	typeRawMessage = reflect.TypeFor[json.RawMessage]() //nolint:gochecknoglobals // read-only: a reflect type
+	typeUUID       = reflect.TypeFor[uuid.UUID]()       //nolint:gochecknoglobals // read-only: a reflect type
+	typeTime       = reflect.TypeFor[time.Time]()       //nolint:gochecknoglobals // read-only: a reflect type
+	typeTS         = reflect.TypeFor[TS]()              //nolint:gochecknoglobals // read-only: a reflect type
 )
 
 // bind checks that typ, a struct, holds exactly the members of r (the

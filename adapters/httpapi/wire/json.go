@@ -171,14 +171,14 @@ func jsonTypeName(kind string) string {
 // serverOwned are members of the answer that the gateway alone sets. They
 // are refused in every mode rather than ignored: a client that sends
 // "state": "sent" must learn that it set nothing (no mass assignment).
-var serverOwned = map[string]bool{
+var serverOwned = map[string]bool{ //nolint:gochecknoglobals // read-only: a table of names
 	"state": true, "in_reply_to": true, "conversation_id": true, "updated_at": true,
 	"last_error": true, "header_message_id": true, "header_references": true,
 	"version": true, "queued_at": true, "job_id": true, "send_slot": true,
 }
 
 // serverOwnedRecipient are the recipient members the gateway alone sets.
-var serverOwnedRecipient = map[string]bool{
+var serverOwnedRecipient = map[string]bool{ //nolint:gochecknoglobals // read-only: a table of names
 	"status": true, "attempts": true, "last_code": true, "last_reply": true,
 	"possible_duplicate": true, "in_flight_since": true,
 }

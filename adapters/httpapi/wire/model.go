@@ -103,7 +103,7 @@ type RecipientView struct {
 
 // compose binds the declaration of MessageComposeModel to its input and
 // view types; it is read-only after start-up.
-var compose = codec{
+var compose = codec{ //nolint:gochecknoglobals // read-only: the declaration bound at start-up, never written after
 	in:   mustBind[ComposeModel](composeRecord(), true),
 	view: mustBind[MessageView](composeRecord(), false),
 }
@@ -303,7 +303,7 @@ func NewMessageView(m *domain.Message) MessageView {
 func PatchBase(m *domain.Message) ComposeModel {
 	var model ComposeModel
 	view := NewMessageView(m)
-	compose.inputFromView(reflect.ValueOf(&model).Elem(), reflect.ValueOf(view))
+	copyMembers(compose.in, compose.view, reflect.ValueOf(&model).Elem(), reflect.ValueOf(&view).Elem())
 	model.TS = nil
 	if m.ClientReferences == "" && m.ParentID != uuid.Nil {
 		// Derived References are recomputed from the parent; only a client's own are carried.
@@ -312,12 +312,8 @@ func PatchBase(m *domain.Message) ComposeModel {
 	return model
 }
 
-// inputFromView copies each writable member of view into in, converting
-// typed values to the text a client sends.
-func (c codec) inputFromView(in, view reflect.Value) {
-	copyMembers(c.in, c.view, in, view)
-}
-
+// copyMembers copies each member inB holds from view, a value of viewB's
+// type, into in, spelling typed values as the text a client sends.
 func copyMembers(inB, viewB *binding, in, view reflect.Value) {
 	for i, m := range inB.record.Members {
 		if inB.field[i] == nil {
@@ -338,7 +334,7 @@ func copyMembers(inB, viewB *binding, in, view reflect.Value) {
 			if src.IsNil() {
 				continue
 			}
-			ids := src.Interface().([]uuid.UUID)
+			ids := typedField[[]uuid.UUID](src)
 			list := make([]string, len(ids))
 			for j, id := range ids {
 				list[j] = id.String()
@@ -369,13 +365,13 @@ func viewText(v reflect.Value) string {
 	}
 	switch v.Type() {
 	case typeUUID:
-		id := v.Interface().(uuid.UUID)
+		id := typedField[uuid.UUID](v)
 		if id == uuid.Nil {
 			return ""
 		}
 		return id.String()
 	case typeTime:
-		t := v.Interface().(time.Time)
+		t := typedField[time.Time](v)
 		if t.IsZero() {
 			return ""
 		}

@@ -47,7 +47,7 @@ func (rr *recordingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF} //nolint:gochecknoglobals // read-only: a byte sequence compared against
 
 // parseXMLTree reads one XML document into a tree, enforcing the document
 // limits and refusing DTDs, so that no entity is ever expanded.
@@ -71,7 +71,7 @@ func parseXMLTree(r io.Reader, opts Options) (*xmlNode, error) {
 	)
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
