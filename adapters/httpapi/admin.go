@@ -108,7 +108,7 @@ func decodeStrict(c *gin.Context, v any) error {
 
 // requestModels names the body each JSON endpoint reads, as the OpenAPI
 // document does, so an error names the endpoint's own model.
-var requestModels = map[string]string{
+var requestModels = map[string]string{ //nolint:gochecknoglobals // read-only: the OpenAPI model names
 	"POST /api/admin/tenants":              "NewTenant",
 	"POST /api/admin/tenants/:id/domains":  "NewSenderDomain",
 	"POST /api/admin/tenants/:id/accounts": "NewAccount",

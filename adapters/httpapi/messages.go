@@ -242,7 +242,7 @@ func (s *Server) deleteMessage(c *gin.Context) (*answer, error) {
 }
 
 // listQueryParams are the filters GET /api/messages understands.
-var listQueryParams = map[string]bool{
+var listQueryParams = map[string]bool{ //nolint:gochecknoglobals // read-only: a fixed set
 	"state": true, "folder": true, "account": true, "sender": true, "conversation": true,
 	"created_after": true, "created_before": true, "q": true, "limit": true, "cursor": true,
 }

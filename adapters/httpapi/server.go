@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -236,7 +237,7 @@ func isProbe(route string) bool { return route == "/healthz" || route == "/ready
 func (s *Server) recoverPanics(c *gin.Context) (a *answer, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			if r == http.ErrAbortHandler {
+			if err, ok := r.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(r)
 			}
 			s.logger.ErrorContext(c.Request.Context(), "panic serving request", "panic", r, "request_id", c.GetString(ctxRequestID))

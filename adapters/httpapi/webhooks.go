@@ -30,7 +30,7 @@ type WebhookStore interface {
 const webhookSecretGrace = 24 * time.Hour
 
 // knownEventTypes are the event types a webhook may subscribe to.
-var knownEventTypes = map[string]bool{
+var knownEventTypes = map[string]bool{ //nolint:gochecknoglobals // read-only: a fixed set
 	"created": true, "updated": true, "queued": true, "attempt": true, "delivered": true, "deferred": true,
 	"bounced": true, "failed": true, "suppressed": true, "sent": true, "partially_sent": true, "cancelled": true,
 	"deleted": true, "suppression.added": true, "suppression.removed": true, "webhook.disabled": true,
