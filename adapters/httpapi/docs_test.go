@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"html"
 	"log/slog"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -52,15 +53,6 @@ func loadOpenAPI(t *testing.T) *openapi3.T {
 		t.Fatalf("load the OpenAPI document: %v", err)
 	}
 	return doc
-}
-
-func ownSpec(t *testing.T) *apiSpec {
-	t.Helper()
-	spec, err := parseSpec(openAPIDocument)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spec
 }
 
 var quietLogger = slog.New(slog.DiscardHandler)
@@ -208,7 +200,7 @@ func jsonNames(v any) []string {
 
 func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 	t.Parallel()
-	spec := ownSpec(t)
+	doc := loadOpenAPI(t)
 	for _, tc := range []struct {
 		schema string
 		wire   any
@@ -229,14 +221,14 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		{"InboundMessage", inboundView{}},
 		{"InboundHeaders", inboundHeadersView{}},
 	} {
-		schema := spec.Components.Schemas[tc.schema]
+		schema := doc.Components.Schemas[tc.schema]
 		if schema == nil {
 			t.Errorf("no schema %s", tc.schema)
 			continue
 		}
 		wire := jsonNames(tc.wire)
 		var documented []string
-		for _, prop := range slices.Sorted(slices.Values(schema.Properties.Keys)) {
+		for _, prop := range slices.Sorted(maps.Keys(schema.Value.Properties)) {
 			if pendingFields[tc.schema+"."+prop] && !slices.Contains(wire, prop) {
 				continue
 			}
@@ -252,9 +244,9 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 // subscribe to with the ones the handler accepts.
 func TestOpenAPIEventTypesMatchHandler(t *testing.T) {
 	t.Parallel()
-	spec := ownSpec(t)
+	doc := loadOpenAPI(t)
 	var documented, handled []string
-	for _, v := range spec.Components.Schemas["EventType"].Enum {
+	for _, v := range doc.Components.Schemas["EventType"].Value.Enum {
 		documented = append(documented, v.(string))
 	}
 	for name := range knownEventTypes {
@@ -265,7 +257,7 @@ func TestOpenAPIEventTypesMatchHandler(t *testing.T) {
 	if !slices.Equal(documented, handled) {
 		t.Errorf("documented event types %v, the handler accepts %v", documented, handled)
 	}
-	topic := spec.Info.Description[strings.Index(spec.Info.Description, "## Webhooks"):]
+	topic := doc.Info.Description[strings.Index(doc.Info.Description, "## Webhooks"):]
 	for _, name := range handled {
 		if !strings.Contains(topic, "`"+name+"`") {
 			t.Errorf("the Webhooks topic does not describe the event type %s", name)
@@ -369,7 +361,7 @@ func TestOpenAPIPostsAreIdempotentAndLimited(t *testing.T) {
 // and wrapping, under the record's own element and namespace.
 func TestOpenAPISchemasFollowDeclaration(t *testing.T) {
 	t.Parallel()
-	spec := ownSpec(t)
+	doc := loadOpenAPI(t)
 	compose := wire.ComposeDeclaration()
 	recipient := *compose.Members[slices.IndexFunc(compose.Members, func(m wire.Member) bool { return m.Item != nil })].Item
 	for _, tc := range []struct {
@@ -382,7 +374,7 @@ func TestOpenAPISchemasFollowDeclaration(t *testing.T) {
 		{"MessageRecipientModel", recipient, false},
 		{"Recipient", recipient, true},
 	} {
-		schema := spec.Components.Schemas[tc.schema]
+		schema := doc.Components.Schemas[tc.schema].Value
 		if schema.XML == nil || schema.XML.Name != tc.record.Name || schema.XML.Namespace != tc.record.Space {
 			t.Errorf("%s: documented as XML %+v; declared %s in %s", tc.schema, schema.XML, tc.record.Name, tc.record.Space)
 			continue
@@ -390,10 +382,13 @@ func TestOpenAPISchemasFollowDeclaration(t *testing.T) {
 		var declared []string
 		for _, p := range tc.record.SchemaProperties(tc.answer) {
 			declared = append(declared, p.Name)
-			prop := schema.Properties.Values[p.Name]
-			if prop == nil {
+			ref := schema.Properties[p.Name]
+			if ref == nil {
 				continue // reported with the lists below
 			}
+			// kin-openapi applies the xml keyword written beside a $ref to
+			// the property's value, as OpenAPI 3.1 reads it.
+			prop := ref.Value
 			x := prop.XML
 			if x == nil {
 				t.Errorf("%s.%s has no xml object", tc.schema, p.Name)
@@ -405,12 +400,12 @@ func TestOpenAPISchemasFollowDeclaration(t *testing.T) {
 					tc.schema, p.Name, x.Name, space, x.Wrapped, p.XMLName, want, p.Wrapped)
 			}
 			if p.Wrapped && p.Item == nil {
-				if items := prop.Items; items == nil || items.XML == nil || items.XML.Name != "guid" || items.XML.Namespace != wire.NamespaceArrays {
+				if items := prop.Items; items == nil || items.Value.XML == nil || items.Value.XML.Name != "guid" || items.Value.XML.Namespace != wire.NamespaceArrays {
 					t.Errorf("%s.%s: items are not documented as guid elements in %s", tc.schema, p.Name, wire.NamespaceArrays)
 				}
 			}
 		}
-		documented := slices.Sorted(slices.Values(schema.Properties.Keys))
+		documented := slices.Sorted(maps.Keys(schema.Properties))
 		slices.Sort(declared)
 		if !slices.Equal(documented, declared) {
 			t.Errorf("schema %s has properties %v; the declaration has %v", tc.schema, documented, declared)
@@ -478,13 +473,13 @@ func TestHelpPage(t *testing.T) {
 		t.Errorf("Content-Type = %q, want text/html", ct)
 	}
 	page := rec.Body.String()
-	spec := ownSpec(t)
+	doc := loadOpenAPI(t)
 
 	t.Run("EveryEndpoint", func(t *testing.T) {
 		t.Parallel()
-		for _, path := range spec.Paths.Keys {
+		for path, item := range doc.Paths.Map() {
 			for _, method := range specMethods {
-				if spec.Paths.Values[path].operation(method) == nil {
+				if item.GetOperation(method) == nil {
 					continue
 				}
 				heading := `">` + method + `</span> ` + path + `</h3>`
@@ -523,12 +518,15 @@ func TestHelpPage(t *testing.T) {
 		section := page[start:]
 		section = section[:strings.Index(section, "</section>")]
 		for _, want := range []string{
-			`<pre>key `, `hmac_sha256(key, t &#43; &#34;.&#34; &#43; raw_body)`, `id="eventWebhook"`,
+			`<pre><code>key `, `id="eventWebhook"`,
 			`<td class="name">Mailgate-Signature</td>`, `<h4>EventPayload</h4>`, `id="eventWebhook-sample-json"`,
 		} {
 			if !strings.Contains(section, want) {
 				t.Errorf("the Webhooks section lacks %s", want)
 			}
+		}
+		if recipe := `hmac_sha256(key, t + "." + raw_body)`; !strings.Contains(html.UnescapeString(section), recipe) {
+			t.Errorf("the Webhooks section lacks the recipe %s", recipe)
 		}
 		if strings.Contains(section, "No token needed") {
 			t.Error("the webhook delivery is described as a public endpoint of the API")
@@ -623,44 +621,221 @@ func checkSampleRequest(t *testing.T, name string, req domain.ComposeRequest) {
 
 func TestHelpMarkdown(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ in, want string }{
-		{"plain", "plain"},
-		{"a `b` c", "a <code>b</code> c"},
-		{"<x> & `<y>`", "&lt;x&gt; &amp; <code>&lt;y&gt;</code>"},
-		{"odd ` tick", "odd ` tick"},
-		{"`a` and ` b", "<code>a</code> and ` b"},
-	} {
-		if got := string(inlineMarkdown(tc.in)); got != tc.want {
-			t.Errorf("inlineMarkdown(%q) = %q, want %q", tc.in, got, tc.want)
+	md := newHelpMarkdown()
+
+	t.Run("Inline", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct{ in, want string }{
+			{"plain", "plain"},
+			{"a `b` c", "a <code>b</code> c"},
+			{"<x> & `<y>`", "&lt;x&gt; &amp; <code>&lt;y&gt;</code>"},
+			{"odd ` tick", "odd ` tick"},
+			{"`a` and ` b", "<code>a</code> and ` b"},
+			// The document's placeholders are text, not HTML or mail links.
+			{"Bearer <token>, <uuid@sender-domain>, t=<unix seconds>", "Bearer &lt;token&gt;, &lt;uuid@sender-domain&gt;, t=&lt;unix seconds&gt;"},
+			{"<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"},
+			{"[x](javascript:alert(1))", `<a href="">x</a>`},
+			{"snake_case_name and whsec_, kept", "snake_case_name and whsec_, kept"},
+			{"one\n\ntwo", "<p>one</p>\n<p>two</p>\n"},
+		} {
+			got, err := md.Inline(tc.in)
+			if err != nil || string(got) != tc.want {
+				t.Errorf("Inline(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		}
+	})
+
+	t.Run("Blocks", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct{ in, want string }{
+			{"one\ntwo\n\n- a\n- `b`", "<p>one\ntwo</p>\n<ul>\n<li>a</li>\n<li><code>b</code></li>\n</ul>\n"},
+			{"before\n\n```\nif a < b:\n\n    `keep`\n```\nafter", "<p>before</p>\n<pre><code>if a &lt; b:\n\n    `keep`\n</code></pre>\n<p>after</p>\n"},
+			{"<div>\nraw\n</div>", "<p>&lt;div&gt;\nraw\n&lt;/div&gt;</p>\n"},
+		} {
+			got, err := md.Blocks(tc.in)
+			if err != nil || string(got) != tc.want {
+				t.Errorf("Blocks(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		}
+	})
+
+	t.Run("Sections", func(t *testing.T) {
+		t.Parallel()
+		intro, topics, err := md.Sections("intro\n\n## Code `x`\n\n```\nx\n\ny\n```\n\n### Sub\n\n## Next: step\n\ntext")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if intro != "<p>intro</p>\n" {
+			t.Errorf("intro = %q", intro)
+		}
+		want := []helpTopic{
+			{ID: "topic-code-x", Title: "Code <code>x</code>", Body: "<pre><code>x\n\ny\n</code></pre>\n<h3>Sub</h3>\n"},
+			{ID: "topic-next-step", Title: "Next: step", Body: "<p>text</p>\n"},
+		}
+		if !reflect.DeepEqual(topics, want) {
+			t.Errorf("topics = %+v\nwant     %+v", topics, want)
+		}
+	})
+
+	if !md.StartsWithParagraph("text\n\n- a") || md.StartsWithParagraph("- a\n\ntext") || md.StartsWithParagraph("") {
+		t.Error("StartsWithParagraph misreads a description")
+	}
+}
+
+// documentKeys lists the keys of the object at a path of keys in a JSON
+// document, in the order they are written: what the help page must follow.
+func documentKeys(t *testing.T, doc []byte, path ...string) []string {
+	t.Helper()
+	raw, err := newRawDocument(doc).member(path...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("%v is not an object: %v %v", path, tok, err)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatal(err)
 		}
 	}
-	blocks := markdownBlocks("one\ntwo\n\n- a\n- `b`")
-	if len(blocks) != 2 || blocks[0].Text != "one two" || len(blocks[1].Items) != 2 || blocks[1].Items[1] != "<code>b</code>" {
-		t.Errorf("markdownBlocks = %+v", blocks)
+	return keys
+}
+
+// inPageOrder requires each needle once on the page and in the given order.
+func inPageOrder(t *testing.T, what, page string, needles []string) {
+	t.Helper()
+	last := -1
+	for _, needle := range needles {
+		i := strings.Index(page[last+1:], needle)
+		if i < 0 {
+			t.Errorf("%s: %q is missing or out of the document's order", what, needle)
+			continue
+		}
+		last += 1 + i
 	}
-	blocks = markdownBlocks("before\n\n```\nif a < b:\n\n    `keep`\n```\nafter")
-	if len(blocks) != 3 || blocks[1].Code != "if a < b:\n\n    `keep`" || blocks[2].Text != "after" {
-		t.Errorf("markdownBlocks with a code block = %+v", blocks)
+}
+
+// TestHelpPageFollowsDocumentOrder checks that the page lists what kin-openapi
+// holds in unordered maps in the order the document writes it.
+func TestHelpPageFollowsDocumentOrder(t *testing.T) {
+	t.Parallel()
+	page, err := renderHelp(openAPIDocument)
+	if err != nil {
+		t.Fatal(err)
 	}
-	intro, topics := markdownSections("intro\n\n## Code\n\n```\nx\n\ny\n```\n\n## Next\n\ntext")
-	if len(intro) != 1 || len(topics) != 2 || len(topics[0].Blocks) != 1 || topics[0].Blocks[0].Code != "x\n\ny" {
-		t.Errorf("markdownSections with a code block = %+v, %+v", intro, topics)
+	html := string(page.HTML)
+	doc := loadOpenAPI(t)
+
+	var headings []string
+	for _, path := range documentKeys(t, openAPIDocument, "paths") {
+		for _, method := range specMethods {
+			if doc.Paths.Find(path).GetOperation(method) != nil {
+				headings = append(headings, `">`+method+`</span> `+path+`</h3>`)
+			}
+		}
+	}
+	// Endpoints are grouped by tag; within each group they keep the order.
+	for _, group := range doc.Tags {
+		section := html[strings.Index(html, `<section id="tag-`+group.Name+`">`):]
+		section = section[:strings.Index(section, "</section>")]
+		var inGroup []string
+		for _, h := range headings {
+			if strings.Contains(section, h) {
+				inGroup = append(inGroup, h)
+			}
+		}
+		inPageOrder(t, "tag "+group.Name, section, inGroup)
+	}
+
+	model := html[strings.Index(html, `<div id="model-MessageComposeModel">`):]
+	model = model[:strings.Index(model, "</table>")]
+	var fields []string
+	for _, name := range documentKeys(t, openAPIDocument, "components", "schemas", "MessageComposeModel", "properties") {
+		fields = append(fields, `<td class="name">`+name+`</td>`)
+	}
+	inPageOrder(t, "MessageComposeModel fields", model, fields)
+
+	send := html[strings.Index(html, `id="sendMessage"`):]
+	send = send[:strings.Index(send, `<div class="endpoint"`)]
+	var codes []string
+	for _, code := range documentKeys(t, openAPIDocument, "paths", "/api/messages/sendmessage", "post", "responses") {
+		codes = append(codes, "<tr><td>"+code+"</td>")
+	}
+	inPageOrder(t, "sendMessage responses", send, codes)
+	var mediaTypes []string
+	for _, mt := range documentKeys(t, openAPIDocument, "paths", "/api/messages/sendmessage", "post", "requestBody", "content") {
+		mediaTypes = append(mediaTypes, "<code>"+mt+"</code>")
+	}
+	inPageOrder(t, "sendMessage request formats", send, mediaTypes)
+
+	// The JSON sample keeps the example's member order.
+	var sample []string
+	for _, key := range documentKeys(t, openAPIDocument, "paths", "/api/messages/sendmessage", "post", "requestBody", "content", "application/json", "example") {
+		sample = append(sample, `"`+key+`":`)
+	}
+	inPageOrder(t, "sample-json", samplePre(t, html, "sample-json"), sample)
+}
+
+// TestHelpPageStyleIsAllowedByHash checks the Content-Security-Policy: it
+// admits the page's own style sheet by its hash and nothing else.
+func TestHelpPageStyleIsAllowedByHash(t *testing.T) {
+	t.Parallel()
+	rec := serve(t, New(Deps{Logger: quietLogger}), http.MethodGet, "/help", nil)
+	m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindAllStringSubmatch(rec.Body.String(), -1)
+	if len(m) != 1 || !strings.Contains(m[0][1], ".method {") {
+		t.Fatalf("want one style element holding the style sheet; got %d", len(m))
+	}
+	sum := sha256.Sum256([]byte(m[0][1]))
+	want := "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	if got := rec.Header().Get("Content-Security-Policy"); got != want {
+		t.Errorf("Content-Security-Policy = %q, want %q", got, want)
+	}
+	if strings.Contains(rec.Body.String(), " style=") {
+		t.Error("the page has a style attribute, which the policy refuses")
 	}
 }
 
 func TestHelpRejectsBrokenDocument(t *testing.T) {
 	t.Parallel()
-	var doc map[string]any
-	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
-		t.Fatal(err)
-	}
-	delete(doc["components"].(map[string]any)["schemas"].(map[string]any), "MessageRecipientModel")
-	broken, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := renderHelp(broken); err == nil || !strings.Contains(err.Error(), "MessageRecipientModel") {
-		t.Errorf("renderHelp with a dangling reference: err = %v, want one naming MessageRecipientModel", err)
+	for _, tc := range []struct {
+		name  string
+		spoil func(doc map[string]any)
+		want  string
+	}{
+		{"DanglingReference", func(doc map[string]any) {
+			delete(doc["components"].(map[string]any)["schemas"].(map[string]any), "MessageRecipientModel")
+		}, "MessageRecipientModel"},
+		// The loader accepts this one; only validation finds the example
+		// breaking its schema.
+		{"ExampleAgainstSchema", func(doc map[string]any) {
+			path := doc["paths"].(map[string]any)["/api/messages/sendmessage"].(map[string]any)
+			content := path["post"].(map[string]any)["requestBody"].(map[string]any)["content"].(map[string]any)
+			content["application/json"].(map[string]any)["example"].(map[string]any)["importance"] = 7
+		}, "validate the OpenAPI document"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var doc map[string]any
+			if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+				t.Fatal(err)
+			}
+			tc.spoil(doc)
+			broken, err := json.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := renderHelp(broken); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("renderHelp: err = %v, want one saying %q", err, tc.want)
+			}
+		})
 	}
 }
 
