@@ -22,7 +22,7 @@ func serveOpenAPI(*gin.Context) (*answer, error) {
 
 // renderedHelp is the help page, rendered once per process: it depends only
 // on embedded files.
-var renderedHelp = sync.OnceValues(func() (helpPage, error) { return renderHelp(openAPIDocument) })
+var renderedHelp = sync.OnceValues(func() (helpPage, error) { return renderHelp(openAPIDocument) }) //nolint:gochecknoglobals // set once from embedded files, the same for every Server
 
 // helpHandler renders the help page when the server is built, so a broken
 // document shows at startup (and in tests) rather than on a reader's request.

@@ -70,7 +70,7 @@ func headerRefOrigin(h *openapi3.HeaderRef) *openapi3.Origin     { return h.Orig
 func responseRefOrigin(r *openapi3.ResponseRef) *openapi3.Origin { return r.Origin }
 
 // specMethods are the methods the API uses, in the order the page lists them.
-var specMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+var specMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} //nolint:gochecknoglobals // read-only: a fixed list
 
 // schemaName returns the component name a local schema reference points at.
 // kin-openapi has resolved it already; the name is what the page shows and

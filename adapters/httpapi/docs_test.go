@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"html"
+	"html/template"
 	"log/slog"
 	"maps"
 	"mime"
@@ -623,38 +624,31 @@ func TestHelpMarkdown(t *testing.T) {
 	t.Parallel()
 	md := newHelpMarkdown()
 
-	t.Run("Inline", func(t *testing.T) {
+	t.Run("Render", func(t *testing.T) {
 		t.Parallel()
-		for _, tc := range []struct{ in, want string }{
-			{"plain", "plain"},
-			{"a `b` c", "a <code>b</code> c"},
-			{"<x> & `<y>`", "&lt;x&gt; &amp; <code>&lt;y&gt;</code>"},
-			{"odd ` tick", "odd ` tick"},
-			{"`a` and ` b", "<code>a</code> and ` b"},
+		for _, tc := range []struct {
+			name     string
+			render   func(string) (template.HTML, error)
+			in, want string
+		}{
+			{"Inline", md.Inline, "plain", "plain"},
+			{"Inline", md.Inline, "a `b` c", "a <code>b</code> c"},
+			{"Inline", md.Inline, "<x> & `<y>`", "&lt;x&gt; &amp; <code>&lt;y&gt;</code>"},
+			{"Inline", md.Inline, "odd ` tick", "odd ` tick"},
+			{"Inline", md.Inline, "`a` and ` b", "<code>a</code> and ` b"},
 			// The document's placeholders are text, not HTML or mail links.
-			{"Bearer <token>, <uuid@sender-domain>, t=<unix seconds>", "Bearer &lt;token&gt;, &lt;uuid@sender-domain&gt;, t=&lt;unix seconds&gt;"},
-			{"<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"},
-			{"[x](javascript:alert(1))", `<a href="">x</a>`},
-			{"snake_case_name and whsec_, kept", "snake_case_name and whsec_, kept"},
-			{"one\n\ntwo", "<p>one</p>\n<p>two</p>\n"},
+			{"Inline", md.Inline, "Bearer <token>, <uuid@sender-domain>, t=<unix seconds>", "Bearer &lt;token&gt;, &lt;uuid@sender-domain&gt;, t=&lt;unix seconds&gt;"},
+			{"Inline", md.Inline, "<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"},
+			{"Inline", md.Inline, "[x](javascript:alert(1))", `<a href="">x</a>`},
+			{"Inline", md.Inline, "snake_case_name and whsec_, kept", "snake_case_name and whsec_, kept"},
+			{"Inline", md.Inline, "one\n\ntwo", "<p>one</p>\n<p>two</p>\n"},
+			{"Blocks", md.Blocks, "one\ntwo\n\n- a\n- `b`", "<p>one\ntwo</p>\n<ul>\n<li>a</li>\n<li><code>b</code></li>\n</ul>\n"},
+			{"Blocks", md.Blocks, "before\n\n```\nif a < b:\n\n    `keep`\n```\nafter", "<p>before</p>\n<pre><code>if a &lt; b:\n\n    `keep`\n</code></pre>\n<p>after</p>\n"},
+			{"Blocks", md.Blocks, "<div>\nraw\n</div>", "<p>&lt;div&gt;\nraw\n&lt;/div&gt;</p>\n"},
 		} {
-			got, err := md.Inline(tc.in)
+			got, err := tc.render(tc.in)
 			if err != nil || string(got) != tc.want {
-				t.Errorf("Inline(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-			}
-		}
-	})
-
-	t.Run("Blocks", func(t *testing.T) {
-		t.Parallel()
-		for _, tc := range []struct{ in, want string }{
-			{"one\ntwo\n\n- a\n- `b`", "<p>one\ntwo</p>\n<ul>\n<li>a</li>\n<li><code>b</code></li>\n</ul>\n"},
-			{"before\n\n```\nif a < b:\n\n    `keep`\n```\nafter", "<p>before</p>\n<pre><code>if a &lt; b:\n\n    `keep`\n</code></pre>\n<p>after</p>\n"},
-			{"<div>\nraw\n</div>", "<p>&lt;div&gt;\nraw\n&lt;/div&gt;</p>\n"},
-		} {
-			got, err := md.Blocks(tc.in)
-			if err != nil || string(got) != tc.want {
-				t.Errorf("Blocks(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+				t.Errorf("%s(%q) = %q, %v; want %q", tc.name, tc.in, got, err, tc.want)
 			}
 		}
 	})
