@@ -29,6 +29,10 @@ func loadAPIDocument(raw []byte) (*openapi3.T, error) {
 	if err := doc.Validate(context.Background()); err != nil {
 		return nil, fmt.Errorf("validate the OpenAPI document: %w", err)
 	}
+	if doc.Components == nil {
+		// A document may have no components; the page reads them as empty.
+		doc.Components = &openapi3.Components{}
+	}
 	return doc, nil
 }
 

@@ -124,6 +124,8 @@ type helpBuilder struct {
 	md  helpMarkdown
 }
 
+// view builds the whole page: the description's topics, the endpoints by
+// tag, the webhooks, and the models.
 func (b *helpBuilder) view() (*helpView, error) {
 	info := b.doc.Info
 	view := &helpView{Title: info.Title, Summary: info.Summary, Version: info.Version}
