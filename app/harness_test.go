@@ -57,15 +57,18 @@ func startGatewayWith(t testing.TB, role string, relayOpts smtptest.Options, con
 	relay := smtptest.Start(t, relayOpts)
 	dbURL := dbtest.IsolatedURL(t)
 	cfg := Config{
-		DatabaseURL:    dbURL,
-		DatabaseRole:   db.DefaultRuntimeRole,
-		HTTPAddr:       "127.0.0.1:0",
-		AdminAddr:      "127.0.0.1:0",
-		SMTPURL:        relay.URL(),
-		JWTSecret:      testSecret,
-		Workers:        4,
-		RetryBase:      20 * time.Millisecond,
-		ShutdownGrace:  5 * time.Second,
+		DatabaseURL:  dbURL,
+		DatabaseRole: db.DefaultRuntimeRole,
+		HTTPAddr:     "127.0.0.1:0",
+		AdminAddr:    "127.0.0.1:0",
+		SMTPURL:      relay.URL(),
+		JWTSecret:    testSecret,
+		Workers:      4,
+		RetryBase:    20 * time.Millisecond,
+		// Generous: these tests aren't about shutdown timing (the SIGTERM
+		// tests are), and on a loaded machine a delivery cancelled at the end
+		// of a test can take more than a second to record its outcome.
+		ShutdownGrace:  20 * time.Second,
 		FetchCooldown:  5 * time.Millisecond,
 		FetchPollEvery: 20 * time.Millisecond,
 		// Test webhook endpoints listen on loopback.
