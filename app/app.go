@@ -3,7 +3,6 @@ package app
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +19,6 @@ import (
 	"github.com/riverqueue/river"
 	"riverqueue.com/riverui"
 
-	"github.com/mailgate/mailgate/adapters/dkim"
 	"github.com/mailgate/mailgate/adapters/httpapi"
 	"github.com/mailgate/mailgate/adapters/jwtauth"
 	"github.com/mailgate/mailgate/adapters/mailbuild"
@@ -188,12 +185,11 @@ func (a *App) wire(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		renderer := newRenderer()
 		addresses, err := a.cfg.Inbound.addresses()
 		if err != nil {
 			return err
 		}
-		delivery := jobs.NewDeliveryWorker(a.store, transport, renderer.render, a.cfg.MaxDeliveryAge, a.logger).
+		delivery := jobs.NewDeliveryWorker(a.store, transport, mailbuild.NewRenderer().Render, a.cfg.MaxDeliveryAge, a.logger).
 			WithInboundAddresses(addresses).
 			LimitPerTenant(a.cfg.TenantMaxDeliveries).WithAttemptTimeout(a.cfg.DeliveryTimeout).Observe(a.metrics).
 			ObservePhases(metrics.NewDeliveryPhases(a.metrics.Registry))
@@ -261,49 +257,6 @@ func (a *App) wire(ctx context.Context) error {
 	a.riverUI = ui
 	a.adminServer = &http.Server{Handler: a.adminHandler(ui), ReadHeaderTimeout: 10 * time.Second}
 	return nil
-}
-
-// renderer builds outgoing messages, keeping one DKIM signer per key so a
-// key is parsed once, not once per message.
-type renderer struct {
-	mu      sync.Mutex
-	signers map[string]*dkim.Signer
-}
-
-func newRenderer() *renderer { return &renderer{signers: map[string]*dkim.Signer{}} }
-
-// maxCachedSigners bounds the cache; past it, it starts over.
-const maxCachedSigners = 1000
-
-func (r *renderer) render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, key *domain.DKIMKey, downgrade bool) ([]byte, error) {
-	data, err := mailbuild.Build(msg, mailbuild.Options{Date: date, Attachments: attachments, Downgrade: downgrade})
-	if err != nil || key == nil {
-		return data, err
-	}
-	signer, err := r.signer(key)
-	if err != nil {
-		return nil, fmt.Errorf("DKIM key of %s: %w", key.Domain, err)
-	}
-	return signer.Sign(data)
-}
-
-func (r *renderer) signer(key *domain.DKIMKey) (*dkim.Signer, error) {
-	sum := sha256.Sum256(key.PrivateKey)
-	id := key.Domain + "\x00" + key.Selector + "\x00" + string(sum[:])
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if s, ok := r.signers[id]; ok {
-		return s, nil
-	}
-	s, err := dkim.NewSigner(key.Domain, key.Selector, key.PrivateKey)
-	if err != nil {
-		return nil, err
-	}
-	if len(r.signers) >= maxCachedSigners {
-		clear(r.signers)
-	}
-	r.signers[id] = s
-	return s, nil
 }
 
 // transport picks the relay in MAILGATE_SMTP_URL, or the capture directory in dev.
