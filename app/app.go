@@ -70,6 +70,12 @@ type App struct {
 	inboundObs *metrics.Inbound
 }
 
+// The adapters the workers are given satisfy the ports jobs declares.
+var (
+	_ jobs.Transport     = (*smtprelay.Deliverer)(nil)
+	_ jobs.WebhookSender = (*webhook.Sender)(nil)
+)
+
 // errDraining is /readyz's answer once a shutdown has begun.
 var errDraining = errors.New("draining: shutting down")
 
@@ -198,7 +204,7 @@ func (a *App) wire(ctx context.Context) error {
 			Delivery: delivery,
 			Purge:    jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
 			Webhooks: jobs.NewDeliverWebhookWorker(a.store,
-				webhookSender{webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate, Timeout: webhookTimeout})},
+				webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate, Timeout: webhookTimeout}),
 				a.metrics, a.logger).WithAttemptTimeout(webhookTimeout),
 			Reconcile: jobs.NewReconcileWorker(a.store, 30*time.Second, a.cfg.MaxDeliveryAge, a.logger),
 			Release:   jobs.NewReleaseHeldWorker(a.store),
@@ -261,7 +267,7 @@ func (a *App) wire(ctx context.Context) error {
 
 // transport picks the relay in MAILGATE_SMTP_URL, or the capture directory in dev.
 func (a *App) transport() (jobs.Transport, error) {
-	var send func(ctx context.Context, env smtprelay.Envelope, data []byte) []domain.RecipientReply
+	var sender smtprelay.Sender
 	switch {
 	case a.cfg.SMTPURL != "":
 		relayCfg, err := smtprelay.ParseURL(a.cfg.SMTPURL)
@@ -270,41 +276,18 @@ func (a *App) transport() (jobs.Transport, error) {
 		}
 		relayCfg.Timeout, relayCfg.DataTimeout = a.cfg.SMTPTimeout, a.cfg.SMTPDataTimeout
 		relayCfg.MaxConns = a.cfg.SMTPMaxConns
-		relay := smtprelay.NewTransport(relayCfg)
-		a.relay = relay
-		send = relay.Send
+		a.relay = smtprelay.NewTransport(relayCfg)
+		sender = a.relay
 	case a.cfg.CaptureDir != "":
 		capture, err := smtprelay.NewCapture(a.cfg.CaptureDir)
 		if err != nil {
 			return nil, err
 		}
-		send = capture.Send
+		sender = capture
 	default:
 		return nil, errors.New("MAILGATE_SMTP_URL is required for a worker (smtp://user:pass@host:port)")
 	}
-	return relayTransport{send: send, metrics: a.metrics}, nil
-}
-
-// relayTransport adapts an smtprelay sender to the jobs.Transport port and counts replies.
-type relayTransport struct {
-	send    func(ctx context.Context, env smtprelay.Envelope, data []byte) []domain.RecipientReply
-	metrics *metrics.Metrics
-}
-
-func (t relayTransport) Deliver(ctx context.Context, from string, to []string, payload jobs.Payload, beforeData func(context.Context, []string) error) []domain.RecipientReply {
-	replies := t.send(ctx, smtprelay.Envelope{From: from, To: to, BeforeData: beforeData, Downgraded: payload.Downgraded}, payload.Data)
-	for _, r := range replies {
-		t.metrics.ObserveReply(r.Code)
-	}
-	return replies
-}
-
-// webhookSender adapts the webhook adapter to the jobs port.
-type webhookSender struct{ sender *webhook.Sender }
-
-func (w webhookSender) SendWebhook(ctx context.Context, req jobs.WebhookRequest) jobs.WebhookResult {
-	res := w.sender.Send(ctx, webhook.Delivery{URL: req.URL, Secrets: req.Secrets, EventID: req.EventID, WebhookID: req.WebhookID, Body: req.Body})
-	return jobs.WebhookResult{StatusCode: res.StatusCode, Err: res.Err}
+	return smtprelay.NewDeliverer(sender, a.metrics), nil
 }
 
 // verifier adapts the JWT adapter to the API's port and refuses tokens of

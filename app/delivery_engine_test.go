@@ -151,7 +151,7 @@ type scriptedTransport struct {
 	sent   [][]string
 }
 
-func (s *scriptedTransport) Deliver(ctx context.Context, _ string, to []string, _ jobs.Payload, beforeData func(context.Context, []string) error) []domain.RecipientReply {
+func (s *scriptedTransport) Deliver(ctx context.Context, _ string, to []string, _ domain.RenderedMessage, beforeData func(context.Context, []string) error) []domain.RecipientReply {
 	var accepted []string
 	replies := make([]domain.RecipientReply, len(to))
 	for i, r := range to {
