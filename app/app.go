@@ -202,7 +202,7 @@ func (a *App) wire(ctx context.Context) error {
 		webhookTimeout := cmp.Or(a.cfg.WebhookTimeout, jobs.DefaultWebhookAttemptTimeout)
 		workers := jobs.Workers{
 			Delivery: delivery,
-			Purge:    jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
+			Purge:    jobs.NewPurgeExpiredWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
 			Webhooks: jobs.NewDeliverWebhookWorker(a.store,
 				webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate, Timeout: webhookTimeout}),
 				a.metrics, a.logger).WithAttemptTimeout(webhookTimeout),
