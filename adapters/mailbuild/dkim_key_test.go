@@ -130,26 +130,33 @@ func decodePEM(t *testing.T, data []byte) *pem.Block {
 	return block
 }
 
+// publicKeyOfRecord returns the decoded p= tag of the DNS record for
+// privatePEM, checking the record's form and that its k= tag is keyType.
+func publicKeyOfRecord(t *testing.T, privatePEM []byte, keyType string) []byte {
+	t.Helper()
+	recordPattern := regexp.MustCompile(`^v=DKIM1; k=(rsa|ed25519); p=([A-Za-z0-9+/]+={0,2})$`)
+	record, err := mailbuild.DKIMRecord(privatePEM)
+	if err != nil {
+		t.Fatalf("DKIMRecord: %v", err)
+	}
+	m := recordPattern.FindStringSubmatch(record)
+	if m == nil || m[1] != keyType {
+		t.Fatalf("record = %q, want v=DKIM1; k=%s; p=...", record, keyType)
+	}
+	public, err := base64.StdEncoding.DecodeString(m[2])
+	if err != nil {
+		t.Fatalf("p= is not base64: %v", err)
+	}
+	return public
+}
+
 func TestDKIMRecord(t *testing.T) {
 	t.Parallel()
-
-	recordPattern := regexp.MustCompile(`^v=DKIM1; k=(rsa|ed25519); p=([A-Za-z0-9+/]+={0,2})$`)
 
 	t.Run("RSA", func(t *testing.T) {
 		t.Parallel()
 		privatePEM := testKey(t, mailbuild.RSASHA256)
-		record, err := mailbuild.DKIMRecord(privatePEM)
-		if err != nil {
-			t.Fatalf("DKIMRecord: %v", err)
-		}
-		m := recordPattern.FindStringSubmatch(record)
-		if m == nil || m[1] != "rsa" {
-			t.Fatalf("record = %q, want v=DKIM1; k=rsa; p=...", record)
-		}
-		der, err := base64.StdEncoding.DecodeString(m[2])
-		if err != nil {
-			t.Fatalf("p= is not base64: %v", err)
-		}
+		der := publicKeyOfRecord(t, privatePEM, "rsa")
 		pub, err := x509.ParsePKIXPublicKey(der)
 		if err != nil {
 			t.Fatalf("p= is not a SubjectPublicKeyInfo: %v", err)
@@ -163,18 +170,7 @@ func TestDKIMRecord(t *testing.T) {
 	t.Run("Ed25519", func(t *testing.T) {
 		t.Parallel()
 		privatePEM := testKey(t, mailbuild.Ed25519SHA256)
-		record, err := mailbuild.DKIMRecord(privatePEM)
-		if err != nil {
-			t.Fatalf("DKIMRecord: %v", err)
-		}
-		m := recordPattern.FindStringSubmatch(record)
-		if m == nil || m[1] != "ed25519" {
-			t.Fatalf("record = %q, want v=DKIM1; k=ed25519; p=...", record)
-		}
-		raw, err := base64.StdEncoding.DecodeString(m[2])
-		if err != nil {
-			t.Fatalf("p= is not base64: %v", err)
-		}
+		raw := publicKeyOfRecord(t, privatePEM, "ed25519")
 		if len(raw) != ed25519.PublicKeySize {
 			t.Fatalf("p= holds %d bytes, want the raw %d-byte key (RFC 8463)", len(raw), ed25519.PublicKeySize)
 		}

@@ -56,6 +56,15 @@ func (c *replyCounter) ObserveReply(code int) {
 	c.codes = append(c.codes, code)
 }
 
+func newTestCapture(t *testing.T) *smtprelay.CaptureTransport {
+	t.Helper()
+	capture, err := smtprelay.NewCapture(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return capture
+}
+
 func TestDeliverer(t *testing.T) {
 	t.Parallel()
 	msg := domain.RenderedMessage{Data: []byte("From: a@example.com\r\n\r\nhi\r\n"), Downgraded: []byte("downgraded")}
@@ -96,10 +105,7 @@ func TestDeliverer(t *testing.T) {
 
 	t.Run("OK/Capture", func(t *testing.T) {
 		t.Parallel()
-		capture, err := smtprelay.NewCapture(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
+		capture := newTestCapture(t)
 		counter := &replyCounter{}
 		replies := smtprelay.NewDeliverer(capture, counter).Deliver(context.Background(), "a@example.com", []string{"b@example.org"}, msg, nil)
 		if len(replies) != 1 || replies[0].Code != 250 {
@@ -120,10 +126,7 @@ func TestDeliverer(t *testing.T) {
 
 	t.Run("ErrBeforeData", func(t *testing.T) {
 		t.Parallel()
-		capture, err := smtprelay.NewCapture(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
+		capture := newTestCapture(t)
 		counter := &replyCounter{}
 		replies := smtprelay.NewDeliverer(capture, counter).Deliver(context.Background(), "a@example.com", []string{"b@example.org"}, msg,
 			func(context.Context, []string) error { return errors.New("journal down") })
