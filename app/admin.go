@@ -86,6 +86,9 @@ func (a *App) newRiverUI(client *river.Client[pgx.Tx]) (*riverui.Handler, error)
 }
 
 // queueStats adapts the store's River statistics to the metrics collector.
+// The two types have the same fields, so each converts without a field
+// list; the postgres adapter can't return the metrics adapter's type, as
+// adapters don't import each other.
 func queueStats(store *postgres.Store) metrics.QueueStatsFunc {
 	return func(ctx context.Context) ([]metrics.QueueStat, error) {
 		stats, err := store.QueueStats(ctx)
@@ -94,20 +97,21 @@ func queueStats(store *postgres.Store) metrics.QueueStatsFunc {
 		}
 		out := make([]metrics.QueueStat, len(stats))
 		for i, s := range stats {
-			out[i] = metrics.QueueStat{Queue: s.Queue, State: s.State, Jobs: s.Jobs, OldestAvailableAt: s.OldestAvailableAt}
+			out[i] = metrics.QueueStat(s)
 		}
 		return out, nil
 	}
 }
 
-// pendingMessages adapts the store's pending messages to the metrics collector.
+// pendingMessages adapts the store's pending messages to the metrics
+// collector by conversion, as queueStats does.
 func pendingMessages(store *postgres.Store) metrics.PendingMessagesFunc {
 	return func(ctx context.Context) (metrics.PendingMessages, error) {
 		p, err := store.PendingMessages(ctx)
 		if err != nil {
 			return metrics.PendingMessages{}, err
 		}
-		return metrics.PendingMessages{Count: p.Count, OldestQueuedAt: p.OldestQueuedAt}, nil
+		return metrics.PendingMessages(p), nil
 	}
 }
 

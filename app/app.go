@@ -3,7 +3,6 @@ package app
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +19,6 @@ import (
 	"github.com/riverqueue/river"
 	"riverqueue.com/riverui"
 
-	"github.com/mailgate/mailgate/adapters/dkim"
 	"github.com/mailgate/mailgate/adapters/httpapi"
 	"github.com/mailgate/mailgate/adapters/jwtauth"
 	"github.com/mailgate/mailgate/adapters/mailbuild"
@@ -74,6 +71,12 @@ type App struct {
 	// inboundObs counts inbound mail (listener and processing).
 	inboundObs *metrics.Inbound
 }
+
+// The adapters the workers are given satisfy the ports jobs declares.
+var (
+	_ jobs.Transport     = (*smtprelay.Deliverer)(nil)
+	_ jobs.WebhookSender = (*webhook.Sender)(nil)
+)
 
 // errDraining is /readyz's answer once a shutdown has begun.
 var errDraining = errors.New("draining: shutting down")
@@ -190,21 +193,20 @@ func (a *App) wire(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		renderer := newRenderer()
 		addresses, err := a.cfg.Inbound.addresses()
 		if err != nil {
 			return err
 		}
-		delivery := jobs.NewDeliveryWorker(a.store, transport, renderer.render, a.cfg.MaxDeliveryAge, a.logger).
+		delivery := jobs.NewDeliveryWorker(a.store, transport, mailbuild.NewRenderer().Render, a.cfg.MaxDeliveryAge, a.logger).
 			WithInboundAddresses(addresses).
 			LimitPerTenant(a.cfg.TenantMaxDeliveries).WithAttemptTimeout(a.cfg.DeliveryTimeout).Observe(a.metrics).
 			ObservePhases(metrics.NewDeliveryPhases(a.metrics.Registry))
 		webhookTimeout := cmp.Or(a.cfg.WebhookTimeout, jobs.DefaultWebhookAttemptTimeout)
 		workers := jobs.Workers{
 			Delivery: delivery,
-			Purge:    jobs.NewPurgeAttachmentsWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
+			Purge:    jobs.NewPurgeExpiredWorker(a.store, jobs.AttachmentGracePeriod, a.logger),
 			Webhooks: jobs.NewDeliverWebhookWorker(a.store,
-				webhookSender{webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate, Timeout: webhookTimeout})},
+				webhook.NewSender(webhook.Options{AllowPrivateNetworks: a.cfg.WebhookAllowPrivate, Timeout: webhookTimeout}),
 				a.metrics, a.logger).WithAttemptTimeout(webhookTimeout),
 			Reconcile: jobs.NewReconcileWorker(a.store, 30*time.Second, a.cfg.MaxDeliveryAge, a.logger),
 			Release:   jobs.NewReleaseHeldWorker(a.store),
@@ -270,52 +272,9 @@ func (a *App) wire(ctx context.Context) error {
 	return nil
 }
 
-// renderer builds outgoing messages, keeping one DKIM signer per key so a
-// key is parsed once, not once per message.
-type renderer struct {
-	mu      sync.Mutex
-	signers map[string]*dkim.Signer
-}
-
-func newRenderer() *renderer { return &renderer{signers: map[string]*dkim.Signer{}} }
-
-// maxCachedSigners bounds the cache; past it, it starts over.
-const maxCachedSigners = 1000
-
-func (r *renderer) render(msg *domain.Message, date time.Time, attachments []domain.AttachmentContent, key *domain.DKIMKey, downgrade bool) ([]byte, error) {
-	data, err := mailbuild.Build(msg, mailbuild.Options{Date: date, Attachments: attachments, Downgrade: downgrade})
-	if err != nil || key == nil {
-		return data, err
-	}
-	signer, err := r.signer(key)
-	if err != nil {
-		return nil, fmt.Errorf("DKIM key of %s: %w", key.Domain, err)
-	}
-	return signer.Sign(data)
-}
-
-func (r *renderer) signer(key *domain.DKIMKey) (*dkim.Signer, error) {
-	sum := sha256.Sum256(key.PrivateKey)
-	id := key.Domain + "\x00" + key.Selector + "\x00" + string(sum[:])
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if s, ok := r.signers[id]; ok {
-		return s, nil
-	}
-	s, err := dkim.NewSigner(key.Domain, key.Selector, key.PrivateKey)
-	if err != nil {
-		return nil, err
-	}
-	if len(r.signers) >= maxCachedSigners {
-		clear(r.signers)
-	}
-	r.signers[id] = s
-	return s, nil
-}
-
 // transport picks the relay in MAILGATE_SMTP_URL, or the capture directory in dev.
 func (a *App) transport() (jobs.Transport, error) {
-	var send func(ctx context.Context, env smtprelay.Envelope, data []byte) []domain.RecipientReply
+	var sender smtprelay.Sender
 	switch {
 	case a.cfg.SMTPURL != "":
 		relayCfg, err := smtprelay.ParseURL(a.cfg.SMTPURL)
@@ -324,41 +283,18 @@ func (a *App) transport() (jobs.Transport, error) {
 		}
 		relayCfg.Timeout, relayCfg.DataTimeout = a.cfg.SMTPTimeout, a.cfg.SMTPDataTimeout
 		relayCfg.MaxConns = a.cfg.SMTPMaxConns
-		relay := smtprelay.NewTransport(relayCfg)
-		a.relay = relay
-		send = relay.Send
+		a.relay = smtprelay.NewTransport(relayCfg)
+		sender = a.relay
 	case a.cfg.CaptureDir != "":
 		capture, err := smtprelay.NewCapture(a.cfg.CaptureDir)
 		if err != nil {
 			return nil, err
 		}
-		send = capture.Send
+		sender = capture
 	default:
 		return nil, errors.New("MAILGATE_SMTP_URL is required for a worker (smtp://user:pass@host:port)")
 	}
-	return relayTransport{send: send, metrics: a.metrics}, nil
-}
-
-// relayTransport adapts an smtprelay sender to the jobs.Transport port and counts replies.
-type relayTransport struct {
-	send    func(ctx context.Context, env smtprelay.Envelope, data []byte) []domain.RecipientReply
-	metrics *metrics.Metrics
-}
-
-func (t relayTransport) Deliver(ctx context.Context, from string, to []string, payload jobs.Payload, beforeData func(context.Context, []string) error) []domain.RecipientReply {
-	replies := t.send(ctx, smtprelay.Envelope{From: from, To: to, BeforeData: beforeData, Downgraded: payload.Downgraded}, payload.Data)
-	for _, r := range replies {
-		t.metrics.ObserveReply(r.Code)
-	}
-	return replies
-}
-
-// webhookSender adapts the webhook adapter to the jobs port.
-type webhookSender struct{ sender *webhook.Sender }
-
-func (w webhookSender) SendWebhook(ctx context.Context, req jobs.WebhookRequest) jobs.WebhookResult {
-	res := w.sender.Send(ctx, webhook.Delivery{URL: req.URL, Secrets: req.Secrets, EventID: req.EventID, WebhookID: req.WebhookID, Body: req.Body})
-	return jobs.WebhookResult{StatusCode: res.StatusCode, Err: res.Err}
+	return smtprelay.NewDeliverer(sender, a.metrics), nil
 }
 
 // verifier adapts the JWT adapter to the API's port and refuses tokens of

@@ -20,7 +20,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/net/idna"
 
-	"github.com/mailgate/mailgate/adapters/dkim"
+	"github.com/mailgate/mailgate/adapters/mailbuild"
 	"github.com/mailgate/mailgate/adapters/postgres"
 	"github.com/mailgate/mailgate/db"
 	"github.com/mailgate/mailgate/domain"
@@ -505,7 +505,7 @@ func defineTenantDKIM(fs *flag.FlagSet) commandBody {
 	sub := fs.String("subscription", "", "the tenant's subscription_id (required)")
 	domainName := fs.String("domain", "", "a verified sender domain of the tenant (required)")
 	selector := fs.String("selector", "", "the DKIM selector, e.g. mg2026 (required)")
-	algorithm := fs.String("algorithm", string(dkim.RSASHA256), "rsa-sha256 or ed25519-sha256")
+	algorithm := fs.String("algorithm", string(mailbuild.RSASHA256), "rsa-sha256 or ed25519-sha256")
 	return func(ctx context.Context, inv invocation) error {
 		tenant, err := subscriptionFlag(*sub)
 		if err != nil {
@@ -514,24 +514,24 @@ func defineTenantDKIM(fs *flag.FlagSet) commandBody {
 		if *domainName == "" || *selector == "" {
 			return badUsage("--domain and --selector are required")
 		}
-		alg := dkim.Algorithm(*algorithm)
-		if alg != dkim.RSASHA256 && alg != dkim.Ed25519SHA256 {
-			return badUsage("--algorithm must be %s or %s, got %q", dkim.RSASHA256, dkim.Ed25519SHA256, *algorithm)
+		alg := mailbuild.DKIMAlgorithm(*algorithm)
+		if alg != mailbuild.RSASHA256 && alg != mailbuild.Ed25519SHA256 {
+			return badUsage("--algorithm must be %s or %s, got %q", mailbuild.RSASHA256, mailbuild.Ed25519SHA256, *algorithm)
 		}
 		cfg, err := inv.config()
 		if err != nil {
 			return err
 		}
-		key, err := dkim.GenerateKey(alg)
+		key, err := mailbuild.GenerateDKIMKey(alg)
 		if err != nil {
 			return err
 		}
 		d := asciiDomain(strings.ToLower(*domainName))
-		signer, err := dkim.NewSigner(d, *selector, key)
+		signer, err := mailbuild.NewDKIMSigner(d, *selector, key)
 		if err != nil {
 			return err
 		}
-		record, err := dkim.DNSRecord(key)
+		record, err := mailbuild.DKIMRecord(key)
 		if err != nil {
 			return err
 		}

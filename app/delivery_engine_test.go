@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/mailgate/mailgate/adapters/mailbuild"
 	"github.com/mailgate/mailgate/adapters/smtprelay/smtptest"
 	"github.com/mailgate/mailgate/domain"
 	"github.com/mailgate/mailgate/jobs"
@@ -150,7 +151,7 @@ type scriptedTransport struct {
 	sent   [][]string
 }
 
-func (s *scriptedTransport) Deliver(ctx context.Context, _ string, to []string, _ jobs.Payload, beforeData func(context.Context, []string) error) []domain.RecipientReply {
+func (s *scriptedTransport) Deliver(ctx context.Context, _ string, to []string, _ domain.RenderedMessage, beforeData func(context.Context, []string) error) []domain.RecipientReply {
 	var accepted []string
 	replies := make([]domain.RecipientReply, len(to))
 	for i, r := range to {
@@ -182,7 +183,7 @@ func TestInterruptedAttemptFlagsOnlyHandedOverRecipients(t *testing.T) {
 	store := &failingRecord{DeliveryStore: g.app.Store(), fail: true}
 	first := &scriptedTransport{accept: map[string]bool{"taken@example.net": true}}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	worker := jobs.NewDeliveryWorker(store, first, newRenderer().render, 0, logger)
+	worker := jobs.NewDeliveryWorker(store, first, mailbuild.NewRenderer().Render, 0, logger)
 	job := &river.Job[jobs.DeliverMessageArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 25}, Args: jobs.DeliverMessageArgs{SubscriptionID: g.tenant.ID, MessageID: id}}
 	if err := worker.Work(t.Context(), job); err == nil {
 		t.Fatal("the first attempt's outcome write failed; Work must say so")
@@ -194,7 +195,7 @@ func TestInterruptedAttemptFlagsOnlyHandedOverRecipients(t *testing.T) {
 	// The next attempt: the relay takes both this time.
 	store.fail = false
 	second := &scriptedTransport{accept: map[string]bool{"taken@example.net": true, "refused@example.net": true}}
-	worker = jobs.NewDeliveryWorker(store, second, newRenderer().render, 0, logger)
+	worker = jobs.NewDeliveryWorker(store, second, mailbuild.NewRenderer().Render, 0, logger)
 	job.Attempt = 2
 	if err := worker.Work(t.Context(), job); err != nil {
 		t.Fatal(err)

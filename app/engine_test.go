@@ -19,7 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 
-	mgdkim "github.com/mailgate/mailgate/adapters/dkim"
+	"github.com/mailgate/mailgate/adapters/mailbuild"
 	"github.com/mailgate/mailgate/adapters/smtprelay/smtptest"
 	"github.com/mailgate/mailgate/adapters/webhook"
 	"github.com/mailgate/mailgate/domain"
@@ -325,14 +325,14 @@ func TestWebhooksAreSignedAndRetried(t *testing.T) {
 func TestDKIMSignatureVerifies(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, smtptest.Options{})
-	key, err := mgdkim.GenerateKey(mgdkim.Ed25519SHA256)
+	key, err := mailbuild.GenerateDKIMKey(mailbuild.Ed25519SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := g.app.Store().SetDKIMKey(t.Context(), g.tenant.ID, domain.DKIMKey{Domain: g.domain, Selector: "mg1", Algorithm: "ed25519-sha256", PrivateKey: key}); err != nil {
 		t.Fatal(err)
 	}
-	record, _ := mgdkim.DNSRecord(key)
+	record, _ := mailbuild.DKIMRecord(key)
 	g.send(t, map[string]any{"send": true, "subject": "signed", "body": "<p>hello</p>", "to": rcpts("ada@example.net")})
 	got := g.relay.WaitForMessages(t, 1, 20*time.Second)
 	verifications, err := dkim.VerifyWithOptions(bytes.NewReader(got[0].Data), &dkim.VerifyOptions{

@@ -34,6 +34,14 @@ func ClassifyReply(code int) ReplyOutcome {
 	}
 }
 
+// RenderedMessage is a message as built for SMTP DATA, ready for the relay.
+type RenderedMessage struct {
+	Data []byte
+	// Downgraded is the message with its UTF-8 header addresses in 7 bits,
+	// for a relay without SMTPUTF8 (RFC 6531); nil when the message has none.
+	Downgraded []byte
+}
+
 // RecipientReply is the relay's answer for one recipient in one attempt.
 type RecipientReply struct {
 	Email string

@@ -89,7 +89,7 @@ func NewInsertClient(pool *pgxpool.Pool, cfg Config) (*river.Client[pgx.Tx], err
 // Workers are the River workers a worker process runs.
 type Workers struct {
 	Delivery  *DeliveryWorker
-	Purge     *PurgeAttachmentsWorker
+	Purge     *PurgeExpiredWorker
 	Webhooks  *DeliverWebhookWorker
 	Reconcile *ReconcileWorker
 	// Release is optional: nil leaves release_held jobs to another process.
@@ -136,7 +136,7 @@ func NewWorkerClient(pool *pgxpool.Pool, cfg Config, w Workers) (*river.Client[p
 	}
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
-			func() (river.JobArgs, *river.InsertOpts) { return PurgeAttachmentsArgs{}, nil },
+			func() (river.JobArgs, *river.InsertOpts) { return PurgeExpiredArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}),
 		river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileEvery),
 			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },

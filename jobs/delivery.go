@@ -63,15 +63,7 @@ type DeliveryStore interface {
 // recipients the relay accepted, after RCPT and before the message data;
 // when beforeData fails nothing is sent and every recipient is deferred.
 type Transport interface {
-	Deliver(ctx context.Context, from string, to []string, payload Payload, beforeData func(ctx context.Context, accepted []string) error) []domain.RecipientReply
-}
-
-// Payload is the message as rendered for the relay.
-type Payload struct {
-	Data []byte
-	// Downgraded is the message with its UTF-8 header addresses in 7 bits,
-	// for a relay without SMTPUTF8 (RFC 6531); nil when the message has none.
-	Downgraded []byte
+	Deliver(ctx context.Context, from string, to []string, payload domain.RenderedMessage, beforeData func(ctx context.Context, accepted []string) error) []domain.RecipientReply
 }
 
 // DeliveryObserver counts outcomes for metrics.
@@ -395,12 +387,12 @@ func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[DeliverMessa
 
 // build renders the message once per attempt with its attachments, and
 // once more downgraded when it has UTF-8 addresses.
-func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *domain.DKIMKey) (Payload, error) {
+func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *domain.DKIMKey) (domain.RenderedMessage, error) {
 	var attachments []domain.AttachmentContent
 	if len(msg.Attachments) > 0 {
 		var err error
 		if attachments, err = w.store.MessageAttachments(ctx, msg.SubscriptionID, msg.ID); err != nil {
-			return Payload{}, fmt.Errorf("load attachments: %w", err)
+			return domain.RenderedMessage{}, fmt.Errorf("load attachments: %w", err)
 		}
 	}
 	// The Date header is the message's, not the attempt's: a retry carries
@@ -409,15 +401,15 @@ func (w *DeliveryWorker) build(ctx context.Context, msg *domain.Message, dkim *d
 	if date.IsZero() {
 		date = w.now()
 	}
-	var payload Payload
+	var payload domain.RenderedMessage
 	var err error
 	if payload.Data, err = w.render(msg, date, attachments, dkim, false); err != nil {
-		return Payload{}, &domain.Error{Code: domain.CodeInvalid, Message: "render", Cause: err}
+		return domain.RenderedMessage{}, &domain.Error{Code: domain.CodeInvalid, Message: "render", Cause: err}
 	}
 	if msg.NeedsSMTPUTF8() && domain.IsASCII(msg.SenderEmail) {
 		// A UTF-8 sender can't be downgraded: the relay then refuses everyone.
 		if payload.Downgraded, err = w.render(msg, date, attachments, dkim, true); err != nil {
-			return Payload{}, &domain.Error{Code: domain.CodeInvalid, Message: "render downgraded", Cause: err}
+			return domain.RenderedMessage{}, &domain.Error{Code: domain.CodeInvalid, Message: "render downgraded", Cause: err}
 		}
 	}
 	return payload, nil

@@ -182,7 +182,7 @@ type transportCall struct {
 	beforeDataErr error
 }
 
-func (f *fakeTransport) Deliver(ctx context.Context, from string, to []string, payload Payload, beforeData func(ctx context.Context, accepted []string) error) []domain.RecipientReply {
+func (f *fakeTransport) Deliver(ctx context.Context, from string, to []string, payload domain.RenderedMessage, beforeData func(ctx context.Context, accepted []string) error) []domain.RecipientReply {
 	call := transportCall{from: from, to: slices.Clone(to), data: payload.Data}
 	defer func() {
 		f.mu.Lock()

@@ -18,42 +18,47 @@ const QueueMaintenance = "maintenance"
 // message to reference it before it is purged.
 const AttachmentGracePeriod = 24 * time.Hour
 
-// PurgeAttachmentsArgs is the periodic job that removes attachments no
-// message references once their grace period is over.
-type PurgeAttachmentsArgs struct{}
+// PurgeExpiredArgs is the periodic housekeeping job: it removes attachments
+// no message references once their grace period is over, and idempotency
+// keys past their time to live.
+type PurgeExpiredArgs struct{}
 
-// Kind implements river.JobArgs.
-func (PurgeAttachmentsArgs) Kind() string { return "purge_attachments" }
+// Kind implements river.JobArgs. It keeps the job's first name, from when it
+// purged attachments only: River stores the kind with every job, and a
+// rename would leave jobs already queued without a worker.
+func (PurgeExpiredArgs) Kind() string { return "purge_attachments" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
-func (PurgeAttachmentsArgs) InsertOpts() river.InsertOpts {
+func (PurgeExpiredArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3}
 }
 
-// AttachmentPurger is the persistence the purge job needs.
-type AttachmentPurger interface {
+// ExpiredPurger deletes what the housekeeping job finds expired.
+type ExpiredPurger interface {
 	PurgeUnreferencedAttachments(ctx context.Context, createdBefore time.Time) (int64, error)
 	PurgeIdempotencyKeys(ctx context.Context, createdBefore time.Time) (int64, error)
 }
 
-// PurgeAttachmentsWorker deletes unreferenced attachments past their grace period.
-type PurgeAttachmentsWorker struct {
-	river.WorkerDefaults[PurgeAttachmentsArgs]
-	store  AttachmentPurger
+// PurgeExpiredWorker deletes unreferenced attachments past their grace
+// period and idempotency keys past domain.IdempotencyKeyTTL.
+type PurgeExpiredWorker struct {
+	river.WorkerDefaults[PurgeExpiredArgs]
+	store  ExpiredPurger
 	grace  time.Duration
 	logger *slog.Logger
 }
 
-// NewPurgeAttachmentsWorker returns the purge worker; grace <= 0 means AttachmentGracePeriod.
-func NewPurgeAttachmentsWorker(store AttachmentPurger, grace time.Duration, logger *slog.Logger) *PurgeAttachmentsWorker {
+// NewPurgeExpiredWorker returns the housekeeping worker; grace is the
+// attachments' grace period (<= 0 means AttachmentGracePeriod).
+func NewPurgeExpiredWorker(store ExpiredPurger, grace time.Duration, logger *slog.Logger) *PurgeExpiredWorker {
 	if grace <= 0 {
 		grace = AttachmentGracePeriod
 	}
-	return &PurgeAttachmentsWorker{store: store, grace: grace, logger: logger}
+	return &PurgeExpiredWorker{store: store, grace: grace, logger: logger}
 }
 
 // Work implements river.Worker.
-func (w *PurgeAttachmentsWorker) Work(ctx context.Context, _ *river.Job[PurgeAttachmentsArgs]) error {
+func (w *PurgeExpiredWorker) Work(ctx context.Context, _ *river.Job[PurgeExpiredArgs]) error {
 	n, err := w.store.PurgeUnreferencedAttachments(ctx, time.Now().Add(-w.grace))
 	if err != nil {
 		return fmt.Errorf("purge attachments: %w", err)

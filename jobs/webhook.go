@@ -60,24 +60,9 @@ type WebhookStore interface {
 	RecordWebhookResult(ctx context.Context, tenant, id uuid.UUID, ok bool, disable string) error
 }
 
-// WebhookRequest is one signed POST.
-type WebhookRequest struct {
-	URL       string
-	Secrets   [][]byte
-	EventID   string
-	WebhookID string
-	Body      []byte
-}
-
-// WebhookResult is the endpoint's answer.
-type WebhookResult struct {
-	StatusCode int
-	Err        error
-}
-
 // WebhookSender posts one event to one endpoint.
 type WebhookSender interface {
-	SendWebhook(ctx context.Context, req WebhookRequest) WebhookResult
+	Send(ctx context.Context, req domain.WebhookRequest) domain.WebhookResult
 }
 
 // WebhookObserver counts deliveries by outcome (delivered, failed, disabled, dropped).
@@ -144,7 +129,7 @@ func (w *DeliverWebhookWorker) Work(ctx context.Context, job *river.Job[DeliverW
 	if err != nil {
 		return err
 	}
-	res := w.sender.SendWebhook(ctx, WebhookRequest{URL: hook.URL, Secrets: hook.Secrets, EventID: strconv.FormatInt(event.Sequence, 10), WebhookID: hook.ID.String(), Body: body})
+	res := w.sender.Send(ctx, domain.WebhookRequest{URL: hook.URL, Secrets: hook.Secrets, EventID: strconv.FormatInt(event.Sequence, 10), WebhookID: hook.ID.String(), Body: body})
 	if res.Err == nil && res.StatusCode >= 200 && res.StatusCode < 300 {
 		w.observer.ObserveWebhook("delivered")
 		return w.store.RecordWebhookResult(ctx, a.SubscriptionID, hook.ID, true, "")

@@ -38,8 +38,8 @@ func (f *fakeWebhookStore) RecordWebhookResult(_ context.Context, _, _ uuid.UUID
 
 type fakeSender struct{ status int }
 
-func (f fakeSender) SendWebhook(context.Context, WebhookRequest) WebhookResult {
-	return WebhookResult{StatusCode: f.status}
+func (f fakeSender) Send(context.Context, domain.WebhookRequest) domain.WebhookResult {
+	return domain.WebhookResult{StatusCode: f.status}
 }
 
 type countingObserver map[string]int

@@ -4,7 +4,9 @@
 // travels as multipart/alternative with a plain-text rendering first;
 // attachments make the message multipart/mixed, each one a base64 part.
 // Bcc recipients never appear in the output; they belong to the SMTP
-// envelope only.
+// envelope only. A Renderer builds and then signs with DKIM (RFC 6376, on
+// go-msgauth; RSA-SHA256 and Ed25519-SHA256 per RFC 8463), and the package
+// generates the keys and DNS records a tenant publishes for its domain.
 package mailbuild
 
 import (

@@ -453,19 +453,19 @@ const noSMTPUTF8 = 553
 // when none can keep the header 7-bit. It returns the data to send, whether
 // to ask for SMTPUTF8, and false when nobody is left to send to.
 func (c *connection) utf8Plan(tx *transaction, env Envelope, data []byte) ([]byte, bool, bool) {
-	if isASCII(env.From) && allASCII(env.To) && headerIsASCII(data) {
+	if domain.IsASCII(env.From) && allASCII(env.To) && headerIsASCII(data) {
 		return data, false, true
 	}
 	if _, offered := c.ext["SMTPUTF8"]; offered {
 		return data, true, true
 	}
-	if !isASCII(env.From) {
+	if !domain.IsASCII(env.From) {
 		tx.failRest(noSMTPUTF8, "5.6.7 not sent: the sender address has a UTF-8 local part, which needs SMTPUTF8 (RFC 6531), and the relay does not offer it")
 		return nil, false, false
 	}
 	left := 0
 	for i, rcpt := range env.To {
-		if isASCII(rcpt) {
+		if domain.IsASCII(rcpt) {
 			left++
 			continue
 		}
@@ -573,18 +573,9 @@ func isEnhancedCode(s string) bool {
 	return true
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 func allASCII(list []string) bool {
 	for _, s := range list {
-		if !isASCII(s) {
+		if !domain.IsASCII(s) {
 			return false
 		}
 	}

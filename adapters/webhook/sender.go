@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/mailgate/mailgate/domain"
 )
 
 // Defaults for zero Options fields.
@@ -32,9 +34,9 @@ const (
 	WebhookIDHeader = "Mailgate-Webhook-Id"
 )
 
-// Errors in a Result, wrapped with detail.
+// Errors in a domain.WebhookResult, wrapped with detail.
 var (
-	// ErrInvalidDelivery means the Delivery itself is unusable; nothing was sent.
+	// ErrInvalidDelivery means the request itself is unusable; nothing was sent.
 	ErrInvalidDelivery = errors.New("webhook: invalid delivery")
 	// ErrRedirect means the endpoint answered 3xx. Redirects are not followed,
 	// as the target could be an address the dialer guard is there to protect,
@@ -58,31 +60,6 @@ type Options struct {
 	// discarded) so the connection can be reused; the rest is dropped with
 	// the connection.
 	MaxResponseBytes int64
-}
-
-// Delivery is one event for one endpoint.
-type Delivery struct {
-	URL string
-	// Secrets sign the body: the current secret first and, during a rotation
-	// grace period, the previous one. One or two, none empty.
-	Secrets   [][]byte
-	EventID   string
-	WebhookID string
-	// Body is the JSON event, sent as is.
-	Body []byte
-}
-
-// Result is the outcome of one attempt.
-type Result struct {
-	// StatusCode is the endpoint's HTTP status, or 0 when none was received.
-	StatusCode int
-	// Err is nil exactly when the endpoint answered 2xx.
-	Err error
-	// Permanent marks failures a retry will not fix as things stand: a 4xx
-	// other than 408, 409, 425 and 429, an invalid delivery, or an endpoint
-	// whose address is refused. The caller decides whether to retry anyway.
-	Permanent bool
-	Duration  time.Duration
 }
 
 // Sender posts deliveries. It is safe for concurrent use and keeps
@@ -146,24 +123,24 @@ func (s *Sender) CloseIdleConnections() {
 
 // Send makes one signed POST of d.Body to d.URL and classifies the outcome;
 // it does not retry. The signature timestamp is the time of this attempt.
-func (s *Sender) Send(ctx context.Context, d Delivery) Result {
+func (s *Sender) Send(ctx context.Context, d domain.WebhookRequest) domain.WebhookResult {
 	start := time.Now()
 	res := s.send(ctx, d)
 	res.Duration = time.Since(start)
 	return res
 }
 
-func (s *Sender) send(ctx context.Context, d Delivery) Result {
+func (s *Sender) send(ctx context.Context, d domain.WebhookRequest) domain.WebhookResult {
 	u, err := checkDelivery(d)
 	if err != nil {
-		return Result{Err: err, Permanent: true}
+		return domain.WebhookResult{Err: err, Permanent: true}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Body))
 	if err != nil {
-		return Result{Err: fmt.Errorf("%w: %w", ErrInvalidDelivery, err), Permanent: true}
+		return domain.WebhookResult{Err: fmt.Errorf("%w: %w", ErrInvalidDelivery, err), Permanent: true}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.userAgent)
@@ -182,29 +159,29 @@ func (s *Sender) send(ctx context.Context, d Delivery) Result {
 	return classifyResponse(resp)
 }
 
-// requestFailure turns an error from the HTTP client into a Result. The
+// requestFailure turns an error from the HTTP client into a result. The
 // client's own message quotes the whole URL, which may carry a tenant's
 // token in its query, so only the host is named.
-func (s *Sender) requestFailure(ctx context.Context, u *url.URL, err error) Result {
+func (s *Sender) requestFailure(ctx context.Context, u *url.URL, err error) domain.WebhookResult {
 	if ue, ok := errors.AsType[*url.Error](err); ok {
 		err = ue.Err
 	}
 	switch {
 	case errors.Is(err, ErrForbiddenAddress):
-		return Result{Err: fmt.Errorf("webhook: POST to %s: %w", u.Host, err), Permanent: true}
+		return domain.WebhookResult{Err: fmt.Errorf("webhook: POST to %s: %w", u.Host, err), Permanent: true}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
-		return Result{Err: fmt.Errorf("webhook: POST to %s: no answer within %s: %w", u.Host, s.timeout, err)}
+		return domain.WebhookResult{Err: fmt.Errorf("webhook: POST to %s: no answer within %s: %w", u.Host, s.timeout, err)}
 	default:
-		return Result{Err: fmt.Errorf("webhook: POST to %s: %w", u.Host, err)}
+		return domain.WebhookResult{Err: fmt.Errorf("webhook: POST to %s: %w", u.Host, err)}
 	}
 }
 
 // classifyResponse maps the status code: 2xx succeeds, 3xx is a retryable
 // failure, 4xx is permanent except for the codes that mean "not now", and
 // everything else is retryable.
-func classifyResponse(resp *http.Response) Result {
+func classifyResponse(resp *http.Response) domain.WebhookResult {
 	code := resp.StatusCode
-	res := Result{StatusCode: code}
+	res := domain.WebhookResult{StatusCode: code}
 	switch {
 	case code >= 200 && code <= 299:
 	case code >= 300 && code <= 399:
@@ -233,7 +210,7 @@ const maxIDLength = 256
 
 // checkDelivery rejects deliveries that cannot be sent correctly, before
 // any connection is made.
-func checkDelivery(d Delivery) (*url.URL, error) {
+func checkDelivery(d domain.WebhookRequest) (*url.URL, error) {
 	u, err := parseEndpoint(d.URL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidDelivery, err)

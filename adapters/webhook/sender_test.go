@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/adapters/webhook"
+	"github.com/mailgate/mailgate/domain"
 )
 
 // endpoint is a loopback test server that counts accepted connections and
@@ -54,8 +55,8 @@ func newSender(t *testing.T, edit ...func(*webhook.Options)) *webhook.Sender {
 	return s
 }
 
-func delivery(url string) webhook.Delivery {
-	return webhook.Delivery{
+func delivery(url string) domain.WebhookRequest {
+	return domain.WebhookRequest{
 		URL:       url,
 		Secrets:   [][]byte{[]byte("whsec_current")},
 		EventID:   "evt_0123",
@@ -318,16 +319,16 @@ func TestSendInvalidDelivery(t *testing.T) {
 			t.Errorf("server handled %d requests", n)
 		}
 	})
-	for name, edit := range map[string]func(*webhook.Delivery){
-		"NoSecrets":      func(d *webhook.Delivery) { d.Secrets = nil },
-		"ThreeSecrets":   func(d *webhook.Delivery) { d.Secrets = [][]byte{[]byte("a"), []byte("b"), []byte("c")} },
-		"EmptySecret":    func(d *webhook.Delivery) { d.Secrets = [][]byte{[]byte("a"), {}} },
-		"EmptyEventID":   func(d *webhook.Delivery) { d.EventID = "" },
-		"EventIDNewline": func(d *webhook.Delivery) { d.EventID = "evt\r\nX-Injected: 1" },
-		"EmptyWebhookID": func(d *webhook.Delivery) { d.WebhookID = "" },
-		"FTP":            func(d *webhook.Delivery) { d.URL = strings.Replace(d.URL, "http:", "ftp:", 1) },
-		"UserInfo":       func(d *webhook.Delivery) { d.URL = strings.Replace(d.URL, "http://", "http://user:pw@", 1) },
-		"Relative":       func(d *webhook.Delivery) { d.URL = "/hook" },
+	for name, edit := range map[string]func(*domain.WebhookRequest){
+		"NoSecrets":      func(d *domain.WebhookRequest) { d.Secrets = nil },
+		"ThreeSecrets":   func(d *domain.WebhookRequest) { d.Secrets = [][]byte{[]byte("a"), []byte("b"), []byte("c")} },
+		"EmptySecret":    func(d *domain.WebhookRequest) { d.Secrets = [][]byte{[]byte("a"), {}} },
+		"EmptyEventID":   func(d *domain.WebhookRequest) { d.EventID = "" },
+		"EventIDNewline": func(d *domain.WebhookRequest) { d.EventID = "evt\r\nX-Injected: 1" },
+		"EmptyWebhookID": func(d *domain.WebhookRequest) { d.WebhookID = "" },
+		"FTP":            func(d *domain.WebhookRequest) { d.URL = strings.Replace(d.URL, "http:", "ftp:", 1) },
+		"UserInfo":       func(d *domain.WebhookRequest) { d.URL = strings.Replace(d.URL, "http://", "http://user:pw@", 1) },
+		"Relative":       func(d *domain.WebhookRequest) { d.URL = "/hook" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

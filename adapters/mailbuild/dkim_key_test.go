@@ -1,4 +1,4 @@
-package dkim_test
+package mailbuild_test
 
 import (
 	"bytes"
@@ -16,18 +16,18 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mailgate/mailgate/adapters/dkim"
+	"github.com/mailgate/mailgate/adapters/mailbuild"
 	"github.com/mailgate/mailgate/domain"
 )
 
-var algorithms = []dkim.Algorithm{dkim.RSASHA256, dkim.Ed25519SHA256}
+var algorithms = []mailbuild.DKIMAlgorithm{mailbuild.RSASHA256, mailbuild.Ed25519SHA256}
 
 // generatedKeys holds one key per algorithm for the whole run: RSA generation
 // under -race is slow enough that a key per test would dominate the run time.
-var generatedKeys = sync.OnceValues(func() (map[dkim.Algorithm][]byte, error) {
-	keys := make(map[dkim.Algorithm][]byte)
+var generatedKeys = sync.OnceValues(func() (map[mailbuild.DKIMAlgorithm][]byte, error) {
+	keys := make(map[mailbuild.DKIMAlgorithm][]byte)
 	for _, alg := range algorithms {
-		k, err := dkim.GenerateKey(alg)
+		k, err := mailbuild.GenerateDKIMKey(alg)
 		if err != nil {
 			return nil, err
 		}
@@ -36,11 +36,11 @@ var generatedKeys = sync.OnceValues(func() (map[dkim.Algorithm][]byte, error) {
 	return keys, nil
 })
 
-func testKey(t *testing.T, alg dkim.Algorithm) []byte {
+func testKey(t *testing.T, alg mailbuild.DKIMAlgorithm) []byte {
 	t.Helper()
 	keys, err := generatedKeys()
 	if err != nil {
-		t.Fatalf("GenerateKey: %v", err)
+		t.Fatalf("GenerateDKIMKey: %v", err)
 	}
 	return keys[alg]
 }
@@ -60,12 +60,12 @@ func pemOf(t *testing.T, blockType string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
 }
 
-func TestGenerateKey(t *testing.T) {
+func TestGenerateDKIMKey(t *testing.T) {
 	t.Parallel()
 
 	t.Run("RSA", func(t *testing.T) {
 		t.Parallel()
-		block := decodePEM(t, testKey(t, dkim.RSASHA256))
+		block := decodePEM(t, testKey(t, mailbuild.RSASHA256))
 		key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 		if err != nil {
 			t.Fatalf("ParsePKCS8PrivateKey: %v", err)
@@ -74,14 +74,14 @@ func TestGenerateKey(t *testing.T) {
 		if !ok {
 			t.Fatalf("key is %T, want *rsa.PrivateKey", key)
 		}
-		if bits := rsaKey.N.BitLen(); bits != dkim.GenerateRSABits {
-			t.Fatalf("modulus is %d bits, want %d", bits, dkim.GenerateRSABits)
+		if bits := rsaKey.N.BitLen(); bits != mailbuild.GenerateRSABits {
+			t.Fatalf("modulus is %d bits, want %d", bits, mailbuild.GenerateRSABits)
 		}
 	})
 
 	t.Run("Ed25519", func(t *testing.T) {
 		t.Parallel()
-		block := decodePEM(t, testKey(t, dkim.Ed25519SHA256))
+		block := decodePEM(t, testKey(t, mailbuild.Ed25519SHA256))
 		key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 		if err != nil {
 			t.Fatalf("ParsePKCS8PrivateKey: %v", err)
@@ -93,11 +93,11 @@ func TestGenerateKey(t *testing.T) {
 
 	t.Run("FreshEachCall", func(t *testing.T) {
 		t.Parallel()
-		a, err := dkim.GenerateKey(dkim.Ed25519SHA256)
+		a, err := mailbuild.GenerateDKIMKey(mailbuild.Ed25519SHA256)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := dkim.GenerateKey(dkim.Ed25519SHA256)
+		b, err := mailbuild.GenerateDKIMKey(mailbuild.Ed25519SHA256)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,8 +108,8 @@ func TestGenerateKey(t *testing.T) {
 
 	t.Run("ErrUnknownAlgorithm", func(t *testing.T) {
 		t.Parallel()
-		for _, alg := range []dkim.Algorithm{"", "rsa-sha1", "RSA-SHA256", "ecdsa-sha256"} {
-			_, err := dkim.GenerateKey(alg)
+		for _, alg := range []mailbuild.DKIMAlgorithm{"", "rsa-sha1", "RSA-SHA256", "ecdsa-sha256"} {
+			_, err := mailbuild.GenerateDKIMKey(alg)
 			checkInvalid(t, err, "algorithm", alg)
 		}
 	})
@@ -130,26 +130,33 @@ func decodePEM(t *testing.T, data []byte) *pem.Block {
 	return block
 }
 
-func TestDNSRecord(t *testing.T) {
-	t.Parallel()
-
+// publicKeyOfRecord returns the decoded p= tag of the DNS record for
+// privatePEM, checking the record's form and that its k= tag is keyType.
+func publicKeyOfRecord(t *testing.T, privatePEM []byte, keyType string) []byte {
+	t.Helper()
 	recordPattern := regexp.MustCompile(`^v=DKIM1; k=(rsa|ed25519); p=([A-Za-z0-9+/]+={0,2})$`)
+	record, err := mailbuild.DKIMRecord(privatePEM)
+	if err != nil {
+		t.Fatalf("DKIMRecord: %v", err)
+	}
+	m := recordPattern.FindStringSubmatch(record)
+	if m == nil || m[1] != keyType {
+		t.Fatalf("record = %q, want v=DKIM1; k=%s; p=...", record, keyType)
+	}
+	public, err := base64.StdEncoding.DecodeString(m[2])
+	if err != nil {
+		t.Fatalf("p= is not base64: %v", err)
+	}
+	return public
+}
+
+func TestDKIMRecord(t *testing.T) {
+	t.Parallel()
 
 	t.Run("RSA", func(t *testing.T) {
 		t.Parallel()
-		privatePEM := testKey(t, dkim.RSASHA256)
-		record, err := dkim.DNSRecord(privatePEM)
-		if err != nil {
-			t.Fatalf("DNSRecord: %v", err)
-		}
-		m := recordPattern.FindStringSubmatch(record)
-		if m == nil || m[1] != "rsa" {
-			t.Fatalf("record = %q, want v=DKIM1; k=rsa; p=...", record)
-		}
-		der, err := base64.StdEncoding.DecodeString(m[2])
-		if err != nil {
-			t.Fatalf("p= is not base64: %v", err)
-		}
+		privatePEM := testKey(t, mailbuild.RSASHA256)
+		der := publicKeyOfRecord(t, privatePEM, "rsa")
 		pub, err := x509.ParsePKIXPublicKey(der)
 		if err != nil {
 			t.Fatalf("p= is not a SubjectPublicKeyInfo: %v", err)
@@ -162,19 +169,8 @@ func TestDNSRecord(t *testing.T) {
 
 	t.Run("Ed25519", func(t *testing.T) {
 		t.Parallel()
-		privatePEM := testKey(t, dkim.Ed25519SHA256)
-		record, err := dkim.DNSRecord(privatePEM)
-		if err != nil {
-			t.Fatalf("DNSRecord: %v", err)
-		}
-		m := recordPattern.FindStringSubmatch(record)
-		if m == nil || m[1] != "ed25519" {
-			t.Fatalf("record = %q, want v=DKIM1; k=ed25519; p=...", record)
-		}
-		raw, err := base64.StdEncoding.DecodeString(m[2])
-		if err != nil {
-			t.Fatalf("p= is not base64: %v", err)
-		}
+		privatePEM := testKey(t, mailbuild.Ed25519SHA256)
+		raw := publicKeyOfRecord(t, privatePEM, "ed25519")
 		if len(raw) != ed25519.PublicKeySize {
 			t.Fatalf("p= holds %d bytes, want the raw %d-byte key (RFC 8463)", len(raw), ed25519.PublicKeySize)
 		}
@@ -186,13 +182,13 @@ func TestDNSRecord(t *testing.T) {
 
 	t.Run("PKCS1", func(t *testing.T) {
 		t.Parallel()
-		key, _ := x509.ParsePKCS8PrivateKey(decodePEM(t, testKey(t, dkim.RSASHA256)).Bytes)
+		key, _ := x509.ParsePKCS8PrivateKey(decodePEM(t, testKey(t, mailbuild.RSASHA256)).Bytes)
 		pkcs1 := pemOf(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey)))
-		got, err := dkim.DNSRecord(pkcs1)
+		got, err := mailbuild.DKIMRecord(pkcs1)
 		if err != nil {
-			t.Fatalf("DNSRecord(PKCS#1): %v", err)
+			t.Fatalf("DKIMRecord(PKCS#1): %v", err)
 		}
-		want, _ := dkim.DNSRecord(testKey(t, dkim.RSASHA256))
+		want, _ := mailbuild.DKIMRecord(testKey(t, mailbuild.RSASHA256))
 		if got != want {
 			t.Fatalf("PKCS#1 record = %q, want the PKCS#8 one %q", got, want)
 		}
@@ -201,7 +197,7 @@ func TestDNSRecord(t *testing.T) {
 	t.Run("ErrBadKey", func(t *testing.T) {
 		t.Parallel()
 		for name, privatePEM := range badKeys(t) {
-			_, err := dkim.DNSRecord(privatePEM)
+			_, err := mailbuild.DKIMRecord(privatePEM)
 			checkInvalid(t, err, "private_key", name)
 		}
 	})
@@ -226,7 +222,7 @@ func badKeys(t *testing.T) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := testKey(t, dkim.Ed25519SHA256)
+	good := testKey(t, mailbuild.Ed25519SHA256)
 	goodBlock := decodePEM(t, good)
 
 	return map[string][]byte{
@@ -239,7 +235,7 @@ func badKeys(t *testing.T) map[string][]byte {
 		"ECDSA":          pemOf(t, "PRIVATE KEY", ecDER),
 		"ECDSAInSEC1":    pemOf(t, "EC PRIVATE KEY", ecDER),
 		"Certificate":    pemOf(t, "CERTIFICATE", goodBlock.Bytes),
-		"TwoBlocks":      append(append([]byte{}, good...), testKey(t, dkim.RSASHA256)...),
+		"TwoBlocks":      append(append([]byte{}, good...), testKey(t, mailbuild.RSASHA256)...),
 		"RSA512":         readFile(t, "testdata/rsa-512.pem"),
 		"RSA4608":        readFile(t, "testdata/rsa-4608.pem"),
 		"PKCS8AsPKCS1":   pemOf(t, "RSA PRIVATE KEY", goodBlock.Bytes),

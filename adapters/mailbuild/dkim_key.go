@@ -1,4 +1,4 @@
-package dkim
+package mailbuild
 
 import (
 	"bytes"
@@ -14,15 +14,15 @@ import (
 	"github.com/mailgate/mailgate/domain"
 )
 
-// Algorithm is a DKIM signing algorithm, spelled as in the a= tag.
-type Algorithm string
+// DKIMAlgorithm is a DKIM signing algorithm, spelled as in the a= tag.
+type DKIMAlgorithm string
 
-// The algorithms a Signer can use. RSA is what every verifier understands;
+// The algorithms a DKIMSigner can use. RSA is what every verifier understands;
 // Ed25519 (RFC 8463) is short and fast but not yet verified everywhere, so a
 // domain that wants it usually publishes both under different selectors.
 const (
-	RSASHA256     Algorithm = "rsa-sha256"
-	Ed25519SHA256 Algorithm = "ed25519-sha256"
+	RSASHA256     DKIMAlgorithm = "rsa-sha256"
+	Ed25519SHA256 DKIMAlgorithm = "ed25519-sha256"
 )
 
 // Bounds on RSA keys.
@@ -48,9 +48,9 @@ const (
 	fieldPrivateKey = "private_key"
 )
 
-// GenerateKey returns a new private key for alg as a PKCS#8 "PRIVATE KEY"
+// GenerateDKIMKey returns a new private key for alg as a PKCS#8 "PRIVATE KEY"
 // PEM block: RSA keys are GenerateRSABits long.
-func GenerateKey(alg Algorithm) (privatePEM []byte, err error) {
+func GenerateDKIMKey(alg DKIMAlgorithm) (privatePEM []byte, err error) {
 	var key any
 	switch alg {
 	case RSASHA256:
@@ -70,12 +70,12 @@ func GenerateKey(alg Algorithm) (privatePEM []byte, err error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// DNSRecord returns the value of the TXT record to publish at
+// DKIMRecord returns the value of the TXT record to publish at
 // <selector>._domainkey.<domain> for the key in privatePEM. An RSA record
 // carries the SubjectPublicKeyInfo DER; an Ed25519 record carries the raw
 // 32-byte key, as RFC 8463 requires. An RSA record is longer than 255 bytes,
 // so the zone must split it into several strings of one TXT record.
-func DNSRecord(privatePEM []byte) (string, error) {
+func DKIMRecord(privatePEM []byte) (string, error) {
 	key, alg, err := parsePrivateKey(privatePEM)
 	if err != nil {
 		return "", err
@@ -99,7 +99,7 @@ func DNSRecord(privatePEM []byte) (string, error) {
 // parsePrivateKey reads one PEM private key: PKCS#8, or PKCS#1 for RSA keys
 // made by older tools such as opendkim-genkey. Anything else is refused
 // rather than guessed at, including encrypted PEM and trailing data.
-func parsePrivateKey(privatePEM []byte) (crypto.Signer, Algorithm, error) {
+func parsePrivateKey(privatePEM []byte) (crypto.Signer, DKIMAlgorithm, error) {
 	block, rest := pem.Decode(privatePEM)
 	if block == nil {
 		return nil, "", domain.FieldError(fieldPrivateKey, "is not a PEM block")

@@ -1,7 +1,4 @@
-// Package dkim signs outgoing messages with DKIM (RFC 6376) on top of
-// go-msgauth, and generates the keys and DNS records a tenant publishes for
-// its sending domain. RSA-SHA256 and Ed25519-SHA256 (RFC 8463) are supported.
-package dkim
+package mailbuild
 
 import (
 	"bytes"
@@ -37,19 +34,19 @@ var signedHeaders = []string{
 	"Content-Transfer-Encoding",
 }
 
-// Signer signs messages for one domain and selector. It is immutable and safe
+// DKIMSigner signs messages for one domain and selector. It is immutable and safe
 // for concurrent use.
-type Signer struct {
+type DKIMSigner struct {
 	domain    string
 	selector  string
-	algorithm Algorithm
+	algorithm DKIMAlgorithm
 	key       crypto.Signer
 }
 
-// NewSigner returns a Signer for domain and selector with the PEM private key
+// NewDKIMSigner returns a DKIMSigner for domain and selector with the PEM private key
 // (see parsePrivateKey for the accepted forms). Domain and selector are
 // lower-cased; the domain must be fully qualified and in its ASCII form.
-func NewSigner(domainName, selector string, privatePEM []byte) (*Signer, error) {
+func NewDKIMSigner(domainName, selector string, privatePEM []byte) (*DKIMSigner, error) {
 	d, err := domain.NormalizeDomain(fieldDomain, domainName)
 	if err != nil {
 		return nil, err
@@ -65,17 +62,17 @@ func NewSigner(domainName, selector string, privatePEM []byte) (*Signer, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{domain: d, selector: sel, algorithm: alg, key: key}, nil
+	return &DKIMSigner{domain: d, selector: sel, algorithm: alg, key: key}, nil
 }
 
 // Domain returns the signing domain, the d= tag.
-func (s *Signer) Domain() string { return s.domain }
+func (s *DKIMSigner) Domain() string { return s.domain }
 
 // Selector returns the selector, the s= tag.
-func (s *Signer) Selector() string { return s.selector }
+func (s *DKIMSigner) Selector() string { return s.selector }
 
 // Algorithm returns the algorithm the key dictates, the a= tag.
-func (s *Signer) Algorithm() Algorithm { return s.algorithm }
+func (s *DKIMSigner) Algorithm() DKIMAlgorithm { return s.algorithm }
 
 // Sign returns message with a DKIM-Signature header field prepended, using
 // relaxed/relaxed canonicalization. The message must be a complete RFC 5322
@@ -83,11 +80,11 @@ func (s *Signer) Algorithm() Algorithm { return s.algorithm }
 // is refused because the relay would rewrite it and break the body hash.
 // The t= tag records the time of the call, so signing the same message twice
 // gives different bytes.
-func (s *Signer) Sign(message []byte) ([]byte, error) {
+func (s *DKIMSigner) Sign(message []byte) ([]byte, error) {
 	if i := bareLineBreak(message); i >= 0 {
 		return nil, fmt.Errorf("dkim: bare CR or LF at byte %d of the message", i)
 	}
-	if err := checkHeader(message); err != nil {
+	if err := checkSignableHeader(message); err != nil {
 		return nil, fmt.Errorf("dkim: %w", err)
 	}
 
@@ -140,10 +137,10 @@ func normalizeSelector(raw string) (string, error) {
 	return sel, nil
 }
 
-// checkHeader makes sure the message has a header section ended by an empty
+// checkSignableHeader makes sure the message has a header section ended by an empty
 // line, with well-formed fields and exactly one From, so the signature covers
 // the author that readers will see.
-func checkHeader(message []byte) error {
+func checkSignableHeader(message []byte) error {
 	froms := 0
 	rest := message
 	for first := true; ; first = false {
@@ -195,18 +192,4 @@ func truncate(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return b
-}
-
-// bareLineBreak returns the index of the first CR not followed by LF or LF
-// not preceded by CR, or -1 when every line break is CRLF.
-func bareLineBreak(b []byte) int {
-	for i, c := range b {
-		switch {
-		case c == '\r' && (i+1 == len(b) || b[i+1] != '\n'):
-			return i
-		case c == '\n' && (i == 0 || b[i-1] != '\r'):
-			return i
-		}
-	}
-	return -1
 }

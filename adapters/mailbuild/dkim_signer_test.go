@@ -1,4 +1,4 @@
-package dkim_test
+package mailbuild_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 
 	msgauth "github.com/emersion/go-msgauth/dkim"
 
-	"github.com/mailgate/mailgate/adapters/dkim"
+	"github.com/mailgate/mailgate/adapters/mailbuild"
 )
 
 const (
@@ -82,21 +82,21 @@ func verify(t *testing.T, message []byte, record string) *msgauth.Verification {
 	return verifs[0]
 }
 
-func newTestSigner(t *testing.T, alg dkim.Algorithm) (*dkim.Signer, string) {
+func newTestSigner(t *testing.T, alg mailbuild.DKIMAlgorithm) (*mailbuild.DKIMSigner, string) {
 	t.Helper()
 	privatePEM := testKey(t, alg)
-	s, err := dkim.NewSigner(testDomain, testSelector, privatePEM)
+	s, err := mailbuild.NewDKIMSigner(testDomain, testSelector, privatePEM)
 	if err != nil {
-		t.Fatalf("NewSigner: %v", err)
+		t.Fatalf("NewDKIMSigner: %v", err)
 	}
-	record, err := dkim.DNSRecord(privatePEM)
+	record, err := mailbuild.DKIMRecord(privatePEM)
 	if err != nil {
-		t.Fatalf("DNSRecord: %v", err)
+		t.Fatalf("DKIMRecord: %v", err)
 	}
 	return s, record
 }
 
-func sign(t *testing.T, s *dkim.Signer, message []byte) []byte {
+func sign(t *testing.T, s *mailbuild.DKIMSigner, message []byte) []byte {
 	t.Helper()
 	signed, err := s.Sign(message)
 	if err != nil {
@@ -135,7 +135,7 @@ func replaceOnce(t *testing.T, b []byte, old, new string) []byte {
 	return bytes.Replace(b, []byte(old), []byte(new), 1)
 }
 
-func TestSigner_Sign(t *testing.T) {
+func TestDKIMSigner_Sign(t *testing.T) {
 	t.Parallel()
 
 	for _, alg := range algorithms {
@@ -232,11 +232,11 @@ func TestSigner_Sign(t *testing.T) {
 
 			t.Run("ErrOtherKey", func(t *testing.T) {
 				t.Parallel()
-				other, err := dkim.GenerateKey(dkim.Ed25519SHA256)
+				other, err := mailbuild.GenerateDKIMKey(mailbuild.Ed25519SHA256)
 				if err != nil {
 					t.Fatal(err)
 				}
-				otherRecord, err := dkim.DNSRecord(other)
+				otherRecord, err := mailbuild.DKIMRecord(other)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -249,7 +249,7 @@ func TestSigner_Sign(t *testing.T) {
 
 	t.Run("RSAMinimumSizeKey", func(t *testing.T) {
 		t.Parallel()
-		key, err := rsa.GenerateKey(rand.Reader, dkim.MinRSABits)
+		key, err := rsa.GenerateKey(rand.Reader, mailbuild.MinRSABits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,11 +258,11 @@ func TestSigner_Sign(t *testing.T) {
 			t.Fatal(err)
 		}
 		privatePEM := pemOf(t, "PRIVATE KEY", der)
-		s, err := dkim.NewSigner(testDomain, testSelector, privatePEM)
+		s, err := mailbuild.NewDKIMSigner(testDomain, testSelector, privatePEM)
 		if err != nil {
-			t.Fatalf("NewSigner with a %d-bit key: %v", dkim.MinRSABits, err)
+			t.Fatalf("NewDKIMSigner with a %d-bit key: %v", mailbuild.MinRSABits, err)
 		}
-		record, err := dkim.DNSRecord(privatePEM)
+		record, err := mailbuild.DKIMRecord(privatePEM)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +273,7 @@ func TestSigner_Sign(t *testing.T) {
 
 	t.Run("Concurrent", func(t *testing.T) {
 		t.Parallel()
-		s, record := newTestSigner(t, dkim.Ed25519SHA256)
+		s, record := newTestSigner(t, mailbuild.Ed25519SHA256)
 		var wg sync.WaitGroup
 		results := make([][]byte, 8)
 		errs := make([]error, len(results))
@@ -293,7 +293,7 @@ func TestSigner_Sign(t *testing.T) {
 
 	t.Run("ErrMalformedMessage", func(t *testing.T) {
 		t.Parallel()
-		s, _ := newTestSigner(t, dkim.Ed25519SHA256)
+		s, _ := newTestSigner(t, mailbuild.Ed25519SHA256)
 		good := testMessage()
 		cases := map[string][]byte{
 			"Empty":               nil,
@@ -314,16 +314,16 @@ func TestSigner_Sign(t *testing.T) {
 	})
 }
 
-func TestNewSigner(t *testing.T) {
+func TestNewDKIMSigner(t *testing.T) {
 	t.Parallel()
 
-	key := testKey(t, dkim.Ed25519SHA256)
+	key := testKey(t, mailbuild.Ed25519SHA256)
 
 	t.Run("OK", func(t *testing.T) {
 		t.Parallel()
-		s, err := dkim.NewSigner("Mail.Example.COM.", "Mg-2026.Eu", key)
+		s, err := mailbuild.NewDKIMSigner("Mail.Example.COM.", "Mg-2026.Eu", key)
 		if err != nil {
-			t.Fatalf("NewSigner: %v", err)
+			t.Fatalf("NewDKIMSigner: %v", err)
 		}
 		if s.Domain() != "mail.example.com" || s.Selector() != "mg-2026.eu" {
 			t.Fatalf("domain, selector = %q, %q; want them lower-cased", s.Domain(), s.Selector())
@@ -337,7 +337,7 @@ func TestNewSigner(t *testing.T) {
 			strings.Repeat("a", 64),
 			strings.Repeat("a.", 120) + "a", // too long once ._domainkey.example.com is added
 		} {
-			_, err := dkim.NewSigner(testDomain, sel, key)
+			_, err := mailbuild.NewDKIMSigner(testDomain, sel, key)
 			checkInvalid(t, err, "selector", sel)
 		}
 	})
@@ -345,7 +345,7 @@ func TestNewSigner(t *testing.T) {
 	t.Run("ErrBadDomain", func(t *testing.T) {
 		t.Parallel()
 		for _, d := range []string{"", "localhost", "exa mple.com", "example..com", "-example.com", "exämple.com", "example.com;x=1"} {
-			_, err := dkim.NewSigner(d, testSelector, key)
+			_, err := mailbuild.NewDKIMSigner(d, testSelector, key)
 			checkInvalid(t, err, "domain", d)
 		}
 	})
@@ -353,7 +353,7 @@ func TestNewSigner(t *testing.T) {
 	t.Run("ErrBadKey", func(t *testing.T) {
 		t.Parallel()
 		for name, privatePEM := range badKeys(t) {
-			_, err := dkim.NewSigner(testDomain, testSelector, privatePEM)
+			_, err := mailbuild.NewDKIMSigner(testDomain, testSelector, privatePEM)
 			checkInvalid(t, err, "private_key", name)
 		}
 	})
