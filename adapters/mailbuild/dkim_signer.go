@@ -18,7 +18,7 @@ import (
 // the message and what it is about are listed twice ("oversigned"), which
 // also stops a relay from prepending a second copy that some clients would
 // display instead of ours.
-var signedHeaders = []string{
+var signedHeaders = []string{ //nolint:gochecknoglobals // read-only: the headers every signature covers
 	"From", "From",
 	"Sender", "Sender",
 	"Reply-To", "Reply-To",
