@@ -11,9 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"riverqueue.com/riverui"
-
-	"github.com/mailgate/mailgate/adapters/metrics"
-	"github.com/mailgate/mailgate/adapters/postgres"
 )
 
 // riverUIPrefix is where the River UI lives on the admin listener.
@@ -83,36 +80,6 @@ func (a *App) newRiverUI(client *river.Client[pgx.Tx]) (*riverui.Handler, error)
 		Logger:                   a.logger,
 		Prefix:                   riverUIPrefix,
 	})
-}
-
-// queueStats adapts the store's River statistics to the metrics collector.
-// The two types have the same fields, so each converts without a field
-// list; the postgres adapter can't return the metrics adapter's type, as
-// adapters don't import each other.
-func queueStats(store *postgres.Store) metrics.QueueStatsFunc {
-	return func(ctx context.Context) ([]metrics.QueueStat, error) {
-		stats, err := store.QueueStats(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]metrics.QueueStat, len(stats))
-		for i, s := range stats {
-			out[i] = metrics.QueueStat(s)
-		}
-		return out, nil
-	}
-}
-
-// pendingMessages adapts the store's pending messages to the metrics
-// collector by conversion, as queueStats does.
-func pendingMessages(store *postgres.Store) metrics.PendingMessagesFunc {
-	return func(ctx context.Context) (metrics.PendingMessages, error) {
-		p, err := store.PendingMessages(ctx)
-		if err != nil {
-			return metrics.PendingMessages{}, err
-		}
-		return metrics.PendingMessages(p), nil
-	}
 }
 
 // countJobs feeds River's job events into the job metrics until ctx ends.

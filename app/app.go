@@ -254,9 +254,9 @@ func (a *App) wire(ctx context.Context) error {
 		})
 		a.httpServer = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: cmp.Or(a.cfg.HeaderTimeout, defaultHeaderTimeout), IdleTimeout: 2 * time.Minute}
 	}
-	a.metrics.RegisterQueue(queueStats(a.store), []string{jobs.QueueDelivery, jobs.QueueWebhooks, jobs.QueueMaintenance}, a.logger)
+	a.metrics.RegisterQueue(a.store.QueueStats, []string{jobs.QueueDelivery, jobs.QueueWebhooks, jobs.QueueMaintenance}, a.logger)
 	a.metrics.RegisterEventFeed(a.store.EventFeedLag, a.logger)
-	a.metrics.RegisterPendingMessages(pendingMessages(a.store), a.logger)
+	a.metrics.RegisterPendingMessages(a.store.PendingMessages, a.logger)
 	if a.runsWorkers() {
 		a.metrics.SetWorkers(a.cfg.Workers)
 	}

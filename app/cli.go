@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/net/idna"
 
+	"github.com/mailgate/mailgate/adapters/httpapi/wire"
 	"github.com/mailgate/mailgate/adapters/mailbuild"
 	"github.com/mailgate/mailgate/adapters/postgres"
 	"github.com/mailgate/mailgate/db"
@@ -563,13 +563,8 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
-// asciiDomain converts an internationalized domain to punycode (UTS #46), so
-// operators may type either form; what can't be converted is left for the
+// asciiDomain is the API's conversion of an internationalized domain to
+// punycode (UTS #46), so operators may type either form, without the
+// trailing dot of an absolute name; what can't be converted is left for the
 // domain rules to refuse.
-func asciiDomain(d string) string {
-	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
-	if err != nil {
-		return d
-	}
-	return ascii
-}
+func asciiDomain(d string) string { return strings.TrimSuffix(wire.ASCIIDomain(d), ".") }

@@ -47,8 +47,10 @@ type ComposeRequest struct {
 	TS []byte
 }
 
-// Sender is a verified identity a tenant may send as.
-type Sender struct {
+// AccountAddress is an address with its name and, when it belongs to one,
+// the tenant's account: the verified identity a tenant sends as, or an
+// internal recipient.
+type AccountAddress struct {
 	AccountID   uuid.UUID
 	Email       string
 	DisplayName string
@@ -60,7 +62,7 @@ type Sender struct {
 type MessageStore interface {
 	// ResolveSender returns the identity the tenant may send as for this
 	// address and optional account, or a forbidden Error.
-	ResolveSender(ctx context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (Sender, error)
+	ResolveSender(ctx context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (AccountAddress, error)
 	// CreateMessage inserts msg (state draft or queued) and sets its
 	// Version. msg.SenderEmail and msg.SenderAccountID are the sender as
 	// requested: the store checks them as ResolveSender does, in the
@@ -83,7 +85,7 @@ type MessageStore interface {
 	LookupAttachments(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) ([]Attachment, error)
 	// LookupAccounts returns the tenant's accounts with these ids; ids the
 	// tenant doesn't own are missing from the map.
-	LookupAccounts(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]Sender, error)
+	LookupAccounts(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]AccountAddress, error)
 	// DeleteMessage deletes a message that is not queued or sending, when
 	// its version equals expected (any version when expected is nil).
 	DeleteMessage(ctx context.Context, tenant, id uuid.UUID, expected *Version) error
@@ -310,7 +312,7 @@ func ThreadReferences(parentRefs, parentMessageID string) string {
 
 // recipientAccounts resolves the account ids named by recipients; an id that
 // is not the tenant's is invalid input.
-func (c *Composer) recipientAccounts(ctx context.Context, tenant uuid.UUID, req ComposeRequest) (map[uuid.UUID]Sender, error) {
+func (c *Composer) recipientAccounts(ctx context.Context, tenant uuid.UUID, req ComposeRequest) (map[uuid.UUID]AccountAddress, error) {
 	var ids []uuid.UUID
 	for _, list := range [][]RecipientInput{req.To, req.Cc, req.Bcc} {
 		for _, r := range list {
@@ -390,7 +392,7 @@ func (c *Composer) resolveSender(ctx context.Context, tenant uuid.UUID, msg *Mes
 	return nil
 }
 
-func buildRecipients(msg *Message, req ComposeRequest, accounts map[uuid.UUID]Sender) error {
+func buildRecipients(msg *Message, req ComposeRequest, accounts map[uuid.UUID]AccountAddress) error {
 	seen := make(map[string]bool)
 	groups := []struct {
 		kind  RecipientKind

@@ -19,7 +19,7 @@ import (
 // messages per tenant, bumps versions like the real store, and records calls.
 type fakeStore struct {
 	mu          sync.Mutex
-	senders     map[uuid.UUID][]domain.Sender
+	senders     map[uuid.UUID][]domain.AccountAddress
 	messages    map[[2]uuid.UUID]*domain.Message
 	attachments map[[2]uuid.UUID]domain.Attachment
 
@@ -45,7 +45,7 @@ var _ domain.MessageStore = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{
-		senders:     make(map[uuid.UUID][]domain.Sender),
+		senders:     make(map[uuid.UUID][]domain.AccountAddress),
 		messages:    make(map[[2]uuid.UUID]*domain.Message),
 		attachments: make(map[[2]uuid.UUID]domain.Attachment),
 	}
@@ -58,7 +58,7 @@ func cloneMessage(m *domain.Message) *domain.Message {
 	return &c
 }
 
-func (s *fakeStore) addSender(tenant uuid.UUID, sender domain.Sender) {
+func (s *fakeStore) addSender(tenant uuid.UUID, sender domain.AccountAddress) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.senders[tenant] = append(s.senders[tenant], sender)
@@ -76,10 +76,10 @@ func (s *fakeStore) LookupAttachments(_ context.Context, tenant uuid.UUID, ids [
 	return out, nil
 }
 
-func (s *fakeStore) LookupAccounts(_ context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]domain.Sender, error) {
+func (s *fakeStore) LookupAccounts(_ context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]domain.AccountAddress, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[uuid.UUID]domain.Sender)
+	out := make(map[uuid.UUID]domain.AccountAddress)
 	for _, id := range ids {
 		for _, snd := range s.senders[tenant] {
 			if snd.AccountID == id {
@@ -143,12 +143,12 @@ func (s *fakeStore) writes() (created int, updated int) {
 	return len(s.created), len(s.updates)
 }
 
-func (s *fakeStore) ResolveSender(_ context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (domain.Sender, error) {
+func (s *fakeStore) ResolveSender(_ context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (domain.AccountAddress, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resolveCalls++
 	if s.resolveErr != nil {
-		return domain.Sender{}, s.resolveErr
+		return domain.AccountAddress{}, s.resolveErr
 	}
 	for _, snd := range s.senders[tenant] {
 		if email != "" && !strings.EqualFold(snd.Email, email) {
@@ -159,7 +159,7 @@ func (s *fakeStore) ResolveSender(_ context.Context, tenant uuid.UUID, email str
 		}
 		return snd, nil
 	}
-	return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "not a verified sender"}
+	return domain.AccountAddress{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "not a verified sender"}
 }
 
 // CreateMessage checks the sender first, as the real store does in its
@@ -236,8 +236,8 @@ func newComposeFixture(t *testing.T) composeFixture {
 	t.Helper()
 	store := newFakeStore()
 	tenant := uuid.New()
-	store.addSender(tenant, domain.Sender{AccountID: senderAccountID, Email: senderEmail, DisplayName: "Alice Store"})
-	store.addSender(tenant, domain.Sender{AccountID: carolAccountID, Email: "carol@example.net", DisplayName: "Carol Store"})
+	store.addSender(tenant, domain.AccountAddress{AccountID: senderAccountID, Email: senderEmail, DisplayName: "Alice Store"})
+	store.addSender(tenant, domain.AccountAddress{AccountID: carolAccountID, Email: "carol@example.net", DisplayName: "Carol Store"})
 	return composeFixture{
 		composer: &domain.Composer{Store: store, Now: func() time.Time { return fixedNow }},
 		store:    store,
@@ -760,7 +760,7 @@ func TestComposeSender(t *testing.T) {
 		t.Parallel()
 		f := newComposeFixture(t)
 		store := newFakeStore()
-		store.addSender(f.tenant, domain.Sender{Email: "Alice@example.com"})
+		store.addSender(f.tenant, domain.AccountAddress{Email: "Alice@example.com"})
 		c := &domain.Composer{Store: store, Now: f.composer.Now}
 		req := f.request()
 		req.SenderEmail = " Alice@EXAMPLE.com "

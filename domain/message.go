@@ -180,7 +180,7 @@ func (m *Message) CanDelete() bool { return m.State.CanDelete() }
 // to, the message's sender: its address and account, its display name
 // unless the request gave one, and a Message-ID on its domain unless the
 // request gave one.
-func (m *Message) AdoptSender(s Sender) {
+func (m *Message) AdoptSender(s AccountAddress) {
 	m.SenderEmail, m.SenderAccountID = s.Email, s.AccountID
 	if m.SenderDisplayName == "" {
 		m.SenderDisplayName = s.DisplayName

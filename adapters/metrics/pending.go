@@ -6,14 +6,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailgate/mailgate/domain"
 )
 
 // PendingMessages is the database-wide count of messages waiting for
 // delivery and when the oldest of them was queued (zero when none waits).
-type PendingMessages struct {
-	Count          int64
-	OldestQueuedAt time.Time
-}
+type PendingMessages = domain.PendingMessages
 
 // PendingMessagesFunc reads the pending messages; implementations bound
 // their own query with a statement timeout so a slow database can't stall a

@@ -6,16 +6,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailgate/mailgate/domain"
 )
 
 // QueueStat is the number of jobs in one queue and state, and for the
 // available ones the age of the oldest.
-type QueueStat struct {
-	Queue             string
-	State             string
-	Jobs              int64
-	OldestAvailableAt time.Time
-}
+type QueueStat = domain.QueueStat
 
 // QueueStatsFunc reads queue statistics; implementations bound their own
 // query with a statement timeout so a slow database can't stall a scrape.

@@ -394,13 +394,13 @@ func (s *Store) explainMissedDelete(ctx context.Context, tx pgx.Tx, tenant, id u
 }
 
 // LookupAccounts implements domain.MessageStore.
-func (s *Store) LookupAccounts(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]domain.Sender, error) {
-	out := make(map[uuid.UUID]domain.Sender, len(ids))
+func (s *Store) LookupAccounts(ctx context.Context, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]domain.AccountAddress, error) {
+	out := make(map[uuid.UUID]domain.AccountAddress, len(ids))
 	b := newBatch(tenantScope(tenant))
 	b.Queue(`SELECT id, email, display_name FROM accounts WHERE subscription_id = $1 AND id = ANY($2)`, tenant, ids).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var a domain.Sender
+				var a domain.AccountAddress
 				if err := rows.Scan(&a.AccountID, &a.Email, &a.DisplayName); err != nil {
 					return err
 				}

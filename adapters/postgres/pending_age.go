@@ -6,16 +6,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mailgate/mailgate/domain"
 )
 
 // PendingMessages is the work the database holds that no delivery has
 // settled yet, for the metrics scrape.
-type PendingMessages struct {
-	// Count is how many messages are queued or sending.
-	Count int64
-	// OldestQueuedAt is when the oldest of them was queued; zero when none is.
-	OldestQueuedAt time.Time
-}
+type PendingMessages = domain.PendingMessages
 
 // pendingMessagesQuery reads every queued or sending message that is due,
 // including those whose job waits for a later attempt (scheduled) or is

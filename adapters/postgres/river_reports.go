@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mailgate/mailgate/domain"
 )
 
 // River's schema is River's: its rows change only through River's client
@@ -17,12 +19,7 @@ import (
 
 // QueueStat is one queue and state's job count; OldestAvailableAt is set for
 // available jobs.
-type QueueStat struct {
-	Queue             string
-	State             string
-	Jobs              int64
-	OldestAvailableAt time.Time
-}
+type QueueStat = domain.QueueStat
 
 // QueueStats counts River jobs by queue and state for the metrics scrape,
 // bounded by a statement timeout. Finished jobs are left out: River prunes

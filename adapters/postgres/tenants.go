@@ -120,11 +120,11 @@ func (s *Store) FindAccountByEmail(ctx context.Context, tenant uuid.UUID, email 
 // of the tenant or an address on one of its verified domains. An account is
 // authorised through its domain, so removing the domain stops its accounts
 // from sending too.
-func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (domain.Sender, error) {
+func (s *Store) ResolveSender(ctx context.Context, tenant uuid.UUID, email string, accountID uuid.UUID) (domain.AccountAddress, error) {
 	b := newBatch(tenantScope(tenant))
 	res := queueResolveSenders(b, tenant, []senderClaim{{email: email, accountID: accountID}})
 	if err := s.read(ctx, b); err != nil {
-		return domain.Sender{}, fmt.Errorf("resolve sender: %w", err)
+		return domain.AccountAddress{}, fmt.Errorf("resolve sender: %w", err)
 	}
 	return res.sender(0)
 }
@@ -201,17 +201,17 @@ func queueResolveSenders(b *pgx.Batch, tenant uuid.UUID, claims []senderClaim) *
 
 // sender decides claim i: the identity the tenant may send as, or a
 // forbidden Error saying why not.
-func (res *senderResults) sender(i int) (domain.Sender, error) {
+func (res *senderResults) sender(i int) (domain.AccountAddress, error) {
 	c, r := res.claims[i], res.rows[i]
 	if r.tenantStatus == nil || *r.tenantStatus != "active" {
-		return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Message: "the subscription is not active"}
+		return domain.AccountAddress{}, &domain.Error{Code: domain.CodeForbidden, Message: "the subscription is not active"}
 	}
 	if c.accountID != uuid.Nil {
 		if r.accID == nil {
-			return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_account_id", Message: "is not an account of this subscription"}
+			return domain.AccountAddress{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_account_id", Message: "is not an account of this subscription"}
 		}
 		if c.email != "" && !strings.EqualFold(c.email, *r.accEmail) {
-			return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "does not match the address of sender_account_id"}
+			return domain.AccountAddress{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "does not match the address of sender_account_id"}
 		}
 	}
 	if r.accID != nil {
@@ -220,15 +220,15 @@ func (res *senderResults) sender(i int) (domain.Sender, error) {
 			if c.accountID != uuid.Nil {
 				field = "sender_account_id"
 			}
-			return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: field,
+			return domain.AccountAddress{}, &domain.Error{Code: domain.CodeForbidden, Field: field,
 				Message: "is an account on " + domain.DomainOf(*r.accEmail) + ", which is no longer a verified domain of this subscription"}
 		}
-		return domain.Sender{AccountID: *r.accID, Email: *r.accEmail, DisplayName: *r.accName}, nil
+		return domain.AccountAddress{AccountID: *r.accID, Email: *r.accEmail, DisplayName: *r.accName}, nil
 	}
 	if !r.domainVerified {
-		return domain.Sender{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "is not an account or an address on a verified domain of this subscription"}
+		return domain.AccountAddress{}, &domain.Error{Code: domain.CodeForbidden, Field: "sender_email", Message: "is not an account or an address on a verified domain of this subscription"}
 	}
-	return domain.Sender{Email: c.email}, nil
+	return domain.AccountAddress{Email: c.email}, nil
 }
 
 const tenantSelect = `

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/idna"
+
+	"github.com/mailgate/mailgate/domain"
 )
 
 // ASCIIDomain converts an internationalized domain to its ASCII (punycode)
@@ -11,7 +13,7 @@ import (
 // compare equal. Input it can't convert is returned as is, for the domain
 // rules to refuse with a proper message.
 func ASCIIDomain(d string) string {
-	if isASCII(d) {
+	if domain.IsASCII(d) {
 		return d
 	}
 	trailingDot := strings.HasSuffix(d, ".")
@@ -28,17 +30,8 @@ func ASCIIDomain(d string) string {
 // ASCIIAddress applies ASCIIDomain to the part after the last @.
 func ASCIIAddress(addr string) string {
 	at := strings.LastIndexByte(addr, '@')
-	if at < 0 || isASCII(addr[at+1:]) {
+	if at < 0 || domain.IsASCII(addr[at+1:]) {
 		return addr
 	}
 	return addr[:at+1] + ASCIIDomain(addr[at+1:])
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
