@@ -93,7 +93,14 @@ func New(ctx context.Context, cfg Config, role string, logger *slog.Logger) (*Ap
 		// server stops it even when the client's cancel can't reach it.
 		statementTimeout = min(statementTimeout, cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout))
 	}
-	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.Workers, cfg.DatabaseRole, statementTimeout)
+	// The pool grows with the workers only where they run: an API or
+	// inbound replica sized for 200 workers would hold 36 connections of
+	// the server's max_connections for nothing.
+	poolWorkers := 0
+	if a.runsWorkers() {
+		poolWorkers = cfg.Workers
+	}
+	pool, err := openPool(ctx, cfg.DatabaseURL, poolWorkers, cfg.DatabaseRole, statementTimeout)
 	if err != nil {
 		return nil, err
 	}
