@@ -66,8 +66,14 @@ func (m *Message) RefuseAll(reason string) AttemptRecord {
 // earlier attempt was in one that died (a crash, a kill, a lost database)
 // before its outcome was written: the relay may have accepted it, so the
 // resend is flagged as a possible duplicate. Recipients that were only
-// picked up, and never handed over, carry no mark and are not flagged.
-func (m *Message) BeginAttempt(emails []string, now time.Time) []Recipient {
+// picked up, and never handed over, carry no mark and are not flagged. The
+// message moves to sending, as the state machine allows: a message no
+// longer waiting for delivery (cancelled, settled) is a conflict, and
+// nothing is sent.
+func (m *Message) BeginAttempt(emails []string, now time.Time) ([]Recipient, error) {
+	if err := m.apply(LifecycleAttempt, StateSending); err != nil {
+		return nil, err
+	}
 	want := make(map[string]bool, len(emails))
 	for _, e := range emails {
 		want[e] = true
@@ -84,7 +90,7 @@ func (m *Message) BeginAttempt(emails []string, now time.Time) []Recipient {
 		r.InFlightSince = now
 		journal = append(journal, *r)
 	}
-	return journal
+	return journal, nil
 }
 
 // Interrupted returns the recipients an earlier attempt handed to the relay

@@ -22,7 +22,10 @@ func TestBeginAttemptFlagsOnlyInterruptedRecipients(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	m := journalMessage()
-	first := m.BeginAttempt([]string{"one@example.net", "done@example.net"}, now)
+	first, err := m.BeginAttempt([]string{"one@example.net", "done@example.net"}, now)
+	if err != nil || m.State != StateSending {
+		t.Fatalf("begin: %v, state %s", err, m.State)
+	}
 	if len(first) != 1 || first[0].Email != "one@example.net" || first[0].PossibleDuplicate {
 		t.Fatalf("a first attempt journals the pending recipient unflagged: %+v", first)
 	}
@@ -31,7 +34,10 @@ func TestBeginAttemptFlagsOnlyInterruptedRecipients(t *testing.T) {
 	}
 	// The attempt dies: its outcome is never written. The next attempt
 	// resends to both; only the one that was handed over is flagged.
-	second := m.BeginAttempt([]string{"one@example.net", "two@example.net"}, now.Add(time.Minute))
+	second, err := m.BeginAttempt([]string{"one@example.net", "two@example.net"}, now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(second) != 2 || !second[0].PossibleDuplicate || second[1].PossibleDuplicate {
 		t.Fatalf("resend after an interrupted attempt: %+v", second)
 	}

@@ -29,13 +29,19 @@ const (
 	// LifecycleGiveUp settles a message whose job was lost once it is past
 	// its delivery age: its unsettled recipients fail.
 	LifecycleGiveUp LifecycleEvent = "give_up"
+	// LifecycleAttempt hands a message to the relay: an attempt is running
+	// now (its journal is written before the data).
+	LifecycleAttempt LifecycleEvent = "attempt"
+	// LifecycleSettle records an attempt's outcome: the message waits for
+	// its next attempt (queued) or is settled.
+	LifecycleSettle LifecycleEvent = "settle"
 )
 
 // LifecycleEvents lists every lifecycle event, for code that walks the
 // state machine.
 func LifecycleEvents() []LifecycleEvent {
 	return []LifecycleEvent{LifecycleEdit, LifecycleSend, LifecycleCancel, LifecycleRetry,
-		LifecycleInterrupt, LifecycleRequeue, LifecycleGiveUp}
+		LifecycleInterrupt, LifecycleRequeue, LifecycleGiveUp, LifecycleAttempt, LifecycleSettle}
 }
 
 // Sources returns the states in which e may happen; none for an unknown event.
@@ -49,7 +55,7 @@ func (e LifecycleEvent) Sources() []MessageState {
 		return []MessageState{StateFailed, StatePartiallySent}
 	case LifecycleInterrupt:
 		return []MessageState{StateSending}
-	case LifecycleRequeue, LifecycleGiveUp:
+	case LifecycleRequeue, LifecycleGiveUp, LifecycleAttempt, LifecycleSettle:
 		return []MessageState{StateQueued, StateSending}
 	}
 	return nil
@@ -95,6 +101,11 @@ func (m *Message) apply(e LifecycleEvent, to MessageState) error {
 	m.State = to
 	return nil
 }
+
+// Settle moves m to the state an attempt's outcome gives it (queued for
+// the next attempt, or settled), as the state machine allows: only a
+// message waiting for delivery or being delivered has an outcome to record.
+func (m *Message) Settle(to MessageState) error { return m.apply(LifecycleSettle, to) }
 
 // JobAction is what a lifecycle change does to the message's delivery job.
 type JobAction int

@@ -29,6 +29,11 @@ func fire(m *Message, e LifecycleEvent, now time.Time) (LifecycleChange, error) 
 		return m.Requeue(now)
 	case LifecycleGiveUp:
 		return m.GiveUp()
+	case LifecycleAttempt:
+		_, err := m.BeginAttempt([]string{"lost@example.net"}, now)
+		return LifecycleChange{Event: e}, err
+	case LifecycleSettle:
+		return LifecycleChange{Event: e}, m.Settle(SettledState(m.Recipients))
 	}
 	panic("no method for " + e)
 }
@@ -55,6 +60,10 @@ func TestEveryStateEventPair(t *testing.T) {
 		{StateSending, LifecycleRequeue}:     StateQueued,
 		{StateQueued, LifecycleGiveUp}:       StatePartiallySent,
 		{StateSending, LifecycleGiveUp}:      StatePartiallySent,
+		{StateQueued, LifecycleAttempt}:      StateSending,
+		{StateSending, LifecycleAttempt}:     StateSending,
+		{StateQueued, LifecycleSettle}:       StateQueued,
+		{StateSending, LifecycleSettle}:      StateQueued,
 	}
 	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
 	for _, st := range everyState {

@@ -222,7 +222,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 		return river.JobSnooze(holdRecheck)
 	case domain.VerdictRefuse:
 		log.Warn("delivery refused", "reason", reason)
-		return w.record(ctx, job, msg, msg.RefuseAll(reason))
+		return w.refuse(ctx, job, msg, reason)
 	}
 	if w.maxPerTenant > 0 && dc.Sending >= w.maxPerTenant {
 		// A short, jittered wait: the cap is an operator's choice, off by default.
@@ -265,7 +265,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 			var de *domain.Error
 			if errors.As(err, &de) && de.Code != domain.CodeInternal {
 				// A message that can't be built never will be: fail it rather than retry.
-				return w.record(ctx, job, msg, failAll(msg, "could not build the message: "+err.Error()))
+				return w.refuse(ctx, job, msg, "could not build the message: "+err.Error())
 			}
 			return err
 		}
@@ -289,9 +289,9 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 	}
 	// Past the delivery age, a deferral is final however many attempts are left.
 	lastAttempt := job.Attempt >= job.MaxAttempts || (!msg.QueuedAt.IsZero() && w.now().Sub(msg.QueuedAt) > w.maxAge)
-	settle := func(msg *domain.Message, suppressed []domain.Recipient) domain.AttemptRecord {
+	settle := func(msg *domain.Message, suppressed []domain.Recipient) (domain.AttemptRecord, error) {
 		changed := msg.ApplyReplies(replies, lastAttempt)
-		return domain.AttemptRecord{
+		rec := domain.AttemptRecord{
 			MessageID:       id,
 			Changed:         append(suppressed, changed...),
 			State:           domain.SettledState(msg.Recipients),
@@ -300,8 +300,12 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 			LastError:       summarizeFailures(msg.Recipients),
 			ExpectedVersion: msg.Version,
 		}
+		return rec, msg.Settle(rec.State)
 	}
-	rec := settle(msg, suppressed)
+	rec, err := settle(msg, suppressed)
+	if err != nil {
+		return fmt.Errorf("settle the attempt: %w", err)
+	}
 	log.Debug("delivery attempt", "state", rec.State, "external", len(external), "internal", len(mailbox))
 	mark = time.Now()
 	for tries := 1; ; tries++ {
@@ -328,7 +332,9 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 			return nil
 		}
 		msg = fresh
-		rec = settle(msg, msg.Suppress(freshDC.Suppressed))
+		if rec, err = settle(msg, msg.Suppress(freshDC.Suppressed)); err != nil {
+			return fmt.Errorf("settle the attempt: %w", err)
+		}
 	}
 	w.phase("record", mark)
 	if rec.State.Final() {
@@ -350,7 +356,10 @@ func (w *DeliveryWorker) journal(ctx context.Context, job *river.Job[DeliverMess
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	entries := msg.BeginAttempt(accepted, w.now())
+	entries, err := msg.BeginAttempt(accepted, w.now())
+	if err != nil {
+		return err
+	}
 	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	if err := w.store.JournalAttempt(jctx, msg.SubscriptionID, msg.ID, job.Attempt, entries); err != nil {
@@ -421,17 +430,15 @@ type DeferredError struct{ Reason string }
 
 func (e *DeferredError) Error() string { return "delivery deferred: " + e.Reason }
 
-func failAll(msg *domain.Message, reason string) domain.AttemptRecord {
-	var changed []domain.Recipient
-	for i := range msg.Recipients {
-		r := &msg.Recipients[i]
-		if r.Status.Final() {
-			continue
-		}
-		r.Status, r.LastReply = domain.RecipientFailed, reason
-		changed = append(changed, *r)
+// refuse fails every unsettled recipient with reason (a sender no longer
+// authorised, a message that can't be built) and records it: the message
+// settles along the state machine, without an attempt.
+func (w *DeliveryWorker) refuse(ctx context.Context, job *river.Job[DeliverMessageArgs], msg *domain.Message, reason string) error {
+	rec := msg.RefuseAll(reason)
+	if err := msg.Settle(rec.State); err != nil {
+		return fmt.Errorf("refuse delivery: %w", err)
 	}
-	return domain.AttemptRecord{MessageID: msg.ID, Changed: changed, State: domain.SettledState(msg.Recipients), LastError: reason}
+	return w.record(ctx, job, msg, rec)
 }
 
 // summarizeFailures names the recipients not (yet) delivered and their last replies.

@@ -169,15 +169,12 @@ func (s *Store) writeAccepts(ctx context.Context, reqs []*acceptRequest) error {
 
 // insertError maps a failed write to what the caller is told.
 func insertError(err error) error {
-	switch pgCode(err) {
-	case "23505":
+	return interpretError(err, "insert message",
 		// Every id was checked against the tenant's own messages first, so
 		// the id is another tenant's: not found, like every foreign id.
-		return &domain.Error{Code: domain.CodeNotFound, Field: "id", Message: "no such message"}
-	case "23503": // an attachment purged between the check and the insert
-		return &domain.Error{Code: domain.CodeNotFound, Field: "attachments", Message: "no such attachment"}
-	}
-	return fmt.Errorf("insert message: %w", err)
+		onUnique(&domain.Error{Code: domain.CodeNotFound, Field: "id", Message: "no such message"}),
+		// An attachment purged between the check and the insert.
+		onForeignKey(&domain.Error{Code: domain.CodeNotFound, Field: "attachments", Message: "no such attachment"}))
 }
 
 // queueChecks queues, for the transaction's first round trip, the

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -52,13 +51,10 @@ func (s *Store) ReserveSendSlot(ctx context.Context, tenant, id uuid.UUID) (time
 			)
 			UPDATE messages SET send_slot = (SELECT slot FROM reserved)
 			WHERE subscription_id = $1 AND id = $2 RETURNING coalesce(send_slot, now())`, tenant, id).Scan(&slot)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return domain.ErrNotFound
-		}
 		return err
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("reserve send slot: %w", err)
+		return time.Time{}, interpretError(err, "reserve send slot")
 	}
 	return slot, nil
 }

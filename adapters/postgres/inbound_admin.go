@@ -109,17 +109,15 @@ func (s *Store) ReprocessInbound(ctx context.Context, id uuid.UUID) (domain.Inbo
 				message_id = NULL, detail = '', processed_at = NULL
 			WHERE id = $1 AND status = 'unmatched' RETURNING `+inboundSummaryColumns, id), false)
 		if errors.Is(err, pgx.ErrNoRows) {
+			// Not unmatched: say why, or that there is no such message.
 			var status string
-			switch err := tx.QueryRow(ctx, `SELECT status FROM inbound_messages WHERE id = $1`, id).Scan(&status); {
-			case errors.Is(err, pgx.ErrNoRows):
-				return domain.ErrNotFound
-			case err != nil:
-				return fmt.Errorf("reprocess inbound message: %w", err)
+			if err := tx.QueryRow(ctx, `SELECT status FROM inbound_messages WHERE id = $1`, id).Scan(&status); err != nil {
+				return interpretError(err, "reprocess inbound message")
 			}
 			return domain.Errorf(domain.CodeConflict, "only unmatched inbound mail can be reprocessed; this one is %s", status)
 		}
 		if err != nil {
-			return fmt.Errorf("reprocess inbound message: %w", err)
+			return interpretError(err, "reprocess inbound message")
 		}
 		if err := s.enqueuer.EnqueueInboundTx(ctx, tx, id); err != nil {
 			return fmt.Errorf("enqueue inbound processing: %w", err)
