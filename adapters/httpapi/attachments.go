@@ -194,8 +194,14 @@ func (s *Server) attachmentContent(c *gin.Context) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return attachmentDownload(a), nil
+}
+
+// attachmentDownload answers with a file's bytes as an attachment (never
+// rendered inline, its type not sniffed), tagged by its hash.
+func attachmentDownload(a domain.AttachmentContent) *answer {
 	return rawAnswer(http.StatusOK, a.ContentType, a.Data).
 		with("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})).
 		with("X-Content-Type-Options", "nosniff").
-		with("ETag", `"`+hex.EncodeToString(a.SHA256)+`"`), nil
+		with("ETag", `"`+hex.EncodeToString(a.SHA256)+`"`)
 }

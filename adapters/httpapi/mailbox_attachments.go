@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/hex"
-	"mime"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -68,8 +66,5 @@ func (s *Server) mailboxAttachmentContent(c *gin.Context) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rawAnswer(http.StatusOK, a.ContentType, a.Data).
-		with("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Filename})).
-		with("X-Content-Type-Options", "nosniff").
-		with("ETag", `"`+hex.EncodeToString(a.SHA256)+`"`), nil
+	return attachmentDownload(a), nil
 }
