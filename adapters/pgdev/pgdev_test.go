@@ -48,7 +48,10 @@ func randomName(t *testing.T) string {
 
 func dropDatabase(t *testing.T, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// DROP DATABASE waits for an immediate checkpoint of the whole server,
+	// which flushes every test's dirty pages: seconds on a busy machine (10 s
+	// ran out once while the rest of the suite ran).
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, sharedServer+"/postgres?sslmode=disable")
 	if err != nil {
