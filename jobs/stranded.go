@@ -67,18 +67,25 @@ func (t *workTracker) Work(ctx context.Context, job *rivertype.JobRow, doInner f
 	return doInner(ctx)
 }
 
-// owns reports whether this process runs id or finished it within finishedKeep,
-// and forgets finished jobs older than that.
+// owns reports whether this process runs id or finished it within finishedKeep.
 func (t *workTracker) owns(id int64, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for jid, at := range t.finished {
+	at, done := t.finished[id]
+	return t.running[id] || (done && now.Sub(at) <= finishedKeep)
+}
+
+// forget drops the jobs finished more than finishedKeep before now. Every
+// sweep calls it, whether or not it finds a candidate, so the map holds
+// about finishedKeep of finished jobs, never the process's whole history.
+func (t *workTracker) forget(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, at := range t.finished {
 		if now.Sub(at) > finishedKeep {
-			delete(t.finished, jid)
+			delete(t.finished, id)
 		}
 	}
-	_, done := t.finished[id]
-	return t.running[id] || done
 }
 
 // StrandedRescuer gives back the jobs this process's River client fetched
@@ -110,6 +117,7 @@ func (r *StrandedRescuer) Run(ctx context.Context) {
 
 // rescue gives back the stranded jobs as of now and returns how many.
 func (r *StrandedRescuer) rescue(ctx context.Context, now time.Time) (int, error) {
+	r.tracker.forget(now)
 	horizon := now.Add(-strandedAfter)
 	me := r.client.ID()
 	params := &riverdriver.JobRescueManyParams{StuckHorizon: horizon}

@@ -82,8 +82,16 @@ func TestStrandedJobsAreRescued(t *testing.T) {
 			t.Errorf("rescued job: errors %v, scheduled %s", job.Errors, job.ScheduledAt)
 		}
 	}
-	// A finished job stops counting as this process's once finishedKeep has passed.
-	if tracker.owns(finished, fetched.Add(finishedKeep+time.Second)) {
+	// A finished job stops counting as this process's once finishedKeep has
+	// passed, and a sweep forgets it then even when nothing is stranded.
+	later := fetched.Add(finishedKeep + time.Second)
+	if tracker.owns(finished, later) {
 		t.Error("a job finished long ago still counts as this process's")
+	}
+	if _, err := rescuer.rescue(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tracker.finished); n != 0 {
+		t.Errorf("the tracker still holds %d finished jobs after finishedKeep", n)
 	}
 }
