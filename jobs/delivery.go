@@ -310,11 +310,11 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliverMessage
 	mark = time.Now()
 	for tries := 1; ; tries++ {
 		err := w.record(ctx, job, msg, rec)
-		if de := (*domain.Error)(nil); err == nil || !errors.As(err, &de) || de.Code != domain.CodeVersionMismatch || tries == maxRecordTries {
-			if err != nil {
-				return err
-			}
+		if err == nil {
 			break
+		}
+		if domain.ErrorCodeOf(err) != domain.CodeVersionMismatch || tries == maxRecordTries {
+			return err
 		}
 		// Someone else wrote the message during the attempt (a bounce
 		// report after the fact): the replies are applied again to the
