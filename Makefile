@@ -21,7 +21,7 @@ FUZZTIME ?= 30s
 # package:target pairs run by `make fuzz`; each has a committed seed corpus
 # under its package's testdata/fuzz, which `make test` also runs.
 FUZZ_TARGETS = domain:FuzzNormalizeAddress domain:FuzzCheckHeaderText domain:FuzzParseReferences \
-	adapters/httpapi:FuzzDecodeJSON adapters/httpapi:FuzzDecodeXML adapters/httpapi:FuzzDecodeForm \
+	adapters/httpapi:FuzzDecodeJSON adapters/httpapi:FuzzDecodeXML adapters/httpapi:FuzzDecodeForm adapters/httpapi/wire:FuzzServerOwnedFilter \
 	adapters/mailbuild:FuzzBuild adapters/mailbuild:FuzzQuotedPrintable adapters/smtprelay:FuzzDotStuffed \
 	adapters/inbound:FuzzParseDSN adapters/inbound:FuzzParseARF adapters/inbound:FuzzParseInboundMIME
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -42,6 +43,20 @@ func BenchmarkDecodeForm(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := DecodeForm(values, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeJSON reads the accept benchmark's body: two To, one Cc, 1 KB of text.
+func BenchmarkDecodeJSON(b *testing.B) {
+	body := []byte(`{"sender_email":"sender@bench.example","subject":"Hello","body":"` +
+		strings.Repeat("All work and no play makes a fast gateway. ", 25)[:1024] + `","importance":1,"send":true,` +
+		`"to":[{"display_name":"One","email_address":"one@example.net"},{"display_name":"Two","email_address":"two@example.net"}],` +
+		`"cc":[{"display_name":"Three","email_address":"three@example.net"}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeJSON(bytes.NewReader(body), Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}
