@@ -24,12 +24,19 @@ import (
 // and a subtransaction each (a group of more than 64 overflows PostgreSQL's
 // per-backend subtransaction cache), while these failures are rare races.
 
-// Two committers keep one group filling while the other commits; a group
-// holds at most 256 messages (about 1 MB of rows at 2 KB bodies, and well
-// under a second of statements), beyond which its latency would grow more
-// than its per-message cost shrinks.
+// One committer: while it commits, the next group fills. Measured against
+// two in BenchmarkAccept (alternated, docs/benchmarks.md, third run of
+// 2026-12-02): the same rate at 16 and 64 clients with 20-25 % less CPU a
+// message: with two, groups averaged 4.6 messages at 16 clients
+// (pg_stat_statements), each paying its own round trips and COMMIT; with
+// one, PostgreSQL's CPU a message fell from 289 to 197 µs. Batch requests don't queue
+// here (CreateMessages writes them in a transaction of their own), so a
+// batch never holds single accepts back. A group holds at most 256
+// messages (about 1 MB of rows at 2 KB bodies, and well under a second of
+// statements), beyond which its latency would grow more than its
+// per-message cost shrinks.
 const (
-	acceptCommitters    = 2
+	acceptCommitters    = 1
 	acceptGroupMessages = 256
 )
 
