@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// Group commit for accepts. Concurrent creates hand their requests to a few
-// committers; a committer takes every request waiting when it is free and
-// writes them in one transaction (writeAccepts): a handful of round trips
-// and one COMMIT and WAL flush for the lot, instead of five round trips and
-// a flush per message. Nobody waits for a timer: a request that finds a
+// Group commit for accepts. Concurrent creates hand their requests to the
+// committer; it takes every request waiting when it is free and writes
+// them in one transaction (writeAccepts): a handful of round trips and one
+// COMMIT and WAL flush for the lot, instead of five round trips and a
+// flush per message. Nobody waits for a timer: a request that finds the
 // committer idle goes at once, and requests that arrive during a commit
 // ride the next one, so groups grow with the load.
 //
@@ -24,17 +24,16 @@ import (
 // and a subtransaction each (a group of more than 64 overflows PostgreSQL's
 // per-backend subtransaction cache), while these failures are rare races.
 
-// One committer: while it commits, the next group fills. Measured against
-// two in BenchmarkAccept (alternated, docs/benchmarks.md, third run of
-// 2026-12-02): the same rate at 16 and 64 clients with 20-25 % less CPU a
-// message: with two, groups averaged 4.6 messages at 16 clients
-// (pg_stat_statements), each paying its own round trips and COMMIT; with
-// one, PostgreSQL's CPU a message fell from 289 to 197 µs. Batch requests don't queue
-// here (CreateMessages writes them in a transaction of their own), so a
-// batch never holds single accepts back. A group holds at most 256
-// messages (about 1 MB of rows at 2 KB bodies, and well under a second of
-// statements), beyond which its latency would grow more than its
-// per-message cost shrinks.
+// One committer: while it commits, the next group fills. Against two, in
+// BenchmarkAccept alternated (docs/benchmarks.md, third run of 2026-12-02):
+// the same rate at 16 and 64 clients and 20-25 % less CPU a message. With
+// two, groups averaged 4.6 messages at 16 clients, each paying its own
+// round trips and COMMIT; with one, PostgreSQL's CPU a message fell from
+// 289 to 197 µs. Batch requests don't queue here (CreateMessages writes
+// each in a transaction of its own), so no single accept waits behind a
+// batch. A group holds at most 256 messages (about 1 MB of rows at 2 KB
+// bodies, and well under a second of statements), beyond which its latency
+// would grow more than its per-message cost shrinks.
 const (
 	acceptCommitters    = 1
 	acceptGroupMessages = 256
