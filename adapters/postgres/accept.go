@@ -123,8 +123,9 @@ var errAcceptWrite = errors.New("accept group write failed")
 // Round trips: BEGIN with the checks; River's job insert (and its
 // notification, when River sends one); the writes, with COMMIT when no
 // tenant of the group has an active webhook. A group with webhooks adds
-// the fan-out's statements and a COMMIT of its own.
-func (s *Store) writeAccepts(ctx context.Context, reqs []*acceptRequest) error {
+// the fan-out's statements and a COMMIT of its own. handoff is called once
+// the writes are ready to go: what is left is writing and committing.
+func (s *Store) writeAccepts(ctx context.Context, reqs []*acceptRequest, handoff func()) error {
 	segs := segmentsOf(reqs)
 	checks, apply := queueChecks(segs)
 	tx, err := beginPipelined(ctx, s.pool, checks)
@@ -141,6 +142,7 @@ func (s *Store) writeAccepts(ctx context.Context, reqs []*acceptRequest) error {
 	if len(hooked) == 0 {
 		tx.queueCommit(b)
 	}
+	handoff()
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if len(reqs) > 1 {
 			return fmt.Errorf("%w: %w", errAcceptWrite, insertError(err))

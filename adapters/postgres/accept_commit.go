@@ -24,27 +24,30 @@ import (
 // and a subtransaction each (a group of more than 64 overflows PostgreSQL's
 // per-backend subtransaction cache), while these failures are rare races.
 
-// One committer: while it commits, the next group fills. Against two, in
-// BenchmarkAccept alternated (docs/benchmarks.md, third run of 2026-12-02):
-// the same rate at 16 and 64 clients and 20-25 % less CPU a message. With
-// two, groups averaged 4.6 messages at 16 clients, each paying its own
-// round trips and COMMIT; with one, PostgreSQL's CPU a message fell from
-// 289 to 197 µs. Batch requests don't queue here (CreateMessages writes
-// each in a transaction of its own), so no single accept waits behind a
-// batch. A group holds at most 256 messages (about 1 MB of rows at 2 KB
-// bodies, and well under a second of statements), beyond which its latency
-// would grow more than its per-message cost shrinks.
-const (
-	acceptCommitters    = 1
-	acceptGroupMessages = 256
-)
+// Groups overlap in their last round trip only (newOverlappedCoalescer):
+// one group is collected and checked at a time, and the next is collected
+// and checked while the one before it writes and commits. Against two
+// independent committers, in BenchmarkAccept (docs/benchmarks.md, third
+// run of 2026-12-02), one committer had the same rate at 16 and 64 clients
+// and 20-25 % less CPU a message: with two, groups averaged 4.6 messages at
+// 16 clients, each paying its own round trips and COMMIT. One alone, though,
+// left the rate at 16 clients bound by one group's latency, with a core
+// idle. Overlapping keeps groups as large as one committer's and lets the
+// commit of one run beside the checks of the next (the figures are in
+// docs/benchmarks.md, first run of 2026-12-03). Batch requests don't queue
+// here (CreateMessages writes each in a transaction of its own), so no
+// single accept waits behind a batch. A group holds at most 256 messages
+// (about 1 MB of rows at 2 KB bodies, and well under a second of
+// statements), beyond which its latency would grow more than its
+// per-message cost shrinks.
+const acceptGroupMessages = 256
 
 // acceptCommitter coalesces concurrent accepts into shared transactions; a
 // group is bounded by its messages (a batch request counts each).
 type acceptCommitter = coalescer[*acceptRequest]
 
-func newAcceptCommitter(s *Store, committers, maxMessages int) *acceptCommitter {
-	c := newCoalescer("accept commit", committers, maxMessages, acceptTimeout, s.writeAcceptsOrEachAlone)
+func newAcceptCommitter(s *Store, maxMessages int) *acceptCommitter {
+	c := newOverlappedCoalescer("accept commit", maxMessages, acceptTimeout, s.writeAcceptsOrEachAlone)
 	c.weight = func(req *acceptRequest) int { return len(req.msgs) }
 	return c
 }
@@ -54,14 +57,15 @@ const acceptTimeout = 15 * time.Second
 
 // writeAcceptsOrEachAlone writes a group in one transaction, or each request
 // alone when the group's write failed. A request's own refusals are set on
-// it; the error is its transaction's.
-func (s *Store) writeAcceptsOrEachAlone(ctx context.Context, reqs []*acceptRequest) []error {
+// it; the error is its transaction's. handoff is called before the group's
+// last round trip.
+func (s *Store) writeAcceptsOrEachAlone(ctx context.Context, reqs []*acceptRequest, handoff func()) []error {
 	errs := make([]error, len(reqs))
-	err := s.writeAccepts(ctx, reqs)
+	err := s.writeAccepts(ctx, reqs, handoff)
 	if err != nil && len(reqs) > 1 && errors.Is(err, errAcceptWrite) {
 		for i, req := range reqs {
 			req.reset()
-			errs[i] = s.writeAccepts(ctx, []*acceptRequest{req})
+			errs[i] = s.writeAccepts(ctx, []*acceptRequest{req}, func() {})
 		}
 		return errs
 	}

@@ -26,8 +26,13 @@ type coalescer[T any] struct {
 	weight func(T) int
 	// timeout bounds one group's handling; callers wait with their own deadline.
 	timeout time.Duration
-	// handle does a group's work and returns one error per item.
-	handle func(ctx context.Context, group []T) []error
+	// handle does a group's work and returns one error per item. It calls
+	// handoff (at most once) when what is left of its work is the last
+	// round trip; an overlapped coalescer's next group starts then.
+	handle func(ctx context.Context, group []T, handoff func()) []error
+	// collecting, when not nil, is held by the one runner collecting and
+	// starting a group, until that group's handoff (see newOverlappedCoalescer).
+	collecting chan struct{}
 	// what names the work in a caller's timeout error.
 	what string
 
@@ -43,8 +48,22 @@ type coalescedItem[T any] struct {
 }
 
 func newCoalescer[T any](what string, runners, limit int, timeout time.Duration, handle func(context.Context, []T) []error) *coalescer[T] {
-	return &coalescer[T]{what: what, runners: runners, limit: limit, timeout: timeout, handle: handle,
+	return &coalescer[T]{what: what, runners: runners, limit: limit, timeout: timeout,
+		handle:  func(ctx context.Context, group []T, _ func()) []error { return handle(ctx, group) },
 		pending: make(chan coalescedItem[T], 4096), stop: make(chan struct{})}
+}
+
+// newOverlappedCoalescer is a coalescer whose groups overlap only in their
+// last round trip: one runner at a time collects a group and runs it up to
+// its handoff (the round trip that writes and commits), and the next runner
+// collects then. Two independent runners would split the waiting items
+// into groups half the size, each paying its own statements and commit;
+// one runner alone leaves PostgreSQL's second backend idle while a group
+// commits. Here a group fills while the one before it runs its checks, and
+// the commit of one overlaps the checks of the next.
+func newOverlappedCoalescer[T any](what string, limit int, timeout time.Duration, handle func(context.Context, []T, func()) []error) *coalescer[T] {
+	return &coalescer[T]{what: what, runners: 2, limit: limit, timeout: timeout, handle: handle,
+		collecting: make(chan struct{}, 1), pending: make(chan coalescedItem[T], 4096), stop: make(chan struct{})}
 }
 
 // submit hands item to a runner and waits for its group. After close, or
@@ -53,7 +72,7 @@ func newCoalescer[T any](what string, runners, limit int, timeout time.Duration,
 func (c *coalescer[T]) submit(ctx context.Context, item T) error {
 	select {
 	case <-c.stop:
-		return c.handle(ctx, []T{item})[0]
+		return c.handle(ctx, []T{item}, func() {})[0]
 	default:
 	}
 	c.start.Do(func() {
@@ -67,7 +86,7 @@ func (c *coalescer[T]) submit(ctx context.Context, item T) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.stop:
-		return c.handle(ctx, []T{item})[0]
+		return c.handle(ctx, []T{item}, func() {})[0]
 	}
 	select {
 	case err := <-w.done:
@@ -90,6 +109,15 @@ func (c *coalescer[T]) close() {
 
 func (c *coalescer[T]) run() {
 	for {
+		if c.collecting != nil {
+			select {
+			case c.collecting <- struct{}{}:
+			case <-c.stop:
+				// The runner collecting, if any, finishes what was handed over.
+				return
+			}
+		}
+		handoff := c.handoff()
 		var first coalescedItem[T]
 		select {
 		case first = <-c.pending:
@@ -98,8 +126,9 @@ func (c *coalescer[T]) run() {
 			for {
 				select {
 				case w := <-c.pending:
-					c.runGroup([]coalescedItem[T]{w})
+					c.runGroup([]coalescedItem[T]{w}, func() {})
 				default:
+					handoff()
 					return
 				}
 			}
@@ -114,8 +143,17 @@ func (c *coalescer[T]) run() {
 				break collect
 			}
 		}
-		c.runGroup(group)
+		c.runGroup(group, handoff)
 	}
+}
+
+// handoff returns what lets the next runner collect: once, whoever calls it.
+func (c *coalescer[T]) handoff() func() {
+	if c.collecting == nil {
+		return func() {}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-c.collecting }) }
 }
 
 func (c *coalescer[T]) weigh(item T) int {
@@ -125,15 +163,17 @@ func (c *coalescer[T]) weigh(item T) int {
 	return c.weight(item)
 }
 
-// runGroup handles a group on a context of its own and answers every caller.
-func (c *coalescer[T]) runGroup(group []coalescedItem[T]) {
+// runGroup handles a group on a context of its own and answers every
+// caller; a handler that did not hand off does when it returns.
+func (c *coalescer[T]) runGroup(group []coalescedItem[T], handoff func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	items := make([]T, len(group))
 	for i, w := range group {
 		items[i] = w.item
 	}
-	errs := c.handle(ctx, items)
+	errs := c.handle(ctx, items, handoff)
+	handoff()
 	for i, w := range group {
 		w.done <- errs[i]
 	}

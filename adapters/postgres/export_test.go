@@ -21,7 +21,7 @@ func (s *Store) AcceptGroup(ctxs []context.Context, msgs []*domain.Message) []er
 	for i, m := range msgs {
 		group[i] = newAcceptRequest(ctxs[i], m.SubscriptionID, []*domain.Message{m})
 	}
-	errs := s.writeAcceptsOrEachAlone(context.Background(), group)
+	errs := s.writeAcceptsOrEachAlone(context.Background(), group, func() {})
 	for i, req := range group {
 		errs[i] = req.outcome(errs[i])
 	}

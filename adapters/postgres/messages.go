@@ -179,7 +179,7 @@ func (s *Store) CreateMessages(ctx context.Context, tenant uuid.UUID, msgs []*do
 		}
 	}
 	req := newAcceptRequest(ctx, tenant, msgs)
-	if err := s.writeAccepts(ctx, []*acceptRequest{req}); err != nil {
+	if err := s.writeAccepts(ctx, []*acceptRequest{req}, func() {}); err != nil {
 		return nil, err
 	}
 	if req.err != nil {

@@ -71,7 +71,7 @@ func New(pool *pgxpool.Pool, enqueuer Enqueuer) *Store {
 	s := &Store{pool: pool, enqueuer: enqueuer, returnPaths: newReturnPathCache(returnPathHitTTL, returnPathMissTTL, returnPathCacheSize, time.Now)}
 	s.journals = newGroupCommitter(s, 2, 128)
 	s.outcomes = newGroupCommitter(s, 2, 128)
-	s.accepts = newAcceptCommitter(s, acceptCommitters, acceptGroupMessages)
+	s.accepts = newAcceptCommitter(s, acceptGroupMessages)
 	s.loads = newDeliveryLoader(s, 2, 128)
 	return s
 }
