@@ -34,7 +34,7 @@ import (
 // left the rate at 16 clients bound by one group's latency, with a core
 // idle. Overlapping keeps groups as large as one committer's and lets the
 // commit of one run beside the checks of the next (the figures are in
-// docs/benchmarks.md, first run of 2026-12-03). Batch requests don't queue
+// docs/benchmarks.md, fourth run of 2026-12-02). Batch requests don't queue
 // here (CreateMessages writes each in a transaction of its own), so no
 // single accept waits behind a batch. A group holds at most 256 messages
 // (about 1 MB of rows at 2 KB bodies, and well under a second of
