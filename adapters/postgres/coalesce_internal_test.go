@@ -30,6 +30,14 @@ func submitAsync(c *coalescer[int], item int) <-chan error {
 	return done
 }
 
+// handOver puts item where the runners collect from, as submit does, and
+// returns where its answer comes.
+func handOver(c *coalescer[int], item int) <-chan error {
+	w := coalescedItem[int]{item: item, done: make(chan error, 1)}
+	c.pending <- w
+	return w.done
+}
+
 func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	select {
@@ -87,19 +95,15 @@ func TestOverlappedCoalescerCollectsOneGroupAtATime(t *testing.T) {
 
 	first := submitAsync(c, 1)
 	waitFor(t, rec.started, "the first group")
-	second, third := submitAsync(c, 2), submitAsync(c, 3)
-	// The idle second runner must not take them: both wait, and then ride one group.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(c.pending) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d items waiting, want 2", len(c.pending))
-		}
-		select {
-		case g := <-rec.started:
-			t.Fatalf("group %v started before the first group handed off", g)
-		default:
-		}
-		time.Sleep(time.Millisecond) // polling a condition, not timing it
+	if len(c.collecting) != 1 {
+		t.Fatal("the first group runs its checks without holding the right to collect")
+	}
+	// Handed over directly, so both are waiting before the first group ends.
+	second, third := handOver(c, 2), handOver(c, 3)
+	select {
+	case g := <-rec.started:
+		t.Fatalf("group %v started before the first group handed off", g)
+	default:
 	}
 	stopBlocking()
 	got := waitFor(t, rec.started, "the next group")
