@@ -361,6 +361,8 @@ func TestSendWaitsForAFreeConnectionUnderMaxConns(t *testing.T) {
 		inData  int
 		peak    int
 		release = make(chan struct{})
+		// Later senders reach maxConns again on the reused connections.
+		releaseOnce = sync.OnceFunc(func() { close(release) })
 	)
 	srv := smtptest.Start(t, smtptest.Options{Data: func(int) *smtp.SMTPError {
 		mu.Lock()
@@ -369,7 +371,7 @@ func TestSendWaitsForAFreeConnectionUnderMaxConns(t *testing.T) {
 		if inData == maxConns {
 			// Every allowed connection is busy: let them finish. Without the
 			// cap the other senders have dialled and are in DATA by now.
-			close(release)
+			releaseOnce()
 		}
 		mu.Unlock()
 		<-release
