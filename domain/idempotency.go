@@ -30,6 +30,15 @@ func IdempotencyKeyFrom(ctx context.Context) (string, bool) {
 	return key, ok && key != ""
 }
 
+// IdempotencyClaim is one request's hold on a key, told apart from a later
+// one by when it was taken. Recording or releasing the key needs the claim,
+// so a request whose lease ran out (and was taken over by a retry) can
+// neither delete its successor's claim nor write its own late answer over
+// the key: a retry refused as "in progress" because the first request's
+// create committed after all would otherwise store that refusal as the
+// key's answer, and every later retry would replay it.
+type IdempotencyClaim struct{ At time.Time }
+
 // IdempotentResponse is what a repeated request gets back.
 type IdempotentResponse struct {
 	Status      int

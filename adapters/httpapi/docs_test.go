@@ -976,22 +976,24 @@ const (
 	mismatchedKey = "order-43"
 )
 
-func (f *docsFakes) ClaimIdempotencyKey(_ context.Context, _ uuid.UUID, key string, _ []byte) (*domain.IdempotentResponse, error) {
+func (f *docsFakes) ClaimIdempotencyKey(_ context.Context, _ uuid.UUID, key string, _ []byte) (*domain.IdempotentResponse, domain.IdempotencyClaim, error) {
 	switch key {
 	case replayedKey:
 		body, err := json.Marshal(newSuppressionView(f.sup))
-		return &domain.IdempotentResponse{Status: http.StatusCreated, Body: body}, err
+		return &domain.IdempotentResponse{Status: http.StatusCreated, Body: body}, domain.IdempotencyClaim{}, err
 	case mismatchedKey:
-		return nil, &domain.Error{Code: domain.CodeIdempotencyMismatch, Field: "Idempotency-Key", Message: "this Idempotency-Key was used with a different request"}
+		return nil, domain.IdempotencyClaim{}, &domain.Error{Code: domain.CodeIdempotencyMismatch, Field: "Idempotency-Key", Message: "this Idempotency-Key was used with a different request"}
 	}
-	return nil, nil
+	return nil, domain.IdempotencyClaim{}, nil
 }
 
-func (f *docsFakes) FinishIdempotencyKey(context.Context, uuid.UUID, string, domain.IdempotentResponse) error {
+func (f *docsFakes) FinishIdempotencyKey(context.Context, uuid.UUID, string, domain.IdempotencyClaim, domain.IdempotentResponse) error {
 	return nil
 }
 
-func (f *docsFakes) ReleaseIdempotencyKey(context.Context, uuid.UUID, string) error { return nil }
+func (f *docsFakes) ReleaseIdempotencyKey(context.Context, uuid.UUID, string, domain.IdempotencyClaim) error {
+	return nil
+}
 
 func (f *docsFakes) VerifyToken(_ context.Context, token string) (Principal, error) {
 	if token != "good" {

@@ -17,9 +17,9 @@ import (
 
 // IdempotencyStore remembers Idempotency-Keys and their responses.
 type IdempotencyStore interface {
-	ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, requestHash []byte) (*domain.IdempotentResponse, error)
-	FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, resp domain.IdempotentResponse) error
-	ReleaseIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string) error
+	ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, requestHash []byte) (*domain.IdempotentResponse, domain.IdempotencyClaim, error)
+	FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, claim domain.IdempotencyClaim, resp domain.IdempotentResponse) error
+	ReleaseIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, claim domain.IdempotencyClaim) error
 }
 
 // capturingWriter keeps a copy of the response for the key's record.
@@ -54,7 +54,7 @@ func (s *Server) idempotency(c *gin.Context) (*answer, error) {
 	h.Write([]byte(c.Request.Method + " " + c.Request.URL.Path + "\n" + c.GetHeader("Content-Type") + "\n"))
 	h.Write(body)
 	tenant := principalOf(c).SubscriptionID
-	replay, err := s.idem.ClaimIdempotencyKey(c.Request.Context(), tenant, key, h.Sum(nil))
+	replay, claim, err := s.idem.ClaimIdempotencyKey(c.Request.Context(), tenant, key, h.Sum(nil))
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +72,8 @@ func (s *Server) idempotency(c *gin.Context) (*answer, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), cmp.Or(s.bounds.Request, idempotencyRecordTimeout))
 	defer cancel()
 	if status := w.Status(); status >= 500 || status == http.StatusConflict && w.body.Len() == 0 {
-		_ = s.idem.ReleaseIdempotencyKey(ctx, tenant, key)
-	} else if err := s.idem.FinishIdempotencyKey(ctx, tenant, key,
+		_ = s.idem.ReleaseIdempotencyKey(ctx, tenant, key, claim)
+	} else if err := s.idem.FinishIdempotencyKey(ctx, tenant, key, claim,
 		domain.IdempotentResponse{Status: status, Body: w.body.Bytes(), ContentType: w.Header().Get("Content-Type")}); err != nil {
 		s.logger.ErrorContext(ctx, "store idempotent response", "error", err)
 	}

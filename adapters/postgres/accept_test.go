@@ -198,10 +198,13 @@ func TestAcceptGroup(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, fixtureOpts{})
 		hash := []byte("request")
+		claims := map[string]domain.IdempotencyClaim{}
 		for _, key := range []string{"fresh", "spent"} {
-			if replay, err := f.store.ClaimIdempotencyKey(ctx, f.tenant.ID, key, hash); err != nil || replay != nil {
+			replay, claim, err := f.store.ClaimIdempotencyKey(ctx, f.tenant.ID, key, hash)
+			if err != nil || replay != nil {
 				t.Fatalf("claim %s: %v %v", key, replay, err)
 			}
+			claims[key] = claim
 		}
 		// "spent" already created a message.
 		spentFirst := f.newAccept(true)
@@ -221,10 +224,10 @@ func TestAcceptGroup(t *testing.T) {
 		requireStored(t, plain)
 		requireAbsent(t, spentAgain)
 		// The key created in the group replays its message.
-		if err := f.store.FinishIdempotencyKey(ctx, f.tenant.ID, "fresh", domain.IdempotentResponse{Status: 201, Body: []byte("{}"), ContentType: "application/json"}); err != nil {
+		if err := f.store.FinishIdempotencyKey(ctx, f.tenant.ID, "fresh", claims["fresh"], domain.IdempotentResponse{Status: 201, Body: []byte("{}"), ContentType: "application/json"}); err != nil {
 			t.Fatal(err)
 		}
-		replay, err := f.store.ClaimIdempotencyKey(ctx, f.tenant.ID, "fresh", hash)
+		replay, _, err := f.store.ClaimIdempotencyKey(ctx, f.tenant.ID, "fresh", hash)
 		if err != nil || replay == nil || len(replay.MessageIDs) != 1 || replay.MessageIDs[0] != fresh.ID.String() {
 			t.Fatalf("replay of the grouped create: %+v %v", replay, err)
 		}

@@ -20,17 +20,22 @@ var ErrIdempotencyInProgress = &domain.Error{Code: domain.CodeConflict, Field: "
 var errIdempotencyMismatch = &domain.Error{Code: domain.CodeIdempotencyMismatch, Field: "Idempotency-Key", Message: "this Idempotency-Key was used for a different request"}
 
 // ClaimIdempotencyKey reserves a key for a request. It returns the stored
-// response when the key already served the same request, and nil when the
-// caller now owns the key and must run the request.
-func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, requestHash []byte) (*domain.IdempotentResponse, error) {
-	var replay *domain.IdempotentResponse
+// response when the key already served the same request; otherwise the
+// caller now owns the key, must run the request, and records or releases
+// the key with the claim returned.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, requestHash []byte) (*domain.IdempotentResponse, domain.IdempotencyClaim, error) {
+	var (
+		replay *domain.IdempotentResponse
+		claim  domain.IdempotencyClaim
+	)
 	err := s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (subscription_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, tenant, key, requestHash)
-		if err != nil {
-			return fmt.Errorf("claim idempotency key: %w", err)
-		}
-		if tag.RowsAffected() == 1 {
+		err := tx.QueryRow(ctx, `INSERT INTO idempotency_keys (subscription_id, key, request_hash) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING RETURNING created_at`, tenant, key, requestHash).Scan(&claim.At)
+		if err == nil {
 			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("claim idempotency key: %w", err)
 		}
 		var (
 			hash        []byte
@@ -47,18 +52,18 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key s
 		}
 		if time.Since(created) > domain.IdempotencyKeyTTL {
 			// Expired: the key starts over for this request.
-			_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET request_hash = $3, status = 0, response = NULL, message_ids = '{}', created_at = now()
-				WHERE subscription_id = $1 AND key = $2`, tenant, key, requestHash)
-			return err
+			return tx.QueryRow(ctx, `UPDATE idempotency_keys SET request_hash = $3, status = 0, response = NULL, message_ids = '{}', created_at = clock_timestamp()
+				WHERE subscription_id = $1 AND key = $2 RETURNING created_at`, tenant, key, requestHash).Scan(&claim.At)
 		}
 		if !bytes.Equal(hash, requestHash) {
 			return errIdempotencyMismatch
 		}
 		if status == 0 && len(ids) == 0 && time.Since(created) > domain.IdempotencyClaimLease {
 			// The request that claimed the key died before creating
-			// anything: this one takes the claim over.
-			_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() WHERE subscription_id = $1 AND key = $2`, tenant, key)
-			return err
+			// anything: this one takes the claim over. clock_timestamp, not
+			// now(): the claim must differ from the one it replaces.
+			return tx.QueryRow(ctx, `UPDATE idempotency_keys SET created_at = clock_timestamp() WHERE subscription_id = $1 AND key = $2
+				RETURNING created_at`, tenant, key).Scan(&claim.At)
 		}
 		if status == 0 {
 			return ErrIdempotencyInProgress
@@ -69,22 +74,29 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key s
 		}
 		return nil
 	})
-	return replay, err
+	return replay, claim, err
 }
 
-// FinishIdempotencyKey stores the response of the request that owned the key.
-func (s *Store) FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, resp domain.IdempotentResponse) error {
+// FinishIdempotencyKey stores the response of the request that holds claim
+// on the key. Nothing is stored when the claim was taken over, nor over a
+// create another request committed unless the response is a success (the
+// create's own answer): a refusal of a request that lost the key is its
+// own, not the key's.
+func (s *Store) FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, claim domain.IdempotencyClaim, resp domain.IdempotentResponse) error {
 	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = $3, response = $4, content_type = $5 WHERE subscription_id = $1 AND key = $2`,
-			tenant, key, resp.Status, resp.Body, resp.ContentType)
+		_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = $3, response = $4, content_type = $5
+			WHERE subscription_id = $1 AND key = $2 AND created_at = $6 AND response IS NULL AND (status = 0 OR $3 BETWEEN 200 AND 299)`,
+			tenant, key, resp.Status, resp.Body, resp.ContentType, claim.At)
 		return err
 	})
 }
 
-// ReleaseIdempotencyKey forgets a key whose request failed, so it can be retried.
-func (s *Store) ReleaseIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string) error {
+// ReleaseIdempotencyKey forgets a key whose request failed, so it can be
+// retried; a claim taken over since is the new owner's and stays.
+func (s *Store) ReleaseIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, claim domain.IdempotencyClaim) error {
 	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE subscription_id = $1 AND key = $2 AND status = 0 AND message_ids = '{}'`, tenant, key)
+		_, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE subscription_id = $1 AND key = $2 AND status = 0 AND message_ids = '{}' AND created_at = $3`,
+			tenant, key, claim.At)
 		return err
 	})
 }
