@@ -486,7 +486,7 @@ func TestIdempotencyKeyOfADeadRequestIsReusable(t *testing.T) {
 		t.Fatalf("replay: %d %s", again.status, again.body)
 	}
 	// The dead claim's owner wakes up and tries to create: refused, nothing written.
-	ctx := domain.WithIdempotencyKey(t.Context(), "died-1")
+	ctx := domain.WithIdempotencyKey(t.Context(), "died-1", domain.IdempotencyClaim{})
 	msg := &domain.Message{ID: uuid.New(), SubscriptionID: g.tenant.ID, SenderEmail: g.sender.Email, SenderAccountID: g.sender.ID,
 		MessageID: "<late@" + g.domain + ">", ConversationID: uuid.New(), State: domain.StateDraft, CreatedDate: time.Now(), UpdatedAt: time.Now(),
 		Recipients: []domain.Recipient{{Kind: domain.KindTo, Email: "ada@example.net", Status: domain.RecipientPending}}}

@@ -61,7 +61,7 @@ func (s *Server) idempotency(c *gin.Context) (*answer, error) {
 	if replay != nil {
 		return s.replay(c, tenant, replay)
 	}
-	c.Request = c.Request.WithContext(domain.WithIdempotencyKey(c.Request.Context(), key))
+	c.Request = c.Request.WithContext(domain.WithIdempotencyKey(c.Request.Context(), key, claim))
 	w := &capturingWriter{ResponseWriter: c.Writer}
 	c.Writer = w
 	c.Next()

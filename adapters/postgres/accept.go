@@ -30,6 +30,7 @@ import (
 type acceptRequest struct {
 	tenant uuid.UUID
 	key    string
+	claim  domain.IdempotencyClaim
 	msgs   []*domain.Message
 	// refused[i] is why msgs[i] was not written: its sender was refused.
 	refused []error
@@ -38,8 +39,8 @@ type acceptRequest struct {
 }
 
 func newAcceptRequest(ctx context.Context, tenant uuid.UUID, msgs []*domain.Message) *acceptRequest {
-	key, _ := domain.IdempotencyKeyFrom(ctx)
-	return &acceptRequest{tenant: tenant, key: key, msgs: msgs, refused: make([]error, len(msgs))}
+	key, claim, _ := domain.IdempotencyKeyFrom(ctx)
+	return &acceptRequest{tenant: tenant, key: key, claim: claim, msgs: msgs, refused: make([]error, len(msgs))}
 }
 
 // reset forgets the outcome of a rolled-back attempt before the request is written again.
@@ -220,20 +221,23 @@ func queueChecks(segs []*tenantSegment) (b *pgx.Batch, apply func() map[uuid.UUI
 			continue
 		}
 		// Locked until commit: a request that took the claim over after its
-		// lease waits for this create, then finds the key spent.
-		b.Queue(`SELECT key, status = 0 AND message_ids = '{}' FROM idempotency_keys
+		// lease waits for this create, then finds the key spent. A request
+		// whose claim was taken over creates nothing: the key is its
+		// successor's.
+		b.Queue(`SELECT key, status = 0 AND message_ids = '{}', created_at FROM idempotency_keys
 			WHERE subscription_id = $1 AND key = ANY($2) ORDER BY key FOR UPDATE`, seg.tenant, keys).
 			Query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var (
-						key string
-						ok  bool
+						key     string
+						unused  bool
+						claimed time.Time
 					)
-					if err := rows.Scan(&key, &ok); err != nil {
+					if err := rows.Scan(&key, &unused, &claimed); err != nil {
 						return err
 					}
 					if r := byKey[key]; r != nil {
-						usable[r] = ok
+						usable[r] = unused && claimed.Equal(r.claim.At)
 					}
 				}
 				return rows.Err()

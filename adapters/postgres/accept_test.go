@@ -208,11 +208,11 @@ func TestAcceptGroup(t *testing.T) {
 		}
 		// "spent" already created a message.
 		spentFirst := f.newAccept(true)
-		if err := f.store.CreateMessage(domain.WithIdempotencyKey(ctx, "spent"), f.tenant.ID, spentFirst); err != nil {
+		if err := f.store.CreateMessage(domain.WithIdempotencyKey(ctx, "spent", claims["spent"]), f.tenant.ID, spentFirst); err != nil {
 			t.Fatal(err)
 		}
 		fresh, spentAgain, plain := f.newAccept(true), f.newAccept(true), f.newAccept(true)
-		ctxs := []context.Context{domain.WithIdempotencyKey(ctx, "fresh"), domain.WithIdempotencyKey(ctx, "spent"), ctx}
+		ctxs := []context.Context{domain.WithIdempotencyKey(ctx, "fresh", claims["fresh"]), domain.WithIdempotencyKey(ctx, "spent", claims["spent"]), ctx}
 		errs := f.store.AcceptGroup(ctxs, []*domain.Message{fresh, spentAgain, plain})
 		if errs[0] != nil || errs[2] != nil {
 			t.Fatalf("fresh key or no key failed: %v", errs)

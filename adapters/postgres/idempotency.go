@@ -78,14 +78,12 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, tenant uuid.UUID, key s
 }
 
 // FinishIdempotencyKey stores the response of the request that holds claim
-// on the key. Nothing is stored when the claim was taken over, nor over a
-// create another request committed unless the response is a success (the
-// create's own answer): a refusal of a request that lost the key is its
-// own, not the key's.
+// on the key; nothing when the claim was taken over (only the claim's
+// holder can have created under the key, so what is there is its own).
 func (s *Store) FinishIdempotencyKey(ctx context.Context, tenant uuid.UUID, key string, claim domain.IdempotencyClaim, resp domain.IdempotentResponse) error {
 	return s.inTx(ctx, tenantScope(tenant), func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = $3, response = $4, content_type = $5
-			WHERE subscription_id = $1 AND key = $2 AND created_at = $6 AND response IS NULL AND (status = 0 OR $3 BETWEEN 200 AND 299)`,
+			WHERE subscription_id = $1 AND key = $2 AND created_at = $6`,
 			tenant, key, resp.Status, resp.Body, resp.ContentType, claim.At)
 		return err
 	})
