@@ -227,7 +227,7 @@ func TestReconcilerResetsAnInterruptedAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	stalled, err := g.app.Store().FindStalled(ctx, 0, 100)
+	stalled, err := findAllStalled(ctx, g.app.Store())
 	if err != nil || len(stalled) != 1 {
 		t.Fatalf("stalled: %+v %v", stalled, err)
 	}

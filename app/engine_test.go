@@ -433,7 +433,7 @@ func TestReconcilerRequeuesLostJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	stalled, err := g.app.Store().FindStalled(ctx, 0, 100)
+	stalled, err := findAllStalled(ctx, g.app.Store())
 	if err != nil || len(stalled) != 1 || stalled[0].ID.String() != v.ID {
 		t.Fatalf("stalled: %+v %v", stalled, err)
 	}
@@ -445,7 +445,7 @@ func TestReconcilerRequeuesLostJobs(t *testing.T) {
 	if jobs != 1 {
 		t.Fatalf("reconcile queued %d jobs", jobs)
 	}
-	if again, _ := g.app.Store().FindStalled(ctx, 0, 100); len(again) != 0 {
+	if again, _ := findAllStalled(ctx, g.app.Store()); len(again) != 0 {
 		t.Fatalf("still stalled after reconcile")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mailgate/mailgate/adapters/smtprelay/smtptest"
 	"github.com/mailgate/mailgate/db"
 	"github.com/mailgate/mailgate/db/dbtest"
+	"github.com/mailgate/mailgate/domain"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
@@ -292,4 +293,11 @@ func (g *gateway) seedSample(send bool) []byte {
 	}
 	return []byte(strings.NewReplacer("SENDER", g.sender.Email, "ACCOUNT", g.sender.ID.String(), "SEND", send_,
 		"ID", uuid.NewString(), "SUBSCRIPTION", g.tenant.ID.String()).Replace(s))
+}
+
+// findAllStalled runs one reconciler search with a sweep wide enough for a
+// test's whole schema, so every stalled message is found in one pass.
+func findAllStalled(ctx context.Context, store *postgres.Store) ([]domain.StalledMessage, error) {
+	pass, err := store.FindStalled(ctx, domain.StallSearch{Limit: 100, SweepRows: 100_000})
+	return pass.Stalled, err
 }

@@ -152,3 +152,44 @@ type StalledMessage struct {
 	ID             uuid.UUID
 	QueuedAt       time.Time
 }
+
+// StallSearch is one reconciler pass's search for stalled messages, in
+// three parts whose cost doesn't grow with a healthy backlog: every
+// sending message (few: one per attempt running now), the messages whose
+// job was cancelled or discarded since FinishedSince (River's index on
+// finished jobs), and a bounded sweep of at most SweepRows queued
+// messages from SweepAfter on, for a job that vanished or completed
+// without settling its message. A pass continues the sweep where the one
+// before it stopped, so a backlog of any size is swept in turn while each
+// pass stays cheap; with fewer queued messages than SweepRows, every pass
+// sees them all.
+type StallSearch struct {
+	// Grace skips messages written this recently: a write in progress is
+	// not a stall.
+	Grace time.Duration
+	// Limit caps the messages each part returns.
+	Limit int
+	// FinishedSince bounds the finished jobs looked at; zero looks at
+	// none (the sweep still finds their messages in turn).
+	FinishedSince time.Time
+	// JobKind is the delivery jobs' kind in River.
+	JobKind string
+	// SweepAfter is where the sweep continues (zero: from the oldest).
+	SweepAfter SweepKey
+	// SweepRows bounds the queued messages the sweep reads.
+	SweepRows int
+}
+
+// SweepKey is a position in the sweep of queued messages, which reads
+// them in (updated_at, id) order.
+type SweepKey struct {
+	UpdatedAt time.Time
+	ID        uuid.UUID
+}
+
+// StallPass is what a search found, and where the next sweep continues:
+// the zero key once this one reached the newest queued message.
+type StallPass struct {
+	Stalled   []StalledMessage
+	SweepNext SweepKey
+}

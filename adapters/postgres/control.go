@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -284,39 +285,139 @@ func (s *Store) RetryAcrossTenants(ctx context.Context, f domain.RetryFilter) (m
 	return out, nil
 }
 
-// FindStalled lists, across tenants (operator), the messages waiting for
-// delivery that the reconciler must act on (domain.DecideStall): a sending
-// message whose job is not running, or a queued or sending one whose job is
-// gone or finished. A message is only considered once it has been unsettled
-// for grace, so a write in progress is never mistaken for a stall. The
-// selection is set-based, but its terms are the domain's (the states whose
-// delivery is queued or in flight, River's live job states, passed as parameters);
+// FindStalled searches, across tenants (operator), for the messages
+// waiting for delivery that the reconciler must act on
+// (domain.DecideStall): a sending message whose job is not running, or a
+// queued or sending one whose job is gone or finished. Its three parts
+// (domain.StallSearch) each read through an index only the rows that can
+// stall, so a pass over a healthy backlog of a million queued messages
+// costs what it costs over an empty queue, bar the bounded sweep. The
+// states and River's job states are the domain's, spelled as literals so
+// that the partial index on unsettled messages matches under any plan.
 // Reconcile decides each message again under its lock.
-func (s *Store) FindStalled(ctx context.Context, grace time.Duration, limit int) ([]domain.StalledMessage, error) {
-	var out []domain.StalledMessage
+func (s *Store) FindStalled(ctx context.Context, q domain.StallSearch) (domain.StallPass, error) {
+	var (
+		pass domain.StallPass
+		seen = map[uuid.UUID]bool{}
+	)
+	collect := func(rows pgx.Rows) error {
+		for rows.Next() {
+			var m domain.StalledMessage
+			if err := rows.Scan(&m.SubscriptionID, &m.ID, &m.QueuedAt); err != nil {
+				return err
+			}
+			if !seen[m.ID] {
+				seen[m.ID] = true
+				pass.Stalled = append(pass.Stalled, m)
+			}
+		}
+		return rows.Err()
+	}
+	var (
+		queued, sending = sqlLiteral(string(domain.StateQueued)), sqlLiteral(string(domain.StateSending))
+		unsettled       = "m.state IN (" + queued + ", " + sending + ")"
+		running         = sqlLiteral(domain.JobRunning)
+		live            = sqlLiterals(domain.LiveJobStates())
+		grace           = fmt.Sprintf("%d milliseconds", q.Grace.Milliseconds())
+	)
 	b := newBatch(operatorScope)
+	// Every sending message: an attempt runs now, or it was interrupted.
 	b.Queue(`
 		SELECT m.subscription_id, m.id, coalesce(m.queued_at, m.created_date)
 		FROM messages m LEFT JOIN river_job j ON j.id = m.job_id
-		WHERE m.state = ANY($3) AND m.updated_at < now() - $1::interval
-		  AND (j.id IS NULL OR NOT (j.state::text = ANY($4::text[]))
-		       OR (m.state = $5 AND j.state::text <> $6))
-		ORDER BY m.updated_at LIMIT $2`, fmt.Sprintf("%d milliseconds", grace.Milliseconds()), limit,
-		stateStrings(domain.DeliveryStates()), domain.LiveJobStates(), string(domain.StateSending), domain.JobRunning).
+		WHERE m.state = `+sending+` AND m.updated_at < now() - $1::interval AND (j.id IS NULL OR j.state::text <> `+running+`)
+		ORDER BY m.updated_at LIMIT $2`, grace, q.Limit).Query(collect)
+	// Messages still waiting whose job River finished without them: it was
+	// cancelled (by hand) or discarded (out of attempts). A job that
+	// completed is the outcome's, written with its message (the sweep
+	// covers the exception).
+	if !q.FinishedSince.IsZero() {
+		b.Queue(`
+			SELECT m.subscription_id, m.id, coalesce(m.queued_at, m.created_date)
+			FROM river_job j
+			JOIN messages m ON m.subscription_id = (j.args->>'subscription_id')::uuid AND m.id = (j.args->>'message_id')::uuid AND m.job_id = j.id
+			WHERE j.state IN ('cancelled', 'discarded') AND j.finalized_at >= $1 AND j.kind = $2
+			  AND `+unsettled+` AND m.updated_at < now() - $3::interval
+			LIMIT $4`, q.FinishedSince, q.JobKind, grace, q.Limit).Query(collect)
+	}
+	// The sweep: the next SweepRows queued messages in (updated_at, id)
+	// order, the first Limit of them without a live job, and the last key
+	// read with how many were.
+	b.Queue(`
+		WITH scanned AS (
+			SELECT m.subscription_id, m.id, m.updated_at, m.job_id, coalesce(m.queued_at, m.created_date) AS queued_at
+			FROM messages m
+			WHERE m.state = `+queued+` AND (m.updated_at, m.id) > ($1, $2) AND m.updated_at < now() - $3::interval
+			ORDER BY m.updated_at, m.id LIMIT $4
+		), stalls AS (
+			SELECT s.* FROM scanned s LEFT JOIN river_job j ON j.id = s.job_id
+			WHERE j.id IS NULL OR NOT (j.state::text = ANY (`+live+`))
+			ORDER BY s.updated_at, s.id LIMIT $5
+		), last AS (
+			SELECT updated_at, id, count(*) OVER () AS n FROM scanned ORDER BY updated_at DESC, id DESC LIMIT 1
+		)
+		SELECT subscription_id, id, queued_at, updated_at, 0::bigint FROM stalls
+		UNION ALL
+		SELECT NULL, id, NULL, updated_at, n FROM last`,
+		q.SweepAfter.UpdatedAt, q.SweepAfter.ID, grace, q.SweepRows, q.Limit).
 		Query(func(rows pgx.Rows) error {
+			var (
+				found   int
+				lastKey domain.SweepKey
+				read    int64
+			)
 			for rows.Next() {
-				var m domain.StalledMessage
-				if err := rows.Scan(&m.SubscriptionID, &m.ID, &m.QueuedAt); err != nil {
+				var (
+					tenant    *uuid.UUID
+					id        uuid.UUID
+					queuedAt  *time.Time
+					updatedAt time.Time
+					n         int64
+				)
+				if err := rows.Scan(&tenant, &id, &queuedAt, &updatedAt, &n); err != nil {
 					return err
 				}
-				out = append(out, m)
+				if tenant == nil {
+					lastKey, read = domain.SweepKey{UpdatedAt: updatedAt, ID: id}, n
+					continue
+				}
+				found++
+				if found == q.Limit {
+					// Capped: the next pass goes on right after the last
+					// stall returned, so none is skipped.
+					pass.SweepNext = domain.SweepKey{UpdatedAt: updatedAt, ID: id}
+				}
+				if !seen[id] {
+					seen[id] = true
+					pass.Stalled = append(pass.Stalled, domain.StalledMessage{SubscriptionID: *tenant, ID: id, QueuedAt: *queuedAt})
+				}
+			}
+			// A sweep that read as many rows as it could goes on after the
+			// last; one that read fewer reached the newest, and the next
+			// starts over.
+			if found < q.Limit && read >= int64(q.SweepRows) {
+				pass.SweepNext = lastKey
 			}
 			return rows.Err()
 		})
 	if err := s.read(ctx, b); err != nil {
-		return nil, interpretError(err, "find stalled")
+		return domain.StallPass{}, interpretError(err, "find stalled")
 	}
-	return out, nil
+	return pass, nil
+}
+
+// sqlLiteral quotes a constant of the domain's (a state name) as an SQL
+// string literal, for predicates a partial index must match under a
+// generic plan, where a parameter can't prove the index's condition.
+func sqlLiteral(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+
+// sqlLiterals spells constants as an SQL text[] literal.
+func sqlLiterals(vs []string) string {
+	quoted := make([]string, len(vs))
+	for i, v := range vs {
+		quoted[i] = sqlLiteral(v)
+	}
+	return "ARRAY[" + strings.Join(quoted, ", ") + "]::text[]"
 }
 
 // Reconcile applies the reconciler's rule (domain.Message.Reconcile) to one

@@ -237,7 +237,8 @@ func TestReconcile(t *testing.T) {
 	ctx := context.Background()
 	stalledOf := func(t *testing.T, f fixture, msg *domain.Message) domain.StalledMessage {
 		t.Helper()
-		found, err := f.store.FindStalled(ctx, 0, 10000)
+		pass, err := f.store.FindStalled(ctx, domain.StallSearch{Limit: 10000, SweepRows: 1_000_000})
+		found := pass.Stalled
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,6 +316,86 @@ func TestReconcile(t *testing.T) {
 		stalled.ID = uuid.New()
 		if action, err := f.store.Reconcile(ctx, stalled, time.Hour); err != nil || action != domain.StallNone {
 			t.Fatalf("a deleted message: %v %v", action, err)
+		}
+	})
+}
+
+// TestFindStalledReadsOnlyWhatCanStall checks each part of a reconciler
+// search on its own: an interrupted attempt and a cancelled job are found
+// with no sweep at all, and the sweep of queued messages reads a bounded
+// stretch per pass, continues where the last pass stopped, stops early at
+// the cap without skipping a stall, and starts over once it reached the
+// newest. The lost jobs' messages are dated before anything else in the
+// schema so they are the first the sweep reads, whatever the parallel
+// tests hold.
+func TestFindStalledReadsOnlyWhatCanStall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const kind = "deliver_message"
+	has := func(pass domain.StallPass, id uuid.UUID) bool {
+		for _, s := range pass.Stalled {
+			if s.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+
+	t.Run("SendingAndCancelledWithoutASweep", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, fixtureOpts{})
+		interrupted, cancelled := f.compose(t, true), f.compose(t, true)
+		ownerExec(t, `UPDATE messages SET state = 'sending' WHERE id = $1`, interrupted.ID)
+		ownerExec(t, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE args->>'message_id' = $1`, cancelled.ID.String())
+		pass, err := f.store.FindStalled(ctx, domain.StallSearch{Limit: 10000, FinishedSince: time.Now().Add(-time.Hour), JobKind: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !has(pass, interrupted.ID) || !has(pass, cancelled.ID) {
+			t.Fatalf("without a sweep: interrupted found %v, cancelled found %v", has(pass, interrupted.ID), has(pass, cancelled.ID))
+		}
+		pass, err = f.store.FindStalled(ctx, domain.StallSearch{Limit: 10000, FinishedSince: time.Now().Add(time.Minute), JobKind: kind})
+		if err != nil || has(pass, cancelled.ID) {
+			t.Fatalf("a job finished before the window is the sweep's: found %v (%v)", has(pass, cancelled.ID), err)
+		}
+	})
+
+	t.Run("SweepContinuesCapsAndStartsOver", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, fixtureOpts{})
+		lost := make([]uuid.UUID, 4)
+		for i := range lost {
+			msg := f.compose(t, true)
+			lost[i] = msg.ID
+			ownerExec(t, `DELETE FROM river_job WHERE args->>'message_id' = $1`, msg.ID.String())
+			ownerExec(t, `UPDATE messages SET updated_at = timestamptz '1999-01-01' + $2 * interval '1 second' WHERE id = $1`, msg.ID, i)
+		}
+		sweep := func(after domain.SweepKey, rows, limit int) domain.StallPass {
+			t.Helper()
+			pass, err := f.store.FindStalled(ctx, domain.StallSearch{Limit: limit, SweepAfter: after, SweepRows: rows})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pass
+		}
+		first := sweep(domain.SweepKey{}, 2, 100)
+		if !has(first, lost[0]) || !has(first, lost[1]) || has(first, lost[2]) {
+			t.Fatalf("a sweep of 2 rows from the start: %+v", first.Stalled)
+		}
+		if first.SweepNext.ID != lost[1] {
+			t.Fatalf("the next sweep goes on after %s, want after %s", first.SweepNext.ID, lost[1])
+		}
+		second := sweep(first.SweepNext, 2, 100)
+		if !has(second, lost[2]) || !has(second, lost[3]) || has(second, lost[0]) {
+			t.Fatalf("the second sweep: %+v", second.Stalled)
+		}
+		capped := sweep(domain.SweepKey{}, 4, 1)
+		if !has(capped, lost[0]) || has(capped, lost[1]) || capped.SweepNext.ID != lost[0] {
+			t.Fatalf("capped at one stall: %+v, next after %s", capped.Stalled, capped.SweepNext.ID)
+		}
+		end := sweep(second.SweepNext, 100_000, 100_000)
+		if end.SweepNext != (domain.SweepKey{}) {
+			t.Fatalf("a sweep that read every queued message left the next at %+v, want the start", end.SweepNext)
 		}
 	})
 }

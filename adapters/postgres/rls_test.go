@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -172,5 +173,49 @@ func TestAlternatingTenantsOnTwoConnections(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// TestPoliciesReadTheScopeOncePerStatement checks every table under
+// row-level security: it has the tenant_isolation policy, and the policy
+// reads the scope's settings through init plans (once per statement), not
+// per row (migration 00014). A table added later with the bare form fails
+// here.
+func TestPoliciesReadTheScopeOncePerStatement(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rows, err := dbtest.OwnerPool(t).Query(ctx, `
+		SELECT c.relname, coalesce(p.qual, ''), coalesce(p.with_check, '')
+		FROM pg_class c
+		LEFT JOIN pg_policies p ON p.schemaname = current_schema() AND p.tablename = c.relname AND p.policyname = 'tenant_isolation'
+		WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND c.relrowsecurity
+		ORDER BY c.relname`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	checked := 0
+	for rows.Next() {
+		var table, using, check string
+		if err := rows.Scan(&table, &using, &check); err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		if using == "" || check == "" {
+			t.Errorf("%s: row-level security without a tenant_isolation policy (USING %q, WITH CHECK %q)", table, using, check)
+			continue
+		}
+		for _, expr := range []string{using, check} {
+			bare := strings.NewReplacer("SELECT mailgate_tenant()", "", "SELECT mailgate_operator()", "").Replace(expr)
+			if strings.Contains(bare, "mailgate_tenant()") || strings.Contains(bare, "mailgate_operator()") {
+				t.Errorf("%s: the policy calls a scope function per row: %s", table, expr)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if checked < len(tenantTables) {
+		t.Fatalf("checked %d tables under row-level security, want at least the %d tenant tables", checked, len(tenantTables))
 	}
 }
