@@ -61,6 +61,8 @@ func Build(msg *domain.Message, opts Options) ([]byte, error) {
 	}
 
 	var buf bytes.Buffer
+	const headerHint = 2048 // a header of a dozen fields, some folded
+	buf.Grow(headerHint + body.sizeHint())
 	if err := writeMessage(&buf, fields, body, boundarySeed(msg)); err != nil {
 		return nil, fmt.Errorf("mailbuild: write message %s: %w", msg.MessageID, err)
 	}
@@ -302,23 +304,35 @@ func bEncode(s string) string {
 // startsRune reports whether b is the first byte of a UTF-8 sequence.
 func startsRune(b byte) bool { return b&0xC0 != 0x80 }
 
-// normalizeLineEndings turns CRLF, bare CR and bare LF into CRLF.
+// normalizeLineEndings turns CRLF, bare CR and bare LF into CRLF. It goes a
+// line at a time with IndexByte, which is vectorised: a byte-at-a-time or
+// IndexAny scan was a quarter of rendering a 100 KB body.
 func normalizeLineEndings(s string) []byte {
-	out := make([]byte, 0, len(s)+len(s)/32)
-	// Copied a run between line breaks at a time: bodies are mostly runs.
-	for len(s) > 0 {
-		i := strings.IndexAny(s, "\r\n")
+	// Room for a CR before every LF and for the final CRLF textEntity may
+	// add, so neither grows (copies) a large body.
+	out := make([]byte, 0, len(s)+strings.Count(s, "\n")+2)
+	for {
+		i := strings.IndexByte(s, '\n')
+		line := s
+		if i >= 0 {
+			line = strings.TrimSuffix(s[:i], "\r")
+		}
+		for {
+			j := strings.IndexByte(line, '\r') // a bare CR
+			if j < 0 {
+				break
+			}
+			out = append(out, line[:j]...)
+			out = append(out, '\r', '\n')
+			line = line[j+1:]
+		}
+		out = append(out, line...)
 		if i < 0 {
-			return append(out, s...)
+			return out
 		}
-		out = append(out, s[:i]...)
 		out = append(out, '\r', '\n')
-		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
-			i++
-		}
 		s = s[i+1:]
 	}
-	return out
 }
 
 // bareLineBreak returns the index of the first CR not followed by LF or LF

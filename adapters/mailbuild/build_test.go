@@ -2,6 +2,7 @@ package mailbuild_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime"
 	"mime/quotedprintable"
@@ -525,4 +526,29 @@ func TestBuildUTF8Addresses(t *testing.T) {
 			t.Errorf("Cc = %v, %v; want the empty group and bob@example.org", cc, err)
 		}
 	})
+}
+
+// BenchmarkBuild renders text bodies the size of the delivery drains':
+// one long line (as BenchmarkDeliveryDrain sends) and short lines ending
+// in LF, the common case of a body typed or templated by hand.
+func BenchmarkBuild(b *testing.B) {
+	const sentence = "All work and no play makes a fast gateway. "
+	for _, size := range []int{2 << 10, 100 << 10} {
+		bodies := map[string]string{
+			"one_line": strings.Repeat(sentence, size/len(sentence)+1)[:size],
+			"lf_lines": strings.Repeat(sentence+sentence+"\n", size/(2*len(sentence)+1)+1)[:size],
+		}
+		for _, shape := range []string{"one_line", "lf_lines"} {
+			msg := newMessage(func(m *domain.Message) { m.Body = bodies[shape] })
+			b.Run(fmt.Sprintf("%dKB/%s", size>>10, shape), func(b *testing.B) {
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := mailbuild.Build(msg, mailbuild.Options{Date: testDate}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }

@@ -214,6 +214,27 @@ func newHeader(fields []field) textproto.Header {
 	return h
 }
 
+// qpSizeHint is room for content quoted-printable encoded: text that needs
+// no escapes plus a soft break every 75 characters (4 %), and some escapes.
+func qpSizeHint(content []byte) int { return len(content) + len(content)/16 + 64 }
+
+// sizeHint estimates e's encoded size, so the message's buffer is allocated
+// once instead of doubling (and copying) its way up to a large body.
+func (e *entity) sizeHint() int {
+	const perPart = 512 // MIME fields and boundary lines
+	n := perPart
+	switch e.transferEncoding {
+	case "quoted-printable":
+		n += qpSizeHint(e.content)
+	case "base64":
+		n += base64.StdEncoding.EncodedLen(len(e.content)) * 78 / 76
+	}
+	for i := range e.parts {
+		n += e.parts[i].sizeHint()
+	}
+	return n
+}
+
 // base64LineBytes is the input that encodes to one 76-character line, the
 // longest RFC 2045 allows.
 const base64LineBytes = 57
@@ -223,7 +244,16 @@ const base64LineBytes = 57
 func encodeContent(w io.Writer, transferEncoding string, content []byte) error {
 	switch transferEncoding {
 	case "quoted-printable":
-		_, err := w.Write(appendQuotedPrintable(make([]byte, 0, len(content)+len(content)/8), content))
+		// Encoded straight into the message's buffer when w is it (a
+		// single-part body): one copy of a large body fewer.
+		var dst []byte
+		if b, ok := w.(*bytes.Buffer); ok {
+			b.Grow(qpSizeHint(content))
+			dst = b.AvailableBuffer()
+		} else {
+			dst = make([]byte, 0, qpSizeHint(content))
+		}
+		_, err := w.Write(appendQuotedPrintable(dst, content))
 		return err
 	case "base64":
 		line := make([]byte, base64.StdEncoding.EncodedLen(base64LineBytes)+2)

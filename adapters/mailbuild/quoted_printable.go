@@ -1,5 +1,7 @@
 package mailbuild
 
+import "encoding/binary"
+
 // appendQuotedPrintable appends content, whose line breaks are CRLF,
 // encoded as quoted-printable (RFC 2045 6.7) to dst: '=' and every byte
 // outside printable ASCII as =XX, a space or tab that would end a line
@@ -20,6 +22,9 @@ func appendQuotedPrintable(dst, content []byte) []byte {
 		// the "=" of a soft break after it.
 		if room := maxLine - 1 - lineLen; room > 0 {
 			end, j := min(len(content), i+room), i
+			for j+8 <= end && allLiteral8(binary.LittleEndian.Uint64(content[j:])) {
+				j += 8
+			}
 			for j < end && qpLiteral(content[j]) {
 				j++
 			}
@@ -63,8 +68,31 @@ func appendQuotedPrintable(dst, content []byte) []byte {
 
 // qpLiteral reports whether c may stand for itself in quoted-printable
 // (a space or tab only when a line doesn't end right after it).
-func qpLiteral(c byte) bool {
-	return (c >= ' ' && c <= '~' && c != '=') || c == '\t'
+func qpLiteral(c byte) bool { return qpLiterals[c] == '1' }
+
+// qpLiterals holds qpLiteral's answer for every byte value: printable ASCII
+// but '=', and tab. One load a byte instead of four comparisons, in the
+// loop that copies runs of literal text.
+const qpLiterals = "0000000001000000000000000000000011111111111111111111111111111011" +
+	"1111111111111111111111111111111111111111111111111111111111111110" +
+	"0000000000000000000000000000000000000000000000000000000000000000" +
+	"0000000000000000000000000000000000000000000000000000000000000000"
+
+// allLiteral8 reports whether the eight bytes of w are all printable ASCII
+// other than '=', which most of a text body is: eight bytes a step through
+// the run instead of one (the classic "has a byte less than / more than /
+// equal to" word tests, exact as booleans for these bounds). A tab makes it
+// false; the byte loop after it takes tabs one at a time.
+func allLiteral8(w uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	below := (w - ones*' ') &^ w      // a byte < 0x20
+	above := (w + ones*(127-'~')) | w // a byte > 0x7e
+	x := w ^ (ones * '=')
+	equals := (x - ones) &^ x // a byte == '='
+	return (below|above|equals)&highs == 0
 }
 
 // endsLine reports whether rest, what follows a character, starts a hard

@@ -2,6 +2,7 @@ package mailbuild
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"mime/quotedprintable"
 	"strings"
@@ -130,4 +131,39 @@ func BenchmarkQuotedPrintable(b *testing.B) {
 			_ = quotedPrintableByByte(body)
 		}
 	})
+}
+
+// TestQPLiteralsTable checks the lookup table against RFC 2045's rule
+// written as comparisons.
+func TestQPLiteralsTable(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		want := (c >= ' ' && c <= '~' && c != '=') || c == '\t'
+		if got := qpLiteral(byte(c)); got != want {
+			t.Errorf("qpLiteral(%#02x) = %v, want %v", c, got, want)
+		}
+	}
+}
+
+// TestAllLiteral8 checks the word test against qpLiteral for words built
+// around every byte value in every position, beside each boundary byte.
+func TestAllLiteral8(t *testing.T) {
+	fillers := []byte{' ', '!', '<', '>', 'a', '~', '\t', '=', 0x1f, 0x7f, 0x80, 0xff, 0x00}
+	for _, filler := range fillers {
+		for pos := 0; pos < 8; pos++ {
+			for c := 0; c < 256; c++ {
+				var word [8]byte
+				for i := range word {
+					word[i] = filler
+				}
+				word[pos] = byte(c)
+				want := true
+				for _, b := range word {
+					want = want && qpLiteral(b) && b != '\t'
+				}
+				if got := allLiteral8(binary.LittleEndian.Uint64(word[:])); got != want {
+					t.Fatalf("allLiteral8(%q) = %v, want %v", word, got, want)
+				}
+			}
+		}
+	}
 }

@@ -11,6 +11,38 @@ import "bytes"
 // worker's CPU.
 func dotStuffed(data []byte) []byte {
 	out := make([]byte, 0, len(data)+len(data)/64+5)
+	if len(data) > 0 && bytes.Count(data, []byte("\n")) == bytes.Count(data, []byte("\r\n")) {
+		// Every line break is CRLF already (what mailbuild writes): only a
+		// line that starts with a dot changes, so the data is copied from
+		// one such line to the next instead of a line at a time.
+		if data[0] == '.' {
+			out = append(out, '.')
+		}
+		for {
+			i := bytes.Index(data, []byte("\n."))
+			if i < 0 {
+				break
+			}
+			out = append(out, data[:i+1]...)
+			out = append(out, '.')
+			data = data[i+1:]
+		}
+		out = append(out, data...)
+		switch {
+		case bytes.HasSuffix(out, []byte("\r\n")):
+		case out[len(out)-1] == '\r':
+			out = append(out, '\n')
+		default:
+			out = append(out, '\r', '\n')
+		}
+		return append(out, '.', '\r', '\n')
+	}
+	return dotStuffedByLine(out, data)
+}
+
+// dotStuffedByLine appends data dot-stuffed to out a line at a time, bare
+// LFs made CRLF.
+func dotStuffedByLine(out, data []byte) []byte {
 	if len(data) == 0 {
 		// An empty message is one empty line, as DotWriter has it.
 		return append(out, "\r\n.\r\n"...)

@@ -24,6 +24,7 @@ func textprotoDotted(t testing.TB, data []byte) []byte {
 var dotStuffCases = []string{
 	"", "a", ".", "..", "\r\n", "\n", "\r", ".\r\n", "a\r\n.\r\nb", "a\n.b\n..c", "x\r\n.\r", "line\r\n", "\r\n.\r\n",
 	"Subject: hi\r\n\r\n.leading dot\r\nmid.dle\r\n.\r\n", "no final break", "\n\n.\n",
+	"a\r\n.b\r\n..c", ".x\r\n.\r", "crlf only\r\n.\r\n.\r\n",
 }
 
 func TestDotStuffedWritesWhatTextprotoWrites(t *testing.T) {
@@ -39,6 +40,11 @@ func FuzzDotStuffed(f *testing.F) {
 		f.Add([]byte(in))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// The copy from dot to dot and the line-at-a-time rule agree on
+		// everything, bare CRs included.
+		if got, want := dotStuffed(in), dotStuffedByLine(nil, in); !bytes.Equal(got, want) {
+			t.Fatalf("dotStuffed(%q) = %q, line at a time %q", in, got, want)
+		}
 		if !bareCRFree(in) {
 			t.Skip("a bare CR, which DotWriter treats in its own way and mailbuild never writes")
 		}
