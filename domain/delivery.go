@@ -53,6 +53,32 @@ type RecipientReply struct {
 	PossibleDuplicate bool
 }
 
+// MaxReplyLength bounds a relay's reply text as stored on a recipient; RFC
+// 5321 allows 512 octets a reply line, and some relays send many lines.
+const MaxReplyLength = 2000
+
+// StorableReply makes a relay's reply text safe to store and show: valid
+// UTF-8, control characters (NUL, which PostgreSQL text can't hold,
+// included) made spaces, and at most MaxReplyLength bytes. A relay's bytes
+// are not ours to trust, and an outcome that can't be written would leave
+// its recipients in flight, to be sent again.
+func StorableReply(text string) string {
+	text = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(text, "\uFFFD"))
+	if len(text) <= MaxReplyLength {
+		return text
+	}
+	n := MaxReplyLength
+	for n > 0 && text[n]&0xC0 == 0x80 {
+		n--
+	}
+	return text[:n]
+}
+
 // ApplyReplies records one attempt's replies on the message's recipients and
 // returns the recipients that changed. On the last allowed attempt a deferral
 // becomes a failure, so the message settles. Recipients already final are
@@ -70,7 +96,7 @@ func (m *Message) ApplyReplies(replies []RecipientReply, lastAttempt bool) []Rec
 			continue
 		}
 		rcpt.Attempts++
-		rcpt.LastCode, rcpt.LastReply = reply.Code, reply.Text
+		rcpt.LastCode, rcpt.LastReply = reply.Code, StorableReply(reply.Text)
 		rcpt.PossibleDuplicate = rcpt.PossibleDuplicate || reply.PossibleDuplicate
 		// The attempt's outcome is known: the journal mark is settled.
 		rcpt.InFlightSince = time.Time{}

@@ -2,7 +2,9 @@ package domain_test
 
 import (
 	"strconv"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mailgate/mailgate/domain"
 )
@@ -252,5 +254,23 @@ func TestApplyRepliesIdempotentForDelivered(t *testing.T) {
 	}
 	if got := domain.SettledState(m.Recipients); got != domain.StateSent {
 		t.Fatalf("SettledState = %q, want sent", got)
+	}
+}
+
+func TestStorableReply(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"2.0.0 OK queued as 4F2A", "2.0.0 OK queued as 4F2A"},
+		{"2.0.0 ok\x00\x01 done", "2.0.0 ok   done"},
+		{"5.1.1 bad \xff\xfe user", "5.1.1 bad \uFFFD user"},
+		{"4.2.0 line one\r\nline two\ttab", "4.2.0 line one  line two tab"},
+		{"2.0.0 déjà vu", "2.0.0 déjà vu"},
+	} {
+		if got := domain.StorableReply(tt.in); got != tt.want {
+			t.Errorf("StorableReply(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	long := domain.StorableReply(strings.Repeat("é", domain.MaxReplyLength))
+	if len(long) > domain.MaxReplyLength || !utf8.ValidString(long) {
+		t.Errorf("a long reply kept %d bytes (valid UTF-8: %v), want at most %d", len(long), utf8.ValidString(long), domain.MaxReplyLength)
 	}
 }

@@ -12,11 +12,11 @@ import (
 )
 
 // Batched delivery reads. Every delivery starts by reading its message and
-// what its delivery depends on: seven statements. Concurrent deliveries'
-// reads are coalesced (like the group commit of their writes): a loader takes
-// every read waiting when it is free and answers them all with the same seven
-// statements, each over the whole set of (tenant, message) keys, in one round
-// trip. The read spans tenants, so it runs in the operator scope; every
+// what its delivery depends on: six statements (five when no tenant is
+// capped). Concurrent deliveries' reads are coalesced (like the group
+// commit of their writes): a loader takes every read waiting when it is
+// free and answers them all with the same statements, each over the whole
+// set of (tenant, message) keys, in one round trip. The read spans tenants, so it runs in the operator scope; every
 // statement matches rows by (subscription_id, id).
 
 type loadRequest struct {
@@ -115,21 +115,40 @@ func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
 			}
 			return rows.Err()
 		})
+	// The messages are found by key first, behind a fence: joined to
+	// subscriptions in one query, the planner may reach them through the
+	// tenant instead (messages_sender_idx, every message the tenant has,
+	// filtered by id), which auto_explain caught costing a third of a
+	// delivery's PostgreSQL time in BenchmarkDeliveryDrain, where one tenant
+	// has them all. A sender domain has at most one DKIM key (the key of
+	// dkim_keys), so its join adds no rows.
 	b.Queue(`
+		WITH m AS MATERIALIZED (
+			SELECT m.id, m.subscription_id, m.sender_account_id, lower(split_part(m.sender_email, '@', 2)) AS domain
+			FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid
+		)
 		SELECT m.id, s.status, s.sandbox, s.max_send_rate, coalesce(s.return_path_domain, ''), s.reply_routing,
-		       EXISTS (SELECT 1 FROM sender_domains d WHERE d.subscription_id = s.id
-		               AND d.domain = lower(split_part(m.sender_email, '@', 2)) AND d.verified_at IS NOT NULL),
-		       m.sender_account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.subscription_id = s.id AND a.id = m.sender_account_id)
-		FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid JOIN subscriptions s ON s.id = m.subscription_id`, subs, ids).
+		       EXISTS (SELECT 1 FROM sender_domains d WHERE d.subscription_id = m.subscription_id
+		               AND d.domain = m.domain AND d.verified_at IS NOT NULL),
+		       m.sender_account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.subscription_id = m.subscription_id AND a.id = m.sender_account_id),
+		       dk.domain, dk.selector, dk.algorithm, dk.private_key
+		FROM m JOIN subscriptions s ON s.id = m.subscription_id
+		LEFT JOIN dkim_keys dk ON dk.subscription_id = m.subscription_id AND dk.domain = m.domain`, subs, ids).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
-					mid  uuid.UUID
-					dc   domain.DeliveryContext
-					rate float32
+					mid                            uuid.UUID
+					dc                             domain.DeliveryContext
+					rate                           float32
+					keyDomain, selector, algorithm *string
+					privateKey                     []byte
 				)
-				if err := rows.Scan(&mid, &dc.TenantStatus, &dc.Sandbox, &rate, &dc.ReturnPathDomain, &dc.ReplyRouting, &dc.SenderDomainVerified, &dc.SenderAccountExists); err != nil {
+				if err := rows.Scan(&mid, &dc.TenantStatus, &dc.Sandbox, &rate, &dc.ReturnPathDomain, &dc.ReplyRouting, &dc.SenderDomainVerified, &dc.SenderAccountExists,
+					&keyDomain, &selector, &algorithm, &privateKey); err != nil {
 					return err
+				}
+				if keyDomain != nil {
+					dc.DKIM = &domain.DKIMKey{Domain: *keyDomain, Selector: *selector, Algorithm: *algorithm, PrivateKey: privateKey}
 				}
 				if r := byID[mid]; r != nil {
 					dc.MaxSendRate, dc.Suppressed = float64(rate), r.dc.Suppressed
@@ -139,27 +158,11 @@ func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
 			return rows.Err()
 		})
 	b.Queue(`
-		SELECT m.id, d.domain, d.selector, d.algorithm, d.private_key
-		FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid
-		JOIN dkim_keys d ON d.subscription_id = m.subscription_id AND d.domain = lower(split_part(m.sender_email, '@', 2))`, subs, ids).
-		Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var (
-					mid uuid.UUID
-					key domain.DKIMKey
-				)
-				if err := rows.Scan(&mid, &key.Domain, &key.Selector, &key.Algorithm, &key.PrivateKey); err != nil {
-					return err
-				}
-				if r := byID[mid]; r != nil {
-					r.dc.DKIM = &key
-				}
-			}
-			return rows.Err()
-		})
-	b.Queue(`
-		SELECT r.message_id, s.email FROM `+keys+` JOIN message_recipients r ON r.subscription_id = k.sub AND r.message_id = k.mid
-		JOIN suppressions s ON s.subscription_id = r.subscription_id AND s.email = lower(r.email)`, subs, ids).
+		WITH r AS MATERIALIZED ( -- by key first, as above: not every suppression of the tenant
+			SELECT r.subscription_id, r.message_id, lower(r.email) AS email
+			FROM `+keys+` JOIN message_recipients r ON r.subscription_id = k.sub AND r.message_id = k.mid
+		)
+		SELECT r.message_id, s.email FROM r JOIN suppressions s ON s.subscription_id = r.subscription_id AND s.email = r.email`, subs, ids).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (

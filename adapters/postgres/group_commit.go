@@ -88,7 +88,12 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 		queueJournals(b, journals, updated, &hooks)
 	}
 	if len(outcomes) > 0 {
-		queueOutcomes(b, outcomes, written, &hooks)
+		if err := queueOutcomes(b, outcomes, written, &hooks); err != nil {
+			for i := range errs {
+				errs[i] = fmt.Errorf("delivery write: %w", err)
+			}
+			return errs
+		}
 	}
 	// BEGIN travels with the statements: a group of journals without
 	// webhooks is two round trips, the statements and COMMIT.
