@@ -59,24 +59,17 @@ const MaxReplyLength = 2000
 
 // StorableReply makes a relay's reply text safe to store and show: valid
 // UTF-8, control characters (NUL, which PostgreSQL text can't hold,
-// included) made spaces, and at most MaxReplyLength bytes. A relay's bytes
-// are not ours to trust, and an outcome that can't be written would leave
-// its recipients in flight, to be sent again.
+// included) and runs of white space made single spaces, and at most
+// MaxReplyLength bytes. A relay's bytes are not ours to trust, and an
+// outcome that can't be written would leave its recipients in flight, to
+// be sent again.
 func StorableReply(text string) string {
-	text = strings.Map(func(r rune) rune {
+	return boundedText(strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
 			return ' '
 		}
 		return r
-	}, strings.ToValidUTF8(text, "\uFFFD"))
-	if len(text) <= MaxReplyLength {
-		return text
-	}
-	n := MaxReplyLength
-	for n > 0 && text[n]&0xC0 == 0x80 {
-		n--
-	}
-	return text[:n]
+	}, strings.ToValidUTF8(text, "\uFFFD")), MaxReplyLength)
 }
 
 // ApplyReplies records one attempt's replies on the message's recipients and

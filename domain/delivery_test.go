@@ -260,9 +260,9 @@ func TestApplyRepliesIdempotentForDelivered(t *testing.T) {
 func TestStorableReply(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"2.0.0 OK queued as 4F2A", "2.0.0 OK queued as 4F2A"},
-		{"2.0.0 ok\x00\x01 done", "2.0.0 ok   done"},
+		{"2.0.0 ok\x00\x01 done", "2.0.0 ok done"},
 		{"5.1.1 bad \xff\xfe user", "5.1.1 bad \uFFFD user"},
-		{"4.2.0 line one\r\nline two\ttab", "4.2.0 line one  line two tab"},
+		{"4.2.0 line one\r\nline two\ttab", "4.2.0 line one line two tab"},
 		{"2.0.0 déjà vu", "2.0.0 déjà vu"},
 	} {
 		if got := domain.StorableReply(tt.in); got != tt.want {

@@ -154,17 +154,7 @@ func dsnReply(dr DSNRecipient, reportingMTA string) (int, string) {
 	return code, truncate(text)
 }
 
-func truncate(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= maxReportDetail {
-		return s
-	}
-	cut := maxReportDetail
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut]
-}
+func truncate(s string) string { return boundedText(s, maxReportDetail) }
 
 // ReceiveReply makes the reply into a message in the inbox of the account
 // that wrote parent, in parent's conversation. Attachments over the upload
