@@ -82,10 +82,24 @@ func (a *App) newRiverUI(client *river.Client[pgx.Tx]) (*riverui.Handler, error)
 	})
 }
 
+// jobEventBuffer is how many job events wait for countJobs: seconds of
+// River's fastest drain here (18,000 no-op jobs a second), and a pointer
+// each, under 1 MB.
+const jobEventBuffer = 100_000
+
 // countJobs feeds River's job events into the job metrics until ctx ends.
 func (a *App) countJobs(ctx context.Context) {
-	events, cancel := a.river.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
-		river.EventKindJobCancelled, river.EventKindJobSnoozed)
+	// River drops the events a full channel can't take, and its default
+	// holds 1,000: less than a second of a busy worker's completions, so a
+	// pause of this goroutine would make the counters undercount.
+	events, cancel := a.river.SubscribeConfig(&river.SubscribeConfig{
+		ChanSize: jobEventBuffer,
+		Kinds:    []river.EventKind{river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled, river.EventKindJobSnoozed},
+	})
+	result := map[river.EventKind]string{
+		river.EventKindJobCompleted: "completed", river.EventKindJobFailed: "retried",
+		river.EventKindJobCancelled: "cancelled", river.EventKindJobSnoozed: "snoozed",
+	}
 	go func() {
 		defer cancel()
 		for {
@@ -96,18 +110,15 @@ func (a *App) countJobs(ctx context.Context) {
 				if !ok {
 					return
 				}
-				result := map[river.EventKind]string{
-					river.EventKindJobCompleted: "completed", river.EventKindJobFailed: "retried",
-					river.EventKindJobCancelled: "cancelled", river.EventKindJobSnoozed: "snoozed",
-				}[e.Kind]
+				outcome := result[e.Kind]
 				if e.Kind == river.EventKindJobFailed && e.Job.State == "discarded" {
-					result = "discarded"
+					outcome = "discarded"
 				}
 				var ran time.Duration
 				if e.JobStats != nil {
 					ran = e.JobStats.RunDuration
 				}
-				a.metrics.ObserveJob(e.Job.Kind, result, ran)
+				a.metrics.ObserveJob(e.Job.Kind, outcome, ran)
 			}
 		}
 	}()

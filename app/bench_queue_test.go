@@ -74,7 +74,10 @@ func BenchmarkQueueCeiling(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		completed, cancel := client.Subscribe(river.EventKindJobCompleted)
+		// Room for every completion: River drops the events a full channel
+		// can't take (its default holds 1,000), and a dropped one would
+		// leave this loop waiting for a job that is long done.
+		completed, cancel := client.SubscribeConfig(&river.SubscribeConfig{ChanSize: n, Kinds: []river.EventKind{river.EventKindJobCompleted}})
 		cpuBefore := processCPU()
 		start := time.Now()
 		if err := client.Start(ctx); err != nil {
