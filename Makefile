@@ -22,7 +22,7 @@ FUZZTIME ?= 30s
 # under its package's testdata/fuzz, which `make test` also runs.
 FUZZ_TARGETS = domain:FuzzNormalizeAddress domain:FuzzCheckHeaderText domain:FuzzParseReferences \
 	adapters/httpapi:FuzzDecodeJSON adapters/httpapi:FuzzDecodeXML adapters/httpapi:FuzzDecodeForm adapters/httpapi/wire:FuzzServerOwnedFilter \
-	adapters/mailbuild:FuzzBuild adapters/mailbuild:FuzzQuotedPrintable adapters/smtprelay:FuzzDotStuffed \
+	adapters/mailbuild:FuzzBuild adapters/mailbuild:FuzzQuotedPrintable adapters/mailbuild:FuzzNormalizeLineEndings adapters/smtprelay:FuzzDotStuffed \
 	adapters/inbound:FuzzParseDSN adapters/inbound:FuzzParseARF adapters/inbound:FuzzParseInboundMIME
 
 .PHONY: run test build lint bench fuzz check-deploy promtool vulncheck reliability reliability-short fmt tidy clean

@@ -121,7 +121,7 @@ func (c *Composer) Compose(ctx context.Context, tenant uuid.UUID, req ComposeReq
 		}
 		msg.ID = req.ID
 	} else {
-		msg.ID = uuid.New()
+		msg.ID = NewMessageID()
 	}
 	now := c.now()
 	msg.CreatedDate, msg.UpdatedAt = now, now
@@ -511,7 +511,7 @@ func (c *Composer) ComposeBatch(ctx context.Context, tenant uuid.UUID, reqs []Co
 		}
 		msg.ID = req.ID
 		if msg.ID == uuid.Nil {
-			msg.ID = uuid.New()
+			msg.ID = NewMessageID()
 		} else if _, err := c.Store.GetMessage(ctx, tenant, msg.ID); err == nil || seen[msg.ID] {
 			errs[i] = &Error{Code: CodeConflict, Field: "id", Message: "a batch only creates messages; this id exists"}
 			continue

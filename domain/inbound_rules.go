@@ -165,7 +165,7 @@ func ReceiveReply(out *InboundOutcome, parent *Message, r Reply, now time.Time) 
 		*out = Unmatched(out.InboundID, InboundReply, "the message replied to has no sender account to deliver to")
 		return
 	}
-	id := uuid.New()
+	id := NewMessageID()
 	msgID := r.MessageID
 	if CheckMessageID("message_id", msgID) != nil {
 		msgID = "<" + id.String() + "@inbound.mailgate>"
