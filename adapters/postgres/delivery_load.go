@@ -12,12 +12,13 @@ import (
 )
 
 // Batched delivery reads. Every delivery starts by reading its message and
-// what its delivery depends on: six statements (five when no tenant is
-// capped). Concurrent deliveries' reads are coalesced (like the group
-// commit of their writes): a loader takes every read waiting when it is
-// free and answers them all with the same statements, each over the whole
-// set of (tenant, message) keys, in one round trip. The read spans tenants, so it runs in the operator scope; every
-// statement matches rows by (subscription_id, id).
+// what its delivery depends on: five statements (six when a per-tenant cap
+// is on). Concurrent deliveries' reads are coalesced (like the group commit
+// of their writes): a loader takes every read waiting when it is free and
+// answers them all with the same statements, each over the whole set of
+// (tenant, message) keys, in one round trip. The read spans tenants, so it
+// runs in the operator scope; every statement matches rows by
+// (subscription_id, id).
 
 type loadRequest struct {
 	tenant, id   uuid.UUID
