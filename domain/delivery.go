@@ -57,20 +57,11 @@ type RecipientReply struct {
 // 5321 allows 512 octets a reply line, and some relays send many lines.
 const MaxReplyLength = 2000
 
-// StorableReply makes a relay's reply text safe to store and show: valid
-// UTF-8, control characters (NUL, which PostgreSQL text can't hold,
-// included) and runs of white space made single spaces, and at most
-// MaxReplyLength bytes. A relay's bytes are not ours to trust, and an
-// outcome that can't be written would leave its recipients in flight, to
-// be sent again.
-func StorableReply(text string) string {
-	return boundedText(strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(text, "\uFFFD")), MaxReplyLength)
-}
+// StorableReply makes a relay's reply text safe to store and show (see
+// boundedText), at most MaxReplyLength bytes. A relay's bytes are not ours
+// to trust, and an outcome that can't be written (PostgreSQL text can't
+// hold a NUL) would leave its recipients in flight, to be sent again.
+func StorableReply(text string) string { return boundedText(text, MaxReplyLength) }
 
 // ApplyReplies records one attempt's replies on the message's recipients and
 // returns the recipients that changed. On the last allowed attempt a deferral

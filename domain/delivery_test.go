@@ -264,6 +264,7 @@ func TestStorableReply(t *testing.T) {
 		{"5.1.1 bad \xff\xfe user", "5.1.1 bad \uFFFD user"},
 		{"4.2.0 line one\r\nline two\ttab", "4.2.0 line one line two tab"},
 		{"2.0.0 déjà vu", "2.0.0 déjà vu"},
+		{"550 a\x7fb", "550 a b"},
 	} {
 		if got := domain.StorableReply(tt.in); got != tt.want {
 			t.Errorf("StorableReply(%q) = %q, want %q", tt.in, got, tt.want)

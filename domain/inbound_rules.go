@@ -217,9 +217,17 @@ func ReceiveReply(out *InboundOutcome, parent *Message, r Reply, now time.Time) 
 	out.Status, out.Detail = InboundProcessed, truncate(detail)
 }
 
-// boundedText keeps s within n bytes and free of line breaks, so a hostile
-// header can't overflow a column or a header it is later written into.
+// boundedText keeps s within n bytes, valid UTF-8 and free of line breaks
+// and other control characters (runs of them and of white space become one
+// space), so hostile text can't overflow a column or a header it is later
+// written into, or carry a NUL that PostgreSQL text refuses.
 func boundedText(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) <= n {
 		return s
