@@ -74,9 +74,7 @@ func (s *Store) writeAttempt(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, r
 		b     = &pgx.Batch{}
 	)
 	written := map[uuid.UUID]bool{}
-	if err := queueOutcomes(b, []outcomeWrite{{tenant: tenant, rec: rec}}, written, &hooks); err != nil {
-		return fmt.Errorf("record attempt: %w", err)
-	}
+	queueOutcomes(b, []outcomeWrite{{tenant: tenant, rec: rec}}, written, &hooks)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}

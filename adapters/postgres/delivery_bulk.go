@@ -35,6 +35,33 @@ type outcomeWrite struct {
 	rec    domain.AttemptRecord
 }
 
+// journalMark is one recipient's attempt-journal mark, as the journal
+// statement unpacks it.
+type journalMark struct {
+	Position int       `json:"position"`
+	Dup      bool      `json:"dup"`
+	Since    time.Time `json:"since"`
+}
+
+// eventRow is one event an outcome writes for its message.
+type eventRow struct {
+	Type      string `json:"type"`
+	Recipient string `json:"recipient"`
+	Code      int    `json:"code"`
+	Detail    string `json:"detail"`
+}
+
+// mustJSON encodes a message's child rows for jsonb_to_recordset. The rows
+// hold strings, numbers, booleans and times the gateway made, which can't
+// fail to encode: a failure is a bug, not an input to report.
+func mustJSON(rows any) []byte {
+	out, err := json.Marshal(rows)
+	if err != nil {
+		panic(fmt.Sprintf("postgres: encode delivery rows: %v", err))
+	}
+	return out
+}
+
 // recipientChange is one recipient's new delivery state, as the outcome
 // statement unpacks it (jsonb_to_recordset: the names are its columns).
 type recipientChange struct {
@@ -61,42 +88,42 @@ func queueJournals(b *pgx.Batch, group []journalWrite, updated map[uuid.UUID]boo
 	var (
 		subs, ids  []uuid.UUID
 		details    []string
-		rMsgs      []uuid.UUID
-		rPositions []int32
-		rFlags     []bool
-		rSince     []time.Time
+		recipients [][]byte
 	)
 	for _, w := range group {
 		subs, ids = append(subs, w.tenant), append(ids, w.id)
 		details = append(details, fmt.Sprintf("attempt %d: %d recipients handed to the relay", w.attempt, len(w.journal)))
-		for _, r := range w.journal {
-			rMsgs, rPositions, rFlags, rSince = append(rMsgs, w.id), append(rPositions, int32(r.Position)), append(rFlags, r.PossibleDuplicate), append(rSince, r.InFlightSince)
+		marks := make([]journalMark, len(w.journal))
+		for i, r := range w.journal {
+			marks[i] = journalMark{Position: r.Position, Dup: r.PossibleDuplicate, Since: r.InFlightSince}
 		}
+		recipients = append(recipients, mustJSON(marks))
 	}
+	// As in queueOutcomes, every row a message's journal writes travels
+	// with the message through RETURNING: nothing is joined back.
 	b.Queue(`
-		WITH j AS (
-			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS j(sub, mid, detail)
-		), m AS (
+		WITH m AS (
 			UPDATE messages SET state = 'sending', send_slot = NULL, version = version + 1, updated_at = now()
+			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[]) AS j(sub, mid, detail, recipients)
 			-- coalesce() hides the state test from the planner: written plainly it
 			-- matches messages_unsettled_idx, which it then scans whole when its
 			-- statistics lag behind a burst; the id index is the right path.
-			FROM j WHERE messages.subscription_id = j.sub AND messages.id = j.mid AND coalesce(messages.state IN ('queued', 'sending'), false)
-			RETURNING messages.subscription_id AS sub, messages.id AS mid
+			WHERE messages.subscription_id = j.sub AND messages.id = j.mid AND coalesce(messages.state IN ('queued', 'sending'), false)
+			RETURNING messages.subscription_id AS sub, messages.id AS mid, j.detail, j.recipients
 		), r AS (
-			UPDATE message_recipients rc SET in_flight_since = x.since, possible_duplicate = rc.possible_duplicate OR x.flag, updated_at = now()
-			FROM unnest($4::uuid[], $5::int[], $6::bool[], $7::timestamptz[]) AS x(mid, pos, flag, since), m
-			WHERE m.mid = x.mid AND rc.subscription_id = m.sub AND rc.message_id = x.mid AND rc.position = x.pos
+			UPDATE message_recipients rc SET in_flight_since = x.since, possible_duplicate = rc.possible_duplicate OR x.dup, updated_at = now()
+			FROM m CROSS JOIN LATERAL jsonb_to_recordset(m.recipients) AS x(position int, dup bool, since timestamptz)
+			WHERE rc.subscription_id = m.sub AND rc.message_id = m.mid AND rc.position = x.position
 		), ev AS (
 			INSERT INTO message_events (subscription_id, message_id, type, detail)
-			SELECT m.sub, m.mid, 'attempt', j.detail FROM j JOIN m ON m.mid = j.mid AND m.sub = j.sub
+			SELECT m.sub, m.mid, 'attempt', m.detail FROM m
 			RETURNING id, type, subscription_id
 		)
 		SELECT m.mid, NULL::uuid, NULL::bigint FROM m
 		UNION ALL
 		SELECT ev.subscription_id, w.id, ev.id FROM ev JOIN webhooks w
 			ON w.subscription_id = ev.subscription_id AND w.status = 'active' AND (w.event_types IS NULL OR ev.type = ANY (w.event_types))`,
-		subs, ids, details, rMsgs, rPositions, rFlags, rSince).
+		subs, ids, details, recipients).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
@@ -122,28 +149,27 @@ func queueJournals(b *pgx.Batch, group []journalWrite, updated map[uuid.UUID]boo
 // was written and hooks the webhook deliveries their events fan out to. An
 // outcome that expects a version the message no longer has (a bounce
 // report or another writer changed it during the attempt) writes nothing at
-// all, so the worker can decide again on what the message is now. It fails
-// only when an outcome can't be encoded, and then queues nothing.
-func queueOutcomes(b *pgx.Batch, group []outcomeWrite, written map[uuid.UUID]bool, hooks *[]tenantHook) error {
+// all, so the worker can decide again on what the message is now.
+func queueOutcomes(b *pgx.Batch, group []outcomeWrite, written map[uuid.UUID]bool, hooks *[]tenantHook) {
 	var (
-		mRecipients                   [][]byte
-		mSubs, mIDs                   []uuid.UUID
-		mStates, mErrs                []string
-		mFinal                        []bool
-		mVersions                     []int64
-		sSubs, sMsgs                  []uuid.UUID
-		sEmails, sReasons, sSources   []string
-		sCodes                        []int32
-		bSubs, bAccounts, bMsgs       []uuid.UUID
-		eSubs, eMsgs                  []uuid.UUID
-		eTypes, eRecipients, eDetails []string
-		eCodes                        []int32
+		mRecipients                 [][]byte
+		mSubs, mIDs                 []uuid.UUID
+		mStates, mErrs              []string
+		mFinal                      []bool
+		mVersions                   []int64
+		sSubs, sMsgs                []uuid.UUID
+		sEmails, sReasons, sSources []string
+		sCodes                      []int32
+		bSubs, bAccounts, bMsgs     []uuid.UUID
+		mEvents                     [][]byte
 	)
-	addEvent := func(sub, msg uuid.UUID, kind, rcpt string, code int, detail string) {
-		eSubs, eMsgs, eTypes, eRecipients, eCodes, eDetails = append(eSubs, sub), append(eMsgs, msg), append(eTypes, kind), append(eRecipients, rcpt), append(eCodes, int32(code)), append(eDetails, detail)
-	}
 	for _, w := range group {
 		rec := w.rec
+		// Never nil: jsonb_to_recordset refuses a JSON null.
+		events := make([]eventRow, 0, len(rec.Changed)+len(rec.Suppress)+1)
+		addEvent := func(kind, rcpt string, code int, detail string) {
+			events = append(events, eventRow{Type: kind, Recipient: rcpt, Code: code, Detail: detail})
+		}
 		changes := make([]recipientChange, 0, len(rec.Changed))
 		for _, r := range rec.Changed {
 			changes = append(changes, recipientChange{Position: r.Position, Status: string(r.Status), Attempts: r.Attempts, Code: r.LastCode,
@@ -152,21 +178,17 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, written map[uuid.UUID]boo
 			if r.PossibleDuplicate {
 				detail += " (possible duplicate: an earlier attempt may have delivered it)"
 			}
-			addEvent(w.tenant, rec.MessageID, string(r.Status), r.Email, r.LastCode, detail)
+			addEvent(string(r.Status), r.Email, r.LastCode, detail)
 		}
 		for _, sup := range rec.Suppress {
 			sSubs, sEmails, sReasons, sSources, sCodes = append(sSubs, w.tenant), append(sEmails, sup.Email), append(sReasons, sup.Reason), append(sSources, sup.Source), append(sCodes, int32(sup.SMTPCode))
 			sMsgs = append(sMsgs, rec.MessageID)
-			addEvent(w.tenant, rec.MessageID, "suppression.added", sup.Email, sup.SMTPCode, sup.Reason)
+			addEvent("suppression.added", sup.Email, sup.SMTPCode, sup.Reason)
 		}
 		if rec.State.Final() {
-			addEvent(w.tenant, rec.MessageID, string(rec.State), "", 0, rec.LastError)
+			addEvent(string(rec.State), "", 0, rec.LastError)
 		}
-		encoded, err := json.Marshal(changes)
-		if err != nil {
-			return fmt.Errorf("encode the recipients of message %s: %w", rec.MessageID, err)
-		}
-		mRecipients = append(mRecipients, encoded)
+		mRecipients, mEvents = append(mRecipients, mustJSON(changes)), append(mEvents, mustJSON(events))
 		mSubs, mIDs, mStates, mErrs, mFinal = append(mSubs, w.tenant), append(mIDs, rec.MessageID), append(mStates, string(rec.State)), append(mErrs, rec.LastError), append(mFinal, rec.State.Final())
 		mVersions = append(mVersions, int64(rec.ExpectedVersion))
 		for _, a := range rec.MailboxAccounts {
@@ -177,18 +199,19 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, written map[uuid.UUID]boo
 	// messages it matched: one order of row locks (message, then its
 	// recipients), the same as every other writer of a message, and an
 	// outcome refused on its version leaves no trace. Each message carries
-	// its own recipients' changes (a JSON array) through RETURNING, so they
-	// are unpacked per updated message: matched against one flat array of
-	// every recipient, the planner rescanned that array once per recipient
-	// (a nested loop with a join filter, 29,070 rows compared for 171
-	// updates in a group of 57), since it can't know either side's size.
+	// its own recipients' changes and events (JSON arrays) through
+	// RETURNING, so they are unpacked per updated message: matched against
+	// one flat array of every recipient, the planner rescanned that array
+	// once per recipient (a nested loop with a join filter, 29,070 rows
+	// compared for 171 updates in a group of 57), since it can't know either
+	// side's size. Suppressions and mailbox copies, rare, are still joined.
 	b.Queue(`
 		WITH m AS (
 			UPDATE messages SET state = x.state, last_error = x.err, version = version + 1, updated_at = now(),
 				finished_at = CASE WHEN x.final THEN now() END
-			FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bool[], $21::bigint[], $1::jsonb[]) AS x(sub, mid, state, err, final, expected, recipients)
+			FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bool[], $16::bigint[], $1::jsonb[], $15::jsonb[]) AS x(sub, mid, state, err, final, expected, recipients, events)
 			WHERE messages.subscription_id = x.sub AND messages.id = x.mid AND (x.expected = 0 OR messages.version = x.expected)
-			RETURNING messages.subscription_id AS sub, messages.id AS mid, x.recipients
+			RETURNING messages.subscription_id AS sub, messages.id AS mid, x.recipients, x.events
 		), rc AS (
 			UPDATE message_recipients r SET status = c.status, attempts = c.attempts, last_code = c.code, last_reply = c.reply,
 				possible_duplicate = c.dup, in_flight_since = c.in_flight, updated_at = now()
@@ -197,7 +220,7 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, written map[uuid.UUID]boo
 			WHERE r.subscription_id = m.sub AND r.message_id = m.mid AND r.position = c.position
 		), sup AS (
 			INSERT INTO suppressions (subscription_id, email, reason, source, smtp_code)
-			SELECT s.sub, s.email, s.reason, s.source, s.code FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::int[], $22::uuid[]) AS s(sub, email, reason, source, code, mid)
+			SELECT s.sub, s.email, s.reason, s.source, s.code FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::int[], $17::uuid[]) AS s(sub, email, reason, source, code, mid)
 			JOIN m ON m.sub = s.sub AND m.mid = s.mid
 			ON CONFLICT DO NOTHING
 		), mb AS (
@@ -219,8 +242,8 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, written map[uuid.UUID]boo
 			ON CONFLICT DO NOTHING
 		), ev AS (
 			INSERT INTO message_events (subscription_id, message_id, type, recipient, smtp_code, detail)
-			SELECT e.* FROM unnest($15::uuid[], $16::uuid[], $17::text[], $18::text[], $19::int[], $20::text[]) AS e(sub, mid, type, recipient, code, detail)
-			JOIN m ON m.sub = e.sub AND m.mid = e.mid
+			SELECT m.sub, m.mid, e.type, e.recipient, e.code, e.detail
+			FROM m CROSS JOIN LATERAL jsonb_to_recordset(m.events) AS e(type text, recipient text, code int, detail text)
 			RETURNING id, type, subscription_id
 		)
 		SELECT m.mid, NULL::uuid, NULL::bigint FROM m
@@ -231,7 +254,7 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, written map[uuid.UUID]boo
 		mSubs, mIDs, mStates, mErrs, mFinal,
 		sSubs, sEmails, sReasons, sSources, sCodes,
 		bSubs, bAccounts, bMsgs,
-		eSubs, eMsgs, eTypes, eRecipients, eCodes, eDetails, mVersions, sMsgs).
+		mEvents, mVersions, sMsgs).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
@@ -250,7 +273,6 @@ func queueOutcomes(b *pgx.Batch, group []outcomeWrite, written map[uuid.UUID]boo
 			}
 			return rows.Err()
 		})
-	return nil
 }
 
 // flushTenantHooks enqueues webhook deliveries tenant by tenant, each in

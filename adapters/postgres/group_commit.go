@@ -88,12 +88,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*groupWrite) []error {
 		queueJournals(b, journals, updated, &hooks)
 	}
 	if len(outcomes) > 0 {
-		if err := queueOutcomes(b, outcomes, written, &hooks); err != nil {
-			for i := range errs {
-				errs[i] = fmt.Errorf("delivery write: %w", err)
-			}
-			return errs
-		}
+		queueOutcomes(b, outcomes, written, &hooks)
 	}
 	// BEGIN travels with the statements: a group of journals without
 	// webhooks is two round trips, the statements and COMMIT.
