@@ -234,8 +234,11 @@ func median(rs []phaseResult) phaseResult {
 	}
 }
 
-// gateway runs c clients posting the message for one phase.
+// gateway runs c clients posting the message for one phase; it is the
+// phase MAILGATE_BENCH_CPUPROFILE profiles (the gateway and its HTTP
+// clients, no pgbench).
 func (s *acceptBench) gateway(b *testing.B, c int) phaseResult {
+	defer profileCPU(b)()
 	return s.load(b, c, "/api/messages/sendmessage", s.body, 1)
 }
 

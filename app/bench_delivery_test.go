@@ -189,17 +189,8 @@ func (d *drainSetup) drainMeasured(b *testing.B, n int, configure func(*Config))
 	b.Helper()
 	ctx := context.Background()
 	owner := dbtest.OwnerPoolFor(b, d.dbURL)
-	if path := os.Getenv("MAILGATE_BENCH_CPUPROFILE"); path != "" {
-		// Profiling aid: the drain alone, without the backlog's accept or the ceiling.
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
-	}
+	// The drain alone, without the backlog's accept or the ceiling.
+	defer profileCPU(b)()
 	cpuBefore := processCPU()
 	start := time.Now()
 	worker := d.start(b, RoleWorker, configure)
@@ -702,4 +693,22 @@ func backendCPU(b *testing.B, owner *pgxpool.Pool) map[int]time.Duration {
 		out[pid] = time.Duration(utime+stime) * 10 * time.Millisecond
 	}
 	return out
+}
+
+// profileCPU starts a CPU profile into MAILGATE_BENCH_CPUPROFILE when it is
+// set (a profiling aid: each measured phase rewrites the file, so the last
+// one run is what it holds) and returns the function that ends it.
+func profileCPU(b *testing.B) (stop func()) {
+	path := os.Getenv("MAILGATE_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }

@@ -86,6 +86,9 @@ type Authenticator struct {
 	// keysFile is empty when no public keys are configured; keys is then nil.
 	keysFile string
 	keys     atomic.Pointer[keySet]
+	// verified remembers tokens that passed (verified_cache.go); Reload
+	// replaces it after installing the new keys.
+	verified atomic.Pointer[verifiedCache]
 	// reloadMu orders concurrent reloads so the last file read is the one
 	// that stays installed.
 	reloadMu sync.Mutex
@@ -129,6 +132,7 @@ func NewAuthenticator(opts Options) (*Authenticator, error) {
 		maxTokenBytes: opts.MaxTokenBytes,
 		now:           opts.Now,
 	}
+	a.verified.Store(newVerifiedCache())
 	// The parser's list is a first filter; keyFor still checks each token's
 	// algorithm against the key it selects.
 	var algs []string
@@ -245,6 +249,22 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (Claims, error
 		return Claims{}, unauthorized(errors.New("empty token"))
 	}
 
+	// The cache is taken before the keys: one installed by a Reload is
+	// only ever filled by verifications against the keys installed first.
+	cache, digest, now := a.verified.Load(), tokenDigest(token), a.now()
+	if claims, ok := cache.get(digest, now); ok {
+		return claims, nil
+	}
+	claims, err := a.verify(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	cache.put(digest, claims, now)
+	return claims, nil
+}
+
+// verify parses and checks token.
+func (a *Authenticator) verify(token string) (Claims, error) {
 	var wc wireClaims
 	if _, err := a.parser.ParseWithClaims(token, &wc, a.keyFor); err != nil {
 		return Claims{}, unauthorized(err)

@@ -28,6 +28,7 @@ func (a *Authenticator) reload() (int, error) {
 		return 0, err
 	}
 	a.keys.Store(ks)
+	a.verified.Store(newVerifiedCache())
 	return len(ks.byKID), nil
 }
 
