@@ -12,8 +12,8 @@ import (
 )
 
 // Batched delivery reads. Every delivery starts by reading its message and
-// what its delivery depends on: five statements (six when a per-tenant cap
-// is on). Concurrent deliveries' reads are coalesced (like the group commit
+// what its delivery depends on: three statements (four when a per-tenant
+// cap is on). Concurrent deliveries' reads are coalesced (like the group commit
 // of their writes): a loader takes every read waiting when it is free and
 // answers them all with the same statements, each over the whole set of
 // (tenant, message) keys, in one round trip. The read spans tenants, so it
@@ -71,33 +71,88 @@ func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
 	}
 	const keys = `unnest($1::uuid[], $2::uuid[]) AS k(sub, mid)`
 	b := newBatch(operatorScope)
-	b.Queue(`SELECT `+prefixed("m.", messageColumns)+` FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid`, subs, ids).
+	// Each message comes with its delivery context (tenant status, sender
+	// authority, DKIM key) and each recipient with whether it is
+	// suppressed, so the keys are looked up once a table. The context is
+	// looked up a row at a time behind a fence (a lateral subquery with
+	// OFFSET 0, which the planner can't flatten): joined plainly, the
+	// planner may reach the messages through the tenant instead
+	// (messages_sender_idx, every message the tenant has, filtered by id),
+	// which auto_explain caught costing a third of a delivery's PostgreSQL
+	// time in BenchmarkDeliveryDrain, where one tenant has them all. A
+	// MATERIALIZED CTE of the rows would fence as well, but copies every
+	// row (body included) once more. A sender
+	// domain has at most one DKIM key (the key of dkim_keys) and an address
+	// at most one suppression, so the lookups add no rows.
+	b.Queue(`
+		SELECT `+prefixed("m.", messageColumns)+`,
+		       c.status, c.sandbox, c.max_send_rate, c.return_path_domain, c.reply_routing, c.domain_verified, c.account_exists,
+		       c.key_domain, c.selector, c.algorithm, c.private_key
+		FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid
+		CROSS JOIN LATERAL (
+			SELECT s.status, s.sandbox, s.max_send_rate, coalesce(s.return_path_domain, '') AS return_path_domain, s.reply_routing,
+			       EXISTS (SELECT 1 FROM sender_domains d WHERE d.subscription_id = m.subscription_id
+			               AND d.domain = lower(split_part(m.sender_email, '@', 2)) AND d.verified_at IS NOT NULL) AS domain_verified,
+			       m.sender_account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.subscription_id = m.subscription_id AND a.id = m.sender_account_id) AS account_exists,
+			       dk.domain AS key_domain, dk.selector, dk.algorithm, dk.private_key
+			FROM subscriptions s
+			LEFT JOIN dkim_keys dk ON dk.subscription_id = s.id AND dk.domain = lower(split_part(m.sender_email, '@', 2))
+			WHERE s.id = m.subscription_id
+			OFFSET 0 -- the fence: looked up a message at a time, never flattened into a join
+		) c`, subs, ids).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				m, err := scanMessage(rows)
+				var (
+					dc                             domain.DeliveryContext
+					rate                           float32
+					keyDomain, selector, algorithm *string
+					privateKey                     []byte
+				)
+				m, err := scanMessage(withColumns{rows, []any{&dc.TenantStatus, &dc.Sandbox, &rate, &dc.ReturnPathDomain, &dc.ReplyRouting,
+					&dc.SenderDomainVerified, &dc.SenderAccountExists, &keyDomain, &selector, &algorithm, &privateKey}})
 				if err != nil {
 					return err
 				}
-				if r := byID[m.ID]; r != nil && r.tenant == m.SubscriptionID {
-					r.msg = m
+				r := byID[m.ID]
+				if r == nil || r.tenant != m.SubscriptionID {
+					continue
 				}
+				if keyDomain != nil {
+					dc.DKIM = &domain.DKIMKey{Domain: *keyDomain, Selector: *selector, Algorithm: *algorithm, PrivateKey: privateKey}
+				}
+				dc.MaxSendRate, dc.Suppressed = float64(rate), r.dc.Suppressed
+				r.msg, r.dc = m, dc
 			}
 			return rows.Err()
 		})
 	b.Queue(`
 		SELECT r.message_id, r.kind, r.position, r.display_name, r.email, r.account_id, r.status, r.attempts, r.last_code, r.last_reply,
-		       r.possible_duplicate, r.in_flight_since, r.updated_at
+		       r.possible_duplicate, r.in_flight_since, r.updated_at, sup.email
 		FROM `+keys+` JOIN message_recipients r ON r.subscription_id = k.sub AND r.message_id = k.mid
+		LEFT JOIN LATERAL (
+			SELECT s.email FROM suppressions s WHERE s.subscription_id = r.subscription_id AND s.email = lower(r.email)
+			OFFSET 0 -- the fence, as above
+		) sup ON true
 		ORDER BY r.message_id, r.position`, subs, ids).
 		Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var mid uuid.UUID
-				rc, err := scanRecipient(rows, &mid)
+				var (
+					mid uuid.UUID
+					// suppressed is the suppression's address, as the
+					// outcome's lookup expects it (lower-cased by PostgreSQL).
+					suppressed *string
+				)
+				rc, err := scanRecipient(withColumns{rows, []any{&suppressed}}, &mid)
 				if err != nil {
 					return err
 				}
-				if r := byID[mid]; r != nil && r.msg != nil {
-					r.msg.Recipients = append(r.msg.Recipients, rc)
+				r := byID[mid]
+				if r == nil || r.msg == nil {
+					continue
+				}
+				r.msg.Recipients = append(r.msg.Recipients, rc)
+				if suppressed != nil {
+					r.dc.Suppressed[*suppressed] = true
 				}
 			}
 			return rows.Err()
@@ -112,69 +167,6 @@ func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
 				}
 				if r := byID[mid]; r != nil && r.msg != nil {
 					r.msg.Attachments = append(r.msg.Attachments, att)
-				}
-			}
-			return rows.Err()
-		})
-	// The messages are found by key first, behind a fence: joined to
-	// subscriptions in one query, the planner may reach them through the
-	// tenant instead (messages_sender_idx, every message the tenant has,
-	// filtered by id), which auto_explain caught costing a third of a
-	// delivery's PostgreSQL time in BenchmarkDeliveryDrain, where one tenant
-	// has them all. A sender domain has at most one DKIM key (the key of
-	// dkim_keys), so its join adds no rows.
-	b.Queue(`
-		WITH m AS MATERIALIZED (
-			SELECT m.id, m.subscription_id, m.sender_account_id, lower(split_part(m.sender_email, '@', 2)) AS domain
-			FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid
-		)
-		SELECT m.id, s.status, s.sandbox, s.max_send_rate, coalesce(s.return_path_domain, ''), s.reply_routing,
-		       EXISTS (SELECT 1 FROM sender_domains d WHERE d.subscription_id = m.subscription_id
-		               AND d.domain = m.domain AND d.verified_at IS NOT NULL),
-		       m.sender_account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.subscription_id = m.subscription_id AND a.id = m.sender_account_id),
-		       dk.domain, dk.selector, dk.algorithm, dk.private_key
-		FROM m JOIN subscriptions s ON s.id = m.subscription_id
-		LEFT JOIN dkim_keys dk ON dk.subscription_id = m.subscription_id AND dk.domain = m.domain`, subs, ids).
-		Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var (
-					mid                            uuid.UUID
-					dc                             domain.DeliveryContext
-					rate                           float32
-					keyDomain, selector, algorithm *string
-					privateKey                     []byte
-				)
-				if err := rows.Scan(&mid, &dc.TenantStatus, &dc.Sandbox, &rate, &dc.ReturnPathDomain, &dc.ReplyRouting, &dc.SenderDomainVerified, &dc.SenderAccountExists,
-					&keyDomain, &selector, &algorithm, &privateKey); err != nil {
-					return err
-				}
-				if keyDomain != nil {
-					dc.DKIM = &domain.DKIMKey{Domain: *keyDomain, Selector: *selector, Algorithm: *algorithm, PrivateKey: privateKey}
-				}
-				if r := byID[mid]; r != nil {
-					dc.MaxSendRate, dc.Suppressed = float64(rate), r.dc.Suppressed
-					r.dc = dc
-				}
-			}
-			return rows.Err()
-		})
-	b.Queue(`
-		WITH r AS MATERIALIZED ( -- by key first, as above: not every suppression of the tenant
-			SELECT r.subscription_id, r.message_id, lower(r.email) AS email
-			FROM `+keys+` JOIN message_recipients r ON r.subscription_id = k.sub AND r.message_id = k.mid
-		)
-		SELECT r.message_id, s.email FROM r JOIN suppressions s ON s.subscription_id = r.subscription_id AND s.email = r.email`, subs, ids).
-		Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var (
-					mid   uuid.UUID
-					email string
-				)
-				if err := rows.Scan(&mid, &email); err != nil {
-					return err
-				}
-				if r := byID[mid]; r != nil {
-					r.dc.Suppressed[email] = true
 				}
 			}
 			return rows.Err()
@@ -206,3 +198,13 @@ func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
 	}
 	return nil
 }
+
+// withColumns is a row whose Scan fills the caller's destinations and then
+// extra ones, so a row scanner (scanMessage, scanRecipient) serves a query
+// that selects more columns after its own.
+type withColumns struct {
+	row   pgx.Row
+	extra []any
+}
+
+func (w withColumns) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }

@@ -416,7 +416,7 @@ func (s *Store) LookupAccounts(ctx context.Context, tenant uuid.UUID, ids []uuid
 
 // scanRecipient reads a recipient row; when messageID is not nil the row
 // starts with the message id.
-func scanRecipient(rows pgx.Rows, messageID *uuid.UUID) (domain.Recipient, error) {
+func scanRecipient(rows pgx.Row, messageID *uuid.UUID) (domain.Recipient, error) {
 	var (
 		r                   domain.Recipient
 		kind, status        string
