@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailgate/mailgate/adapters/pgdev"
+	"github.com/mailgate/mailgate/db/dbtest"
 )
 
 // cluster is the suite's own PostgreSQL, so crashing it touches nothing else
@@ -108,14 +109,8 @@ func findPgCtl() (string, error) {
 	return matches[len(matches)-1], nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a loopback port for a server this suite starts.
+func freePort() (int, error) { return dbtest.FreeLoopbackPort() }
 
 // waitFor polls cond every interval until it holds or bound passes; it
 // returns how long that took and whether cond held.

@@ -318,7 +318,10 @@ func (st *stack) startAt(ctx context.Context, role, addr, admin string) *proc {
 		return resp.StatusCode == http.StatusOK
 	}); !ok || !p.alive() {
 		log, _ := os.ReadFile(p.logPath)
-		st.t.Fatalf("%s did not become ready in 60s (exited: %v)\n%s", role, !p.alive(), tailOf(log, 3000))
+		if !p.alive() {
+			st.t.Fatalf("%s exited before it was ready (%v)\n%s", role, p.err, tailOf(log, 3000))
+		}
+		st.t.Fatalf("%s did not become ready in 60s\n%s", role, tailOf(log, 3000))
 	}
 	if role == "api" {
 		st.apiAddr.Store(p.addr)

@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailgate/mailgate/db"
+	"github.com/mailgate/mailgate/db/dbtest"
 )
 
 // scratchCluster is a throwaway PostgreSQL server of one test's own, for what
@@ -208,10 +208,9 @@ func (r postgresRunner) must(t *testing.T, ctx context.Context, name string, arg
 // freeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freeLoopbackPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := dbtest.FreeLoopbackPort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
