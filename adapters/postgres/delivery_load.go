@@ -13,8 +13,8 @@ import (
 
 // Batched delivery reads. Every delivery starts by reading its message and
 // what its delivery depends on: three statements (four when a per-tenant
-// cap is on). Concurrent deliveries' reads are coalesced (like the group commit
-// of their writes): a loader takes every read waiting when it is free and
+// cap is on). Concurrent deliveries' reads are coalesced (like the group
+// commit of their writes): a loader takes every read waiting when it is free and
 // answers them all with the same statements, each over the whole set of
 // (tenant, message) keys, in one round trip. The read spans tenants, so it
 // runs in the operator scope; every statement matches rows by
@@ -81,9 +81,9 @@ func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
 	// which auto_explain caught costing a third of a delivery's PostgreSQL
 	// time in BenchmarkDeliveryDrain, where one tenant has them all. A
 	// MATERIALIZED CTE of the rows would fence as well, but copies every
-	// row (body included) once more. A sender
-	// domain has at most one DKIM key (the key of dkim_keys) and an address
-	// at most one suppression, so the lookups add no rows.
+	// row (body included) once more. A sender domain has at most one DKIM
+	// key (the key of dkim_keys) and an address at most one suppression, so
+	// the lookups add no rows.
 	b.Queue(`
 		SELECT `+prefixed("m.", messageColumns)+`,
 		       c.status, c.sandbox, c.max_send_rate, c.return_path_domain, c.reply_routing, c.domain_verified, c.account_exists,
