@@ -33,7 +33,7 @@ func startCluster(ctx context.Context, stateDir string, logf func(string, ...any
 	if err := os.Chmod(stateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	port, err := freePort()
+	port, err := dbtest.FreeLoopbackPort()
 	if err != nil {
 		return nil, err
 	}
@@ -108,9 +108,6 @@ func findPgCtl() (string, error) {
 	}
 	return matches[len(matches)-1], nil
 }
-
-// freePort is a loopback port for a server this suite starts.
-func freePort() (int, error) { return dbtest.FreeLoopbackPort() }
 
 // waitFor polls cond every interval until it holds or bound passes; it
 // returns how long that took and whether cond held.

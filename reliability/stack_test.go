@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mailgate/mailgate/db/dbtest"
 )
 
 const jwtSecret = "reliability-secret-0123456789-abcdefghij"
@@ -269,11 +271,11 @@ func (st *stack) token(ctx context.Context, subscription string, admin bool) str
 // start runs `mailgate serve --role role` on free ports.
 func (st *stack) start(ctx context.Context, role string) *proc {
 	st.t.Helper()
-	httpPort, err := freePort()
+	httpPort, err := dbtest.FreeLoopbackPort()
 	if err != nil {
 		st.t.Fatal(err)
 	}
-	adminPort, err := freePort()
+	adminPort, err := dbtest.FreeLoopbackPort()
 	if err != nil {
 		st.t.Fatal(err)
 	}

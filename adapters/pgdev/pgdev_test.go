@@ -174,7 +174,7 @@ func TestEnsureStartsCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/mailgate_dev?sslmode=disable", freePort(t))
+	url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/mailgate_dev?sslmode=disable", dbtest.LoopbackPort(t))
 
 	got, stop, err := Ensure(ctx, url, stateDir, t.Logf)
 	if err != nil {
@@ -224,16 +224,6 @@ func TestEnsureStartsCluster(t *testing.T) {
 	if err := stop3(); err != nil {
 		t.Fatalf("stop restarted cluster: %v", err)
 	}
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	port, err := dbtest.FreeLoopbackPort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 func TestIsLocalHost(t *testing.T) {

@@ -91,12 +91,13 @@ func (s *Store) loadGroup(ctx context.Context, group []*loadRequest) error {
 		FROM `+keys+` JOIN messages m ON m.subscription_id = k.sub AND m.id = k.mid
 		CROSS JOIN LATERAL (
 			SELECT s.status, s.sandbox, s.max_send_rate, coalesce(s.return_path_domain, '') AS return_path_domain, s.reply_routing,
-			       EXISTS (SELECT 1 FROM sender_domains d WHERE d.subscription_id = m.subscription_id
-			               AND d.domain = lower(split_part(m.sender_email, '@', 2)) AND d.verified_at IS NOT NULL) AS domain_verified,
-			       m.sender_account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.subscription_id = m.subscription_id AND a.id = m.sender_account_id) AS account_exists,
+			       EXISTS (SELECT 1 FROM sender_domains d WHERE d.subscription_id = s.id
+			               AND d.domain = sender.domain AND d.verified_at IS NOT NULL) AS domain_verified,
+			       m.sender_account_id IS NULL OR EXISTS (SELECT 1 FROM accounts a WHERE a.subscription_id = s.id AND a.id = m.sender_account_id) AS account_exists,
 			       dk.domain AS key_domain, dk.selector, dk.algorithm, dk.private_key
 			FROM subscriptions s
-			LEFT JOIN dkim_keys dk ON dk.subscription_id = s.id AND dk.domain = lower(split_part(m.sender_email, '@', 2))
+			CROSS JOIN (SELECT lower(split_part(m.sender_email, '@', 2)) AS domain) sender
+			LEFT JOIN dkim_keys dk ON dk.subscription_id = s.id AND dk.domain = sender.domain
 			WHERE s.id = m.subscription_id
 			OFFSET 0 -- the fence: looked up a message at a time, never flattened into a join
 		) c`, subs, ids).

@@ -67,7 +67,7 @@ func startScratchCluster(t *testing.T, nextXID uint64) scratchCluster {
 	run.must(t, ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
 	run.must(t, ctx, filepath.Join(bin, "pg_resetwal"), "-x", strconv.FormatUint(nextXID, 10), "-D", data)
 
-	port := freeLoopbackPort(t)
+	port := dbtest.LoopbackPort(t)
 	// Autovacuum off: its analyze would take transaction ids of its own
 	// while the test counts them. fsync off: the cluster is thrown away.
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c autovacuum=off -c fsync=off -c max_connections=30", port, dir)
@@ -203,14 +203,4 @@ func (r postgresRunner) must(t *testing.T, ctx context.Context, name string, arg
 	if out, err := r.output(ctx, name, args...); err != nil {
 		t.Fatalf("scratch cluster: %s: %v\n%s", filepath.Base(name), err, out)
 	}
-}
-
-// freeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	port, err := dbtest.FreeLoopbackPort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }

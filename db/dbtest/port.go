@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // FreeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment
@@ -32,6 +33,16 @@ func FreeLoopbackPort() (int, error) {
 		return port, nil
 	}
 	return 0, fmt.Errorf("no free loopback port between %d and %d", floor, low)
+}
+
+// LoopbackPort is FreeLoopbackPort for a test, which fails when no port is free.
+func LoopbackPort(tb testing.TB) int {
+	tb.Helper()
+	port, err := FreeLoopbackPort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return port
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (Linux's
