@@ -68,7 +68,8 @@ func lockMessage(ctx context.Context, ex executor, tenant, id uuid.UUID, withSup
 		lm.suppressed = map[string]bool{}
 		b.Queue(`SELECT r.email FROM message_recipients r
 			WHERE r.subscription_id = $1 AND r.message_id = $2
-			  AND EXISTS (SELECT 1 FROM suppressions x WHERE x.subscription_id = r.subscription_id AND x.email = lower(r.email))`, tenant, id).
+			  AND EXISTS (SELECT 1 FROM (SELECT lower(r.email) AS email OFFSET 0) addr
+			              JOIN suppressions x ON x.subscription_id = r.subscription_id AND x.email = addr.email)`, tenant, id).
 			Query(func(rows pgx.Rows) error {
 				emails, err := pgx.CollectRows(rows, pgx.RowTo[string])
 				for _, e := range emails {

@@ -108,7 +108,7 @@ func (s *Store) FindAccountByEmail(ctx context.Context, tenant uuid.UUID, email 
 	b := newBatch(tenantScope(tenant))
 	b.Queue(`
 		SELECT id, email, display_name, created_at FROM accounts
-		WHERE subscription_id = $1 AND lower(email) = lower($2)`, tenant, email).
+		WHERE subscription_id = $1 AND email_key = lower($2)`, tenant, email).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&a.ID, &a.Email, &a.DisplayName, &a.CreatedAt) })
 	if err := s.read(ctx, b); err != nil {
 		return a, interpretError(err, "find account")
@@ -167,20 +167,35 @@ func queueResolveSenders(b *pgx.Batch, tenant uuid.UUID, claims []senderClaim) *
 	}
 	// Each branch of the lateral join probes one index: the primary key
 	// for a claim by account, the address index for a claim by address.
+	// Under row-level security a comparison that passes a column of the
+	// same query level to a function not marked leakproof (lower) runs
+	// after the policy and can't be an index condition, so the claims'
+	// addresses and domains are folded behind fences (subqueries with
+	// OFFSET 0, never flattened) and compared as plain columns:
+	// TestAddressLookupsUseTheirIndexes. The domain is a lateral join, not
+	// EXISTS, since the planner may hash an EXISTS subquery, reading every
+	// domain of the tenant to probe a few claims. A domain is the key of
+	// sender_domains, so the join adds no rows.
 	b.Queue(`
-		SELECT c.ord, a.id, a.email, a.display_name,
-		       EXISTS (SELECT 1 FROM sender_domains d
-		               WHERE d.subscription_id = $1 AND d.verified_at IS NOT NULL
-		                 AND d.domain = lower(substring(coalesce(a.email, c.email) from '@([^@]*)$'))),
+		SELECT c.ord, a.id, a.email, a.display_name, dv.verified IS NOT NULL,
 		       (SELECT status FROM subscriptions WHERE id = $1)
-		FROM unnest($2::text[], $3::uuid[]) WITH ORDINALITY AS c(email, account, ord)
+		FROM (
+			SELECT u.email, lower(u.email) AS email_key, u.account, u.ord
+			FROM unnest($2::text[], $3::uuid[]) WITH ORDINALITY AS u(email, account, ord)
+			OFFSET 0
+		) c
 		LEFT JOIN LATERAL (
 			SELECT a.id, a.email, a.display_name FROM accounts a
 			WHERE a.subscription_id = $1 AND c.account IS NOT NULL AND a.id = c.account
 			UNION ALL
 			SELECT a.id, a.email, a.display_name FROM accounts a
-			WHERE a.subscription_id = $1 AND c.account IS NULL AND lower(a.email) = lower(c.email)
+			WHERE a.subscription_id = $1 AND c.account IS NULL AND a.email_key = c.email_key
 		) a ON true
+		CROSS JOIN LATERAL (SELECT lower(substring(coalesce(a.email, c.email) from '@([^@]*)$')) AS domain OFFSET 0) sender
+		LEFT JOIN LATERAL (
+			SELECT true AS verified FROM sender_domains d
+			WHERE d.subscription_id = $1 AND d.verified_at IS NOT NULL AND d.domain = sender.domain
+		) dv ON true
 		ORDER BY c.ord`,
 		tenant, emails, accounts).
 		Query(func(rows pgx.Rows) error {

@@ -1,0 +1,232 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mailgate/mailgate/adapters/postgres"
+	"github.com/mailgate/mailgate/db"
+	"github.com/mailgate/mailgate/db/dbtest"
+	"github.com/mailgate/mailgate/domain"
+	"github.com/mailgate/mailgate/jobs"
+)
+
+// batchRecorder keeps every batch a pool sends, so the test can look at
+// the plans of the statements the store really runs.
+type batchRecorder struct {
+	mu      sync.Mutex
+	batches [][]*pgx.QueuedQuery
+}
+
+func (r *batchRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+func (r *batchRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (r *batchRecorder) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.batches = append(r.batches, append([]*pgx.QueuedQuery(nil), data.Batch.QueuedQueries...))
+	return ctx
+}
+
+func (r *batchRecorder) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (r *batchRecorder) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// recordedPool is a runtime-role pool on the package's schema whose batches r records.
+func recordedPool(t *testing.T, r *batchRecorder) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(dbtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 4
+	db.RegisterTypes(cfg)
+	if err := db.UseRuntimeRole(cfg, db.DefaultRuntimeRole); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = r
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// lookupTables are the tables a tenant may fill with many rows and the
+// gateway looks up one row of by a folded address or domain.
+var lookupTables = map[string]bool{"accounts": true, "suppressions": true, "sender_domains": true, "dkim_keys": true}
+
+// TestAddressLookupsUseTheirIndexes: under row-level security PostgreSQL
+// applies a comparison that passes a column to a function not marked
+// leakproof (lower(email)) only after the policy, so it can't be an index
+// condition, and a lookup written so reads every row the tenant has. With
+// thousands of accounts, suppressions and sender domains, every read the
+// sender check, the account lookup, the delivery read and a retry run must
+// find its row through an index, as the runtime role, the way the store
+// sends it.
+func TestAddressLookupsUseTheirIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rec := &batchRecorder{}
+	pool := recordedPool(t, rec)
+	client, err := jobs.NewInsertClient(pool, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := postgres.New(pool, jobs.NewEnqueuer(client, nil))
+	dom := "t" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + ".example"
+	tenant, err := store.CreateTenant(ctx, "tenant "+t.Name(), []string{dom})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const many = 3000
+	owner := dbtest.OwnerPool(t)
+	for _, q := range []string{
+		`INSERT INTO accounts (subscription_id, id, email) SELECT $1, gen_random_uuid(), 'User' || g || '@' || $2 FROM generate_series(1, $3::int) g`,
+		`INSERT INTO suppressions (subscription_id, email, reason, source) SELECT $1, 'gone' || g || '@example.net', 'hard bounce', 'bounce' FROM generate_series(1, $3::int) g WHERE $2 <> ''`,
+		`INSERT INTO sender_domains (subscription_id, domain, verified_at) SELECT $1, 'd' || g || '.' || $2, now() FROM generate_series(1, $3::int) g`,
+		// Keys of the other domains: the sender's own has none.
+		`INSERT INTO dkim_keys (subscription_id, domain, selector, algorithm, private_key) SELECT $1, 'd' || g || '.' || $2, 's1', 'ed25519-sha256', '\x00' FROM generate_series(1, $3::int) g`,
+	} {
+		if _, err := owner.Exec(ctx, q, tenant.ID, dom, many); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := owner.Exec(ctx, `ANALYZE accounts, suppressions, sender_domains, dkim_keys`); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the store does with an address, each as its callers do it.
+	if _, err := store.ResolveSender(ctx, tenant.ID, "USER17@"+dom, uuid.Nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.FindAccountByEmail(ctx, tenant.ID, "user18@"+strings.ToUpper(dom)); err != nil {
+		t.Fatal(err)
+	}
+	// Compose writes the message too.
+	c := &domain.Composer{Store: store}
+	msg, err := c.Compose(ctx, tenant.ID, domain.ComposeRequest{
+		SenderEmail: "User19@" + dom,
+		To:          []domain.RecipientInput{{EmailAddress: "Gone20@example.net"}, {EmailAddress: "ada@example.net"}},
+		Subject:     "lookups",
+		Body:        "hello",
+		Send:        true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dc, err := store.LoadDelivery(ctx, tenant.ID, msg.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dc.Suppressed["gone20@example.net"] || !dc.SenderDomainVerified {
+		t.Fatalf("delivery context %+v: want the suppression found and the sender's domain verified", dc)
+	}
+	// The message is queued, so the retry is refused, after its read.
+	_, _ = store.RetryMessage(ctx, tenant.ID, msg.ID, domain.RetryFilter{})
+
+	rec.mu.Lock()
+	batches := rec.batches
+	rec.mu.Unlock()
+	explained := 0
+	for _, batch := range batches {
+		var scope []*pgx.QueuedQuery
+		for _, q := range batch {
+			sql := strings.TrimSpace(q.SQL)
+			if strings.Contains(sql, "set_config(") {
+				scope = append(scope, q)
+				continue
+			}
+			if !strings.HasPrefix(sql, "SELECT") || !mentionsLookupTable(sql) {
+				continue
+			}
+			explained++
+			for _, scan := range explainScans(t, scope, q) {
+				if scan.read > 1 {
+					t.Errorf("%s on %s reads %.0f rows to find one:\n%s", scan.node, scan.relation, scan.read, sql)
+				}
+			}
+		}
+	}
+	// Sender check, account lookup, delivery context and recipients, the retry's suppressions.
+	if explained < 5 {
+		t.Fatalf("explained %d reads of the lookup tables, want at least 5: the recording missed the store's statements", explained)
+	}
+}
+
+func mentionsLookupTable(sql string) bool {
+	for _, word := range strings.Fields(sql) {
+		if lookupTables[word] {
+			return true
+		}
+	}
+	return false
+}
+
+// planScan is one scan of a lookup table in an analysed plan. Each table
+// holds thousands of the tenant's rows, so a scan that doesn't go straight
+// to its row through an index shows in read.
+type planScan struct {
+	node, relation string
+	// read is how many rows a loop of the scan read, kept or thrown away.
+	read float64
+}
+
+// explainScans runs q, after the batch's scope statements, under EXPLAIN
+// ANALYZE as the runtime role in a transaction rolled back afterwards, and
+// returns its scans of the lookup tables.
+func explainScans(t *testing.T, scope []*pgx.QueuedQuery, q *pgx.QueuedQuery) []planScan {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := dbtest.Pool(t).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	for _, s := range scope {
+		if _, err := tx.Exec(ctx, s.SQL, s.Arguments...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var plan []struct{ Plan map[string]any }
+	var raw []byte
+	if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+q.SQL, q.Arguments...).Scan(&raw); err != nil {
+		t.Fatalf("explain %s: %v", q.SQL, err)
+	}
+	if err := json.Unmarshal(raw, &plan); err != nil || len(plan) != 1 {
+		t.Fatalf("plan %s: %v", raw, err)
+	}
+	var scans []planScan
+	var walk func(node map[string]any)
+	walk = func(node map[string]any) {
+		if rel, _ := node["Relation Name"].(string); lookupTables[rel] {
+			read := 0.0
+			for _, key := range []string{"Actual Rows", "Rows Removed by Filter", "Rows Removed by Index Recheck"} {
+				if n, ok := node[key].(float64); ok {
+					read += n
+				}
+			}
+			scans = append(scans, planScan{node: fmt.Sprint(node["Node Type"]), relation: rel, read: read})
+		}
+		children, _ := node["Plans"].([]any)
+		for _, child := range children {
+			if c, ok := child.(map[string]any); ok {
+				walk(c)
+			}
+		}
+	}
+	walk(plan[0].Plan)
+	return scans
+}
