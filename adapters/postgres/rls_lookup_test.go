@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -137,6 +138,55 @@ func TestAddressLookupsUseTheirIndexes(t *testing.T) {
 	// The message is queued, so the retry is refused, after its read.
 	_, _ = store.RetryMessage(ctx, tenant.ID, msg.ID, domain.RetryFilter{})
 
+	// Sender check, account lookup, delivery context and recipients, the retry's suppressions.
+	if explained := requireIndexedReads(t, rec, lookupTables, func(string) bool { return true }); explained < 5 {
+		t.Fatalf("explained %d reads of the lookup tables, want at least 5: the recording missed the store's statements", explained)
+	}
+}
+
+// TestStallSearchFindsMessagesOfFinishedJobsByKey: the reconciler finds
+// the waiting messages of cancelled and discarded delivery jobs by the keys
+// in the jobs' arguments. Compared through functions not marked leakproof
+// ((args->>'message_id')::uuid), row-level security keeps those keys off
+// the messages' indexes, and the search reads every unsettled message of
+// every tenant, on every pass. With thousands queued it must read one
+// message a job.
+func TestStallSearchFindsMessagesOfFinishedJobsByKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rec := &batchRecorder{}
+	store := postgres.New(recordedPool(t, rec), nil)
+	f := newFixture(t, fixtureOpts{})
+	cancelled := f.compose(t, true)
+	ownerExec(t, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE args->>'message_id' = $1`, cancelled.ID.String())
+	ownerExec(t, `UPDATE messages SET updated_at = now() - interval '1 hour' WHERE id = $1`, cancelled.ID)
+	ownerExec(t, `INSERT INTO messages (subscription_id, id, sender_email, message_id, conversation_id, state, created_date, updated_at)
+		SELECT $1, g.id, 'sender@' || $2, g.id || '@' || $2, g.id, 'queued', now(), now() - interval '1 hour'
+		FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, 3000)) g`, f.tenant.ID, f.domain)
+	ownerExec(t, `ANALYZE messages, river_job`)
+	pass, err := store.FindStalled(ctx, domain.StallSearch{Grace: time.Minute, Limit: 100, FinishedSince: time.Now().Add(-time.Hour), JobKind: "deliver_message"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range pass.Stalled {
+		found = found || m.ID == cancelled.ID
+	}
+	if !found {
+		t.Fatalf("the message of the cancelled job is not among the %d stalled", len(pass.Stalled))
+	}
+	finishedJobs := func(sql string) bool { return strings.Contains(sql, "'cancelled'") }
+	if explained := requireIndexedReads(t, rec, map[string]bool{"messages": true}, finishedJobs); explained != 1 {
+		t.Fatalf("explained %d searches of finished jobs, want 1", explained)
+	}
+}
+
+// requireIndexedReads replays every recorded read that mentions one of
+// tables and passes pick under EXPLAIN ANALYZE, and fails the test for each
+// scan of those tables that reads more than one row a loop. It returns how
+// many reads it replayed.
+func requireIndexedReads(t *testing.T, rec *batchRecorder, tables map[string]bool, pick func(sql string) bool) int {
+	t.Helper()
 	rec.mu.Lock()
 	batches := rec.batches
 	rec.mu.Unlock()
@@ -149,26 +199,23 @@ func TestAddressLookupsUseTheirIndexes(t *testing.T) {
 				scope = append(scope, q)
 				continue
 			}
-			if !strings.HasPrefix(sql, "SELECT") || !mentionsLookupTable(sql) {
+			if !strings.HasPrefix(sql, "SELECT") || !mentionsTable(sql, tables) || !pick(sql) {
 				continue
 			}
 			explained++
-			for _, scan := range explainScans(t, scope, q) {
+			for _, scan := range explainScans(t, scope, q, tables) {
 				if scan.read > 1 {
 					t.Errorf("%s on %s reads %.0f rows to find one:\n%s", scan.node, scan.relation, scan.read, sql)
 				}
 			}
 		}
 	}
-	// Sender check, account lookup, delivery context and recipients, the retry's suppressions.
-	if explained < 5 {
-		t.Fatalf("explained %d reads of the lookup tables, want at least 5: the recording missed the store's statements", explained)
-	}
+	return explained
 }
 
-func mentionsLookupTable(sql string) bool {
+func mentionsTable(sql string, tables map[string]bool) bool {
 	for _, word := range strings.Fields(sql) {
-		if lookupTables[word] {
+		if tables[word] {
 			return true
 		}
 	}
@@ -187,7 +234,7 @@ type planScan struct {
 // explainScans runs q, after the batch's scope statements, under EXPLAIN
 // ANALYZE as the runtime role in a transaction rolled back afterwards, and
 // returns its scans of the lookup tables.
-func explainScans(t *testing.T, scope []*pgx.QueuedQuery, q *pgx.QueuedQuery) []planScan {
+func explainScans(t *testing.T, scope []*pgx.QueuedQuery, q *pgx.QueuedQuery, tables map[string]bool) []planScan {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := dbtest.Pool(t).Begin(ctx)
@@ -211,7 +258,7 @@ func explainScans(t *testing.T, scope []*pgx.QueuedQuery, q *pgx.QueuedQuery) []
 	var scans []planScan
 	var walk func(node map[string]any)
 	walk = func(node map[string]any) {
-		if rel, _ := node["Relation Name"].(string); lookupTables[rel] {
+		if rel, _ := node["Relation Name"].(string); tables[rel] {
 			read := 0.0
 			for _, key := range []string{"Actual Rows", "Rows Removed by Filter", "Rows Removed by Index Recheck"} {
 				if n, ok := node[key].(float64); ok {
