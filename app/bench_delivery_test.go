@@ -181,6 +181,7 @@ func (d *drainSetup) drain(b *testing.B, n int, configure func(*Config)) time.Du
 // (worker, sink and the idle API) and the worker's PostgreSQL backends.
 // CPU per message is what stays comparable on a shared, noisy machine.
 type drainResult struct {
+	started           time.Time
 	elapsed           time.Duration
 	processCPU, dbCPU time.Duration
 }
@@ -191,49 +192,60 @@ func (d *drainSetup) drainMeasured(b *testing.B, n int, configure func(*Config))
 	owner := dbtest.OwnerPoolFor(b, d.dbURL)
 	// The drain alone, without the backlog's accept or the ceiling.
 	defer profileCPU(b)()
-	cpuBefore := processCPU()
-	start := time.Now()
-	worker := d.start(b, RoleWorker, configure)
+	// Polled sparsely: the count is work for the database the drain needs.
+	res, worker, ok := d.runWorker(b, owner, configure, 10*time.Minute, 50*time.Millisecond,
+		func() bool { return anyUnsettled(b, owner, uuid.Nil) == 0 })
 	defer func() { _ = worker.Shutdown(context.Background()) }()
-	backendsBefore := backendCPU(b, owner)
-	deadline := start.Add(10 * time.Minute)
-	for {
-		left := anyUnsettled(b, owner, uuid.Nil)
-		if left == 0 {
-			elapsed := time.Since(start)
-			res := drainResult{elapsed: elapsed, processCPU: processCPU() - cpuBefore}
-			for pid, cpu := range backendCPU(b, owner) {
-				res.dbCPU += cpu - backendsBefore[pid]
-			}
-			b.Log("mean phase times: " + phaseMeans(worker))
-			if os.Getenv("MAILGATE_BENCH_VERBOSE") != "" {
-				var p50, p99, fetch50 float64
-				_ = owner.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM m.finished_at - j.attempted_at)),
-					percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM m.finished_at - j.attempted_at)),
-					percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM j.attempted_at - $1::timestamptz))
-					FROM river_job j JOIN messages m ON m.job_id = j.id`, start).Scan(&p50, &p99, &fetch50)
-				b.Logf("attempt to settled p50 %.1f ms p99 %.1f ms; fetched p50 %.2f s after start", p50*1000, p99*1000, fetch50)
-				rows, err := owner.Query(ctx, `SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
-					WHERE schemaname = current_schema() AND n_tup_upd > 0 ORDER BY relname`)
-				if err == nil {
-					for rows.Next() {
-						var name string
-						var updates, hot int64
-						if rows.Scan(&name, &updates, &hot) == nil {
-							b.Logf("%s: %d updates, %d HOT", name, updates, hot)
-						}
-					}
-					rows.Close()
+	if !ok {
+		b.Fatalf("%d of %d messages still unsettled after 10 minutes", anyUnsettled(b, owner, uuid.Nil), n)
+	}
+	b.Log("mean phase times: " + phaseMeans(worker))
+	if os.Getenv("MAILGATE_BENCH_VERBOSE") != "" {
+		var p50, p99, fetch50 float64
+		_ = owner.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM m.finished_at - j.attempted_at)),
+			percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM m.finished_at - j.attempted_at)),
+			percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM j.attempted_at - $1::timestamptz))
+			FROM river_job j JOIN messages m ON m.job_id = j.id`, res.started).Scan(&p50, &p99, &fetch50)
+		b.Logf("attempt to settled p50 %.1f ms p99 %.1f ms; fetched p50 %.2f s after start", p50*1000, p99*1000, fetch50)
+		rows, err := owner.Query(ctx, `SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+			WHERE schemaname = current_schema() AND n_tup_upd > 0 ORDER BY relname`)
+		if err == nil {
+			for rows.Next() {
+				var name string
+				var updates, hot int64
+				if rows.Scan(&name, &updates, &hot) == nil {
+					b.Logf("%s: %d updates, %d HOT", name, updates, hot)
 				}
 			}
-			return res
+			rows.Close()
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d messages still unsettled after 10 minutes", left, n)
-		}
-		// Polled sparsely: the count is work for the database the drain needs.
-		time.Sleep(50 * time.Millisecond)
 	}
+	return res
+}
+
+// runWorker starts a worker with configure and measures it until finished
+// holds, polled every poll, or bound passes (ok false); the worker is
+// returned running.
+func (d *drainSetup) runWorker(b *testing.B, owner *pgxpool.Pool, configure func(*Config), bound, poll time.Duration, finished func() bool) (res drainResult, worker *App, ok bool) {
+	b.Helper()
+	cpuBefore := processCPU()
+	res.started = time.Now()
+	worker = d.start(b, RoleWorker, configure)
+	backendsBefore := backendCPU(b, owner)
+	deadline := res.started.Add(bound)
+	ok = true
+	for !finished() {
+		if time.Now().After(deadline) {
+			ok = false
+			break
+		}
+		time.Sleep(poll)
+	}
+	res.elapsed, res.processCPU = time.Since(res.started), processCPU()-cpuBefore
+	for pid, cpu := range backendCPU(b, owner) {
+		res.dbCPU += cpu - backendsBefore[pid]
+	}
+	return res, worker, ok
 }
 
 // anyUnsettled is 1 while a message (of tenant, unless it is uuid.Nil) is
@@ -560,23 +572,11 @@ func BenchmarkDeliveryBacklog(b *testing.B) {
 		d := newDrainSetup(b, sink, sink.Addr())
 		d.fillBacklog(b, backlog)
 		owner := dbtest.OwnerPoolFor(b, d.dbURL)
-		cpuBefore := processCPU()
-		start := time.Now()
-		ctx := context.Background()
-		worker := d.start(b, RoleWorker, nil)
-		backendsBefore := backendCPU(b, owner)
-		deadline := start.Add(5 * time.Minute)
-		for sink.Delivered().Messages < n && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		elapsed := time.Since(start)
-		res := drainResult{elapsed: elapsed, processCPU: processCPU() - cpuBefore}
-		for pid, cpu := range backendCPU(b, owner) {
-			res.dbCPU += cpu - backendsBefore[pid]
-		}
-		_ = worker.Shutdown(ctx)
+		res, worker, _ := d.runWorker(b, owner, nil, 5*time.Minute, 20*time.Millisecond,
+			func() bool { return sink.Delivered().Messages >= n })
+		_ = worker.Shutdown(context.Background())
 		got := sink.Delivered().Messages
-		rate := float64(got) / elapsed.Seconds()
+		rate := float64(got) / res.elapsed.Seconds()
 
 		after := nearEmpty()
 		emptyRate := (float64(n)/before.elapsed.Seconds() + float64(n)/after.elapsed.Seconds()) / 2

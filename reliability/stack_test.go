@@ -271,14 +271,7 @@ func (st *stack) token(ctx context.Context, subscription string, admin bool) str
 // start runs `mailgate serve --role role` on free ports.
 func (st *stack) start(ctx context.Context, role string) *proc {
 	st.t.Helper()
-	httpPort, err := dbtest.FreeLoopbackPort()
-	if err != nil {
-		st.t.Fatal(err)
-	}
-	adminPort, err := dbtest.FreeLoopbackPort()
-	if err != nil {
-		st.t.Fatal(err)
-	}
+	httpPort, adminPort := dbtest.LoopbackPort(st.t), dbtest.LoopbackPort(st.t)
 	return st.startAt(ctx, role, fmt.Sprintf("127.0.0.1:%d", httpPort), fmt.Sprintf("127.0.0.1:%d", adminPort))
 }
 

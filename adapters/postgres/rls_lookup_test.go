@@ -11,10 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailgate/mailgate/adapters/postgres"
-	"github.com/mailgate/mailgate/db"
 	"github.com/mailgate/mailgate/db/dbtest"
 	"github.com/mailgate/mailgate/domain"
 	"github.com/mailgate/mailgate/jobs"
@@ -44,27 +42,6 @@ func (r *batchRecorder) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBat
 
 func (r *batchRecorder) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
-// recordedPool is a runtime-role pool on the package's schema whose batches r records.
-func recordedPool(t *testing.T, r *batchRecorder) *pgxpool.Pool {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(dbtest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 4
-	db.RegisterTypes(cfg)
-	if err := db.UseRuntimeRole(cfg, db.DefaultRuntimeRole); err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.Tracer = r
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // lookupTables are the tables a tenant may fill with many rows and the
 // gateway looks up one row of by a folded address or domain.
 var lookupTables = map[string]bool{"accounts": true, "suppressions": true, "sender_domains": true, "dkim_keys": true}
@@ -81,7 +58,7 @@ func TestAddressLookupsUseTheirIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rec := &batchRecorder{}
-	pool := recordedPool(t, rec)
+	pool := dbtest.TracedPool(t, rec)
 	client, err := jobs.NewInsertClient(pool, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +138,7 @@ func TestStallSearchFindsMessagesOfFinishedJobsByKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rec := &batchRecorder{}
-	store := postgres.New(recordedPool(t, rec), nil)
+	store := postgres.New(dbtest.TracedPool(t, rec), nil)
 	f := newFixture(t, fixtureOpts{})
 	cancelled := f.compose(t, true)
 	ownerExec(t, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE args->>'message_id' = $1`, cancelled.ID.String())

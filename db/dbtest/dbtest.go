@@ -196,6 +196,15 @@ func migratedPool(rawURL, schema string) (*pgxpool.Pool, error) {
 }
 
 func runtimePool(rawURL, schema string) (*pgxpool.Pool, error) {
+	cfg, err := runtimeConfig(rawURL, schema)
+	if err != nil {
+		return nil, err
+	}
+	return pgxpool.NewWithConfig(context.Background(), cfg)
+}
+
+// runtimeConfig is the configuration of a pool working as the runtime role on schema.
+func runtimeConfig(rawURL, schema string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
 		return nil, err
@@ -207,7 +216,27 @@ func runtimePool(rawURL, schema string) (*pgxpool.Pool, error) {
 	if err := db.UseRuntimeRole(cfg, db.DefaultRuntimeRole); err != nil {
 		return nil, err
 	}
-	return pgxpool.NewWithConfig(context.Background(), cfg)
+	return cfg, nil
+}
+
+// TracedPool is a pool like Pool's, of its own, whose connections report
+// their statements to tracer (a pgx.BatchTracer too, to see batches);
+// closed when the test ends.
+func TracedPool(t testing.TB, tracer pgx.QueryTracer) *pgxpool.Pool {
+	t.Helper()
+	setup(t)
+	cfg, err := runtimeConfig(shared.url, shared.schema)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	cfg.MaxConns = 4
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // ensureDatabase creates the test database when it is missing.
